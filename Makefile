@@ -1,0 +1,40 @@
+# Lookalike: `make run` serves the app, `make test` runs lint, types and the whole suite.
+# Both set up .venv on first use (`make install`, idempotent).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 5050
+# torch and torchvision are pinned here (not in pyproject) because these exact builds
+# install from local disk on our machines; users may run any version pyproject allows.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install run test lint types unit clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PINS)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/lookalike serve --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	$(BIN)/mypy api/ embedder/ store/ engine/ migrations/
+
+unit: install
+	$(BIN)/python -m pytest -q
+
+test: lint types unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,241 @@
+"""The ``lookalike`` command line. Thin: parse, call the engine, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from engine.errors import LookalikeError
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _settings() -> Any:
+    from engine.settings import Settings
+
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic's ValidationError: name the setting, no traceback
+        raise LookalikeError(f"Invalid settings: {exc}") from None
+
+
+def _engine() -> Any:
+    from engine.core import Engine
+
+    return Engine(_settings())
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    columns = (
+        TextColumn("{task.description:<13}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, rate="")
+            task = bar.tasks[tasks[stage]]
+            speed = task.speed
+            rate = f"{speed:6.1f} files/s" if speed else ""
+            bar.update(tasks[stage], completed=done, total=total, rate=rate)
+
+        yield update
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    engine = _engine()
+    try:
+        tags = [t.strip() for t in (args.tags or "").split(",") if t.strip()]
+        with _progress() as progress:
+            report = engine.index(Path(args.path) if args.path else None, tags=tags, progress=progress)
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        err.print(
+            f"[bold]{report.scanned}[/] files: {report.unchanged} unchanged, "
+            f"{report.embedded} embedded, {report.attached} duplicates or moves, "
+            f"{report.reembedded} re-embedded, {report.removed_files} removed, "
+            f"{len(report.failed)} failed."
+        )
+        for key, reason in report.failed:
+            err.print(f"  [yellow]skipped[/] {key}: {reason}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from engine.search import filter_from, parse_weights
+
+    weights = parse_weights(args.weights)
+    flt = filter_from(folders=args.folder, tags_any=args.tag)
+    engine = _engine()
+    try:
+        for image in args.images:
+            path = Path(image)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise LookalikeError(f"Cannot read {image}: {exc.strerror}.") from None
+            result = engine.search_image(data, name=image, k=args.k, weights=weights, flt=flt)
+            _print_result(image, result, engine, as_json=args.json)
+    finally:
+        engine.close()
+    return 0
+
+
+def _print_result(query: str, result: Any, engine: Any, *, as_json: bool) -> None:
+    hits = [
+        {
+            "id": h.id,
+            "path": str(engine.keys.path(h.path)),
+            "score": round(h.score, 6),
+            "scores": {m: round(s, 6) for m, s in h.scores.items()},
+        }
+        for h in result.hits
+    ]
+    timings = {k: round(v, 2) for k, v in result.timings.items()}
+    if as_json:
+        print(json.dumps({"query": query, "hits": hits, "timings": timings}), flush=True)
+        return
+    table = Table(title=f"{query}  ({', '.join(f'{k}={v}' for k, v in timings.items())})")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    for role in result.models:
+        table.add_column(role, justify="right")
+    table.add_column("path")
+    for i, h in enumerate(hits, 1):
+        per_model = [f"{h['scores'].get(r, 0):.3f}" for r in result.models]
+        table.add_row(str(i), f"{h['score']:.3f}", *per_model, h["path"])
+    out.print(table)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    engine = _engine()
+    try:
+        status = engine.status()
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    out.print(f"[bold]{status['points']}[/] images, backend [bold]{status['backend']}[/]")
+    out.print(f"data: {status['data_dir']}   library: {status['library_dir']}")
+    for m in status["models"]:
+        note = f"  [yellow]FALLBACK: {m['reason']}[/]" if m.get("fallback") else ""
+        out.print(f"  {m['role']:<5} {m['name']:<14} weights={m['weights']}{note}")
+    out.print(f"mirror: {status['mirror']['points']} points, lag {status['mirror_lag']}")
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    engine = _engine()
+    try:
+        with _progress() as progress:
+            result = engine.reconcile(progress=progress)
+    finally:
+        engine.close()
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    engine = _engine()
+    try:
+        engine.store  # opening the store applies pending migrations
+        applied = engine.applied_migrations
+    finally:
+        engine.close()
+    err.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    port = args.port or settings.port
+    host = args.host or settings.host
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lookalike", description="Self-hosted image search.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("index", help="index a folder (incremental)")
+    s.add_argument("path", nargs="?", help="folder (default: LOOKALIKE_LIBRARY_DIR)")
+    s.add_argument("--tags", help="comma-separated tags for the images of this folder")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("search", help="find images similar to these")
+    s.add_argument("images", nargs="+", metavar="IMAGE")
+    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--weights", help="e.g. clip=1,cnn=1,hsv=1")
+    s.add_argument("--folder", action="append", help="restrict to a folder (repeatable)")
+    s.add_argument("--tag", action="append", help="restrict to a tag (repeatable, any)")
+    s.add_argument("--json", action="store_true", help="one JSON object per query per line")
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("status", help="points, backend, models, mirror lag")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("reconcile", help="bring folder, store and mirror back in sync")
+    s.set_defaults(func=cmd_reconcile)
+
+    s = sub.add_parser("migrate", help="apply pending store schema migrations")
+    s.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("serve", help="serve the web UI and API")
+    s.add_argument("--port", type=int, default=None, help="default: LOOKALIKE_PORT (5050)")
+    s.add_argument("--host", default=None, help="default: LOOKALIKE_HOST (127.0.0.1)")
+    s.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except LookalikeError as exc:
+        err.print(f"[red]error:[/] {exc.detail}")
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

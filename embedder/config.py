@@ -1,0 +1,19 @@
+"""Configuration of the embedding models, built by ``engine.settings``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    clip_weights: str = "openai"  # 'openai' | checkpoint path | 'random' | 'off'
+    cnn: str = "resnet50"  # 'resnet50' | 'effnet-lite0' | 'off'
+    cnn_weights: str = "imagenet"  # 'imagenet' | path | 'random'
+    hsv: bool = True
+    strict: bool = False  # any weight failure is fatal instead of a fallback
+    cache_dir: Path | None = None
+    device: str = "auto"  # 'auto' | 'cpu' | 'cuda'
+    batch_size: int = 16
+    threads: int = 0  # torch intra-op threads, 0 = torch default

@@ -1,0 +1,53 @@
+"""The small error tree. Each class maps once to an HTTP status in ``api``; the ``detail``
+is a human sentence shown as-is by the CLI and the UI."""
+
+from __future__ import annotations
+
+
+class LookalikeError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadInput(LookalikeError):
+    status = 400
+    code = "bad_input"
+
+
+class UndecodableImage(BadInput):
+    code = "undecodable_image"
+
+
+class TooLarge(LookalikeError):
+    status = 413
+    code = "too_large"
+
+
+class NotFound(LookalikeError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(LookalikeError):
+    status = 409
+    code = "conflict"
+
+
+class ModelUnavailable(LookalikeError):
+    status = 422
+    code = "model_unavailable"
+
+
+class StoreUnavailableError(LookalikeError):
+    status = 503
+    code = "store_unavailable"
+
+
+class ConfigError(LookalikeError):
+    """Contradictory or invalid settings: raised at start-up, naming the setting."""
+
+    code = "config_error"

@@ -1,0 +1,113 @@
+"""One settings tree for the whole product. Every variable is prefixed ``LOOKALIKE_``.
+
+Each section knows how to build the config object of the layer it feeds, so the
+lower layers (``embedder``, ``store``) never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from embedder.config import ModelConfig
+from store.config import StoreConfig
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOOKALIKE_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("./data"),
+        description="Where the embedded store, the FAISS mirror snapshot, thumbnails and "
+        "secrets live.",
+    )
+    library_dir: Path = Field(
+        Path("./library"),
+        description="The image folder indexed by default and where uploads are stored.",
+    )
+    qdrant_url: str | None = Field(
+        None,
+        description="URL of a Qdrant server. When set, the server backend is used instead of "
+        "the embedded Qdrant Edge store.",
+    )
+    qdrant_api_key: str | None = Field(
+        None, description="API key for the Qdrant server (only with LOOKALIKE_QDRANT_URL)."
+    )
+    collection: str = Field("lookalike", description="Qdrant collection name (server backend).")
+    clip_weights: str = Field(
+        "openai",
+        description="CLIP ViT-B/32 weights: 'openai' (open_clip pretrained tag), a local "
+        "checkpoint path, 'random' (explicit test use only, fixed seed) or 'off'.",
+    )
+    cnn: Literal["resnet50", "effnet-lite0", "off"] = Field(
+        "resnet50",
+        description="CNN backbone for shape and texture: 'resnet50', 'effnet-lite0' or 'off'.",
+    )
+    cnn_weights: str = Field(
+        "imagenet",
+        description="CNN weights: 'imagenet' (torchvision / bundled), a local path, or 'random'.",
+    )
+    hsv: bool = Field(True, description="Enable the HSV colour histogram model.")
+    models_strict: bool = Field(
+        False,
+        description="Make any model-weight failure fatal instead of falling back "
+        "(cnn -> bundled EfficientNet-Lite0, clip -> off).",
+    )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Where downloaded model weights are cached. Default: the libraries' own "
+        "caches (~/.cache/torch, ~/.cache/huggingface).",
+    )
+    device: str = Field("auto", description="Torch device: 'auto', 'cpu' or 'cuda'.")
+    batch_size: int = Field(16, ge=1, le=512, description="Images per inference batch.")
+    inference_threads: int = Field(
+        0, ge=0, description="Torch intra-op threads; 0 lets torch decide (all cores)."
+    )
+    port: int = Field(5050, ge=1, le=65535, description="HTTP port for `lookalike serve`.")
+    host: str = Field("127.0.0.1", description="HTTP bind address.")
+    mirror_full_diff_s: float = Field(
+        300.0, gt=0, description="Seconds between full id comparisons of mirror and store."
+    )
+
+    @model_validator(mode="after")
+    def _no_contradictions(self) -> Settings:
+        if self.qdrant_api_key and not self.qdrant_url:
+            raise ValueError(
+                "LOOKALIKE_QDRANT_API_KEY is set but LOOKALIKE_QDRANT_URL is not: the API key "
+                "only applies to a Qdrant server. Set the URL or unset the key."
+            )
+        if self.cnn == "off" and self.cnn_weights not in ("imagenet",):
+            raise ValueError(
+                f"LOOKALIKE_CNN_WEIGHTS={self.cnn_weights!r} has no effect with LOOKALIKE_CNN=off."
+            )
+        return self
+
+    def model_config_for_embedder(self) -> ModelConfig:
+        return ModelConfig(
+            clip_weights=self.clip_weights,
+            cnn=self.cnn,
+            cnn_weights=self.cnn_weights,
+            hsv=self.hsv,
+            strict=self.models_strict,
+            cache_dir=self.model_cache_dir,
+            device=self.device,
+            batch_size=self.batch_size,
+            threads=self.inference_threads,
+        )
+
+    def store_config(self) -> StoreConfig:
+        return StoreConfig(
+            data_dir=self.data_dir,
+            url=self.qdrant_url,
+            api_key=self.qdrant_api_key,
+            collection=self.collection,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
