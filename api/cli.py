@@ -71,7 +71,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     try:
         tags = [t.strip() for t in (args.tags or "").split(",") if t.strip()]
         with _progress() as progress:
-            report = engine.index(Path(args.path) if args.path else None, tags=tags, progress=progress)
+            report = engine.index(
+                Path(args.path) if args.path else None, tags=tags, progress=progress
+            )
     finally:
         engine.close()
     if args.json:
@@ -145,9 +147,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     out.print(f"[bold]{status['points']}[/] images, backend [bold]{status['backend']}[/]")
     out.print(f"data: {status['data_dir']}   library: {status['library_dir']}")
-    for m in status["models"]:
+    for m in status["roles"]:
         note = f"  [yellow]FALLBACK: {m['reason']}[/]" if m.get("fallback") else ""
-        out.print(f"  {m['role']:<5} {m['name']:<14} weights={m['weights']}{note}")
+        name = m["name"] or "off"
+        out.print(f"  {m['role']:<5} {name:<14} weights={m['weights'] or '-'}{note}")
     out.print(f"mirror: {status['mirror']['points']} points, lag {status['mirror_lag']}")
     return 0
 
@@ -166,8 +169,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     engine = _engine()
     try:
-        engine.store  # opening the store applies pending migrations
-        applied = engine.applied_migrations
+        applied = engine.open_store()
     finally:
         engine.close()
     err.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
@@ -213,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("migrate", help="apply pending store schema migrations")
     s.set_defaults(func=cmd_migrate)
+
+    from api.auth_cli import add_auth_commands
+
+    add_auth_commands(sub)
 
     s = sub.add_parser("serve", help="serve the web UI and API")
     s.add_argument("--port", type=int, default=None, help="default: LOOKALIKE_PORT (5050)")

@@ -1,0 +1,26 @@
+"""Image bytes -> named, L2-normalised vectors. No storage, no HTTP.
+
+Importing this package never imports torch: the models import it inside ``load()``.
+"""
+
+from embedder.config import ModelConfig
+from embedder.decode import Decoded, decode_image, probe
+from embedder.errors import DecodeError, EmbedderError, ModelLoadError
+from embedder.pipeline import Embedder, FileResult
+from embedder.registry import KNOWN_VECTORS, ModelStatus, build_models, planned_models
+
+__all__ = [
+    "KNOWN_VECTORS",
+    "DecodeError",
+    "Decoded",
+    "Embedder",
+    "EmbedderError",
+    "FileResult",
+    "ModelConfig",
+    "ModelLoadError",
+    "ModelStatus",
+    "build_models",
+    "decode_image",
+    "planned_models",
+    "probe",
+]

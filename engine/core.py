@@ -50,6 +50,14 @@ class Engine:
     def store(self) -> Store:
         with self._open_lock:
             if self._store is None:
+                self.open_store()
+            assert self._store is not None
+            return self._store
+
+    def open_store(self) -> list[str]:
+        """Open the store (once) and apply pending migrations; returns those applied."""
+        with self._open_lock:
+            if self._store is None:
                 from store import open_store
 
                 self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +66,7 @@ class Engine:
                 except StoreUnavailable as exc:
                     raise StoreUnavailableError(str(exc)) from exc
                 self.applied_migrations = self.migrate()
-            return self._store
+            return self.applied_migrations
 
     def migrate(self) -> list[str]:
         from embedder.registry import KNOWN_VECTORS
@@ -106,7 +114,9 @@ class Engine:
             }
             for m in embedder.models
         ]
-        value = {"config_key": self._config_key(), "models": models}
+        # 'roles' also lists roles that are off (after a fallback), with the reason.
+        roles = [st.as_dict() for st in embedder.status]
+        value = {"config_key": self._config_key(), "models": models, "roles": roles}
         if self.store.get_meta(EMBEDDING_META) != value:
             self.store.set_meta(EMBEDDING_META, value)
 
@@ -119,6 +129,12 @@ class Engine:
             self._record_models(self.embedder)
         meta = self.store.get_meta(EMBEDDING_META)
         return list(meta["models"]) if meta else []
+
+    def model_roles(self) -> list[dict[str, Any]]:
+        """Every role, including those turned off, with fallback reasons (for status/UI)."""
+        self.active_models()
+        meta = self.store.get_meta(EMBEDDING_META) or {}
+        return list(meta.get("roles") or meta.get("models") or [])
 
     def vector_tags(self) -> list[str]:
         return [f"{m['name']}@{m['weights']}" for m in self.active_models()]
@@ -218,16 +234,16 @@ class Engine:
     ) -> SearchResult:
         from embedder.decode import decode_image
         from embedder.errors import DecodeError
-
         from engine.errors import UndecodableImage
 
         t0 = time.perf_counter()
         try:
-            image = decode_image(data, name).image
+            decoded = decode_image(data, name)
         except DecodeError as exc:
             raise UndecodableImage(str(exc)) from exc
+        image = decoded.image
         if box is not None:
-            image = _crop(image, box)
+            image = _crop(image, box, (decoded.width, decoded.height))
         t1 = time.perf_counter()
         vectors = {n: v[0] for n, v in self.embedder.embed_images([image]).items()}
         t2 = time.perf_counter()
@@ -301,6 +317,7 @@ class Engine:
             "data_dir": str(self.settings.data_dir.resolve()),
             "library_dir": str(self.settings.library_dir.resolve()),
             "models": models,
+            "roles": self.model_roles(),
             "models_loaded": self.models_loaded,
             "mirror": {"points": len(mirror), "watermark": mirror.watermark},
             "mirror_lag": mirror.lag(store),
@@ -323,11 +340,17 @@ class Engine:
             self._mirror = self._embedder = self._store = None
 
 
-def _crop(image: Any, box: tuple[int, int, int, int]) -> Any:
+def _crop(image: Any, box: tuple[int, int, int, int], size: tuple[int, int]) -> Any:
+    """Crop by a box given in the original image's pixels. Large JPEGs are decoded at a
+    reduced size (draft mode), so the box is scaled to the decoded image."""
     x, y, w, h = box
-    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > image.width or y + h > image.height:
+    width, height = size
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
         raise BadInput(
-            f"The box {box} (x, y, width, height) must lie inside the "
-            f"{image.width}x{image.height} image."
+            f"The box {list(box)} (x, y, width, height) must lie inside the {width}x{height} image."
         )
-    return image.crop((x, y, x + w, y + h))
+    sx, sy = image.width / width, image.height / height
+    left, top = round(x * sx), round(y * sy)
+    right = max(left + 1, round((x + w) * sx))
+    bottom = max(top + 1, round((y + h) * sy))
+    return image.crop((left, top, right, bottom))

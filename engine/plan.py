@@ -86,11 +86,7 @@ def plan_index(
 
     for key, stat in desired.items():
         claims = current.files.get(key, [])
-        if (
-            len(claims) == 1
-            and claims[0].size == stat.size
-            and claims[0].mtime_ns == stat.mtime_ns
-        ):
+        if len(claims) == 1 and claims[0].size == stat.size and claims[0].mtime_ns == stat.mtime_ns:
             plan.unchanged[key] = claims[0].point_id
         else:
             plan.to_hash.append(key)

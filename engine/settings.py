@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from embedder.config import ModelConfig
@@ -71,6 +71,31 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     mirror_full_diff_s: float = Field(
         300.0, gt=0, description="Seconds between full id comparisons of mirror and store."
+    )
+    max_upload_mb: int = Field(
+        50,
+        ge=1,
+        le=4096,
+        description="Largest HTTP request body accepted, in MiB: one upload request with all "
+        "its files, or one search image. Bigger requests are refused with 413.",
+    )
+    admin_password: SecretStr | None = Field(
+        None,
+        description="The admin's initial password, used only when none is stored yet (first "
+        "start). Without it the first start generates one and logs it once. Change it later "
+        "with `lookalike passwd`; only an argon2 hash is kept, under data_dir/auth.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Secret that signs CSRF tokens. Default: a random key generated on first "
+        "start and kept in data_dir/auth/secret_key. Set it when several API processes share "
+        "one data directory behind a load balancer.",
+    )
+    cookie_secure: bool | Literal["auto"] = Field(
+        "auto",
+        description="Mark the session and CSRF cookies Secure: 'auto' does so when the request "
+        "came over HTTPS (directly or per X-Forwarded-Proto from a proxy), 'true' always, "
+        "'false' never.",
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,52 @@
+"""The vector store: one ``Store`` interface, two Qdrant backends chosen at construction.
+
+``open_store`` picks the backend; the backend modules are imported only then, because
+qdrant-client takes about half a second to import and an Edge-only process never needs it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from store.base import (
+    Filter,
+    Hit,
+    Record,
+    RevClock,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    point_id_for_sha256,
+)
+from store.config import StoreConfig
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+__all__ = [
+    "Filter",
+    "Hit",
+    "Record",
+    "RevClock",
+    "Store",
+    "StoreConfig",
+    "StoreError",
+    "StoreUnavailable",
+    "open_store",
+    "point_id_for_sha256",
+]
+
+
+def open_store(config: StoreConfig, *, client: QdrantClient | None = None) -> Store:
+    """A Qdrant server store when ``config.url`` is set or a client is given, else Edge.
+
+    Raises ``StoreUnavailable`` when the server cannot be reached or the Edge data
+    directory is held by another process.
+    """
+    if client is not None or config.url:
+        from store.server import ServerStore
+
+        return ServerStore(config, client=client)
+    from store.edge import EdgeStore
+
+    return EdgeStore(config)

@@ -1,0 +1,210 @@
+"""CLIP ViT-B/32 (open_clip): image vectors now, text vectors for text search.
+
+Weights (LOOKALIKE_CLIP_WEIGHTS):
+  'openai'  OpenAI's weights via open_clip's pretrained tag. The cache is looked up first
+            without touching the network (the Hugging Face hub cache, then open_clip's URL
+            cache); only on a miss does open_clip download, into the same cache.
+  a path    a local checkpoint file for the ViT-B-32 architecture (state dict, safetensors,
+            or OpenAI's TorchScript ViT-B-32.pt).
+  'random'  explicit only, for tests: fixed-seed initialisation, vectors mean nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from PIL import Image
+
+from embedder.base import WeightsInfo, l2_normalise
+from embedder.errors import ModelLoadError
+from embedder.preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, InputSpec
+from embedder.torch_model import TorchModel, seeded
+
+if TYPE_CHECKING:
+    from torch import nn
+
+ARCH = "ViT-B-32"
+PRETRAINED_TAG = "openai"
+SETTING = "LOOKALIKE_CLIP_WEIGHTS"
+# Files open_clip may fetch for a hub entry without a file name, preferred first.
+_HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def clip_cache_dir(cache_dir: Path | None) -> Path | None:
+    """Under LOOKALIKE_MODEL_CACHE_DIR, mirror HF_HOME's layout so a copied cache just works."""
+    return cache_dir / "huggingface" / "hub" if cache_dir is not None else None
+
+
+def find_cached_openai(cache_dir: Path | None) -> str | None:
+    """The cached OpenAI ViT-B-32 checkpoint, found without any network access, or None."""
+    from open_clip import pretrained as oc_pretrained
+
+    cfg = oc_pretrained.get_pretrained_cfg(ARCH, PRETRAINED_TAG)
+    hub = cfg.get("hf_hub", "")
+    hit = _hub_cache_hit(hub, cache_dir) if hub else None
+    if hit is not None:
+        return hit
+    url = cfg.get("url", "")
+    if url:
+        root = cache_dir if cache_dir is not None else Path("~/.cache/clip").expanduser()
+        target = root / os.path.basename(url)
+        # open_clip writes straight to the target, so an interrupted download leaves a partial
+        # file; the URL carries the SHA-256, as open_clip itself checks.
+        if target.is_file() and _sha256(target).startswith(url.split("/")[-2]):
+            return str(target)
+    return None
+
+
+def _hub_cache_hit(hub: str, cache_dir: Path | None) -> str | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # without the hub client open_clip downloads by URL instead
+        return None
+    repo_id, filename = os.path.split(hub)
+    for candidate in (filename,) if filename else _HUB_FILES:
+        hit = try_to_load_from_cache(repo_id, candidate, cache_dir=cache_dir)
+        if isinstance(hit, str) and os.path.isfile(hit):
+            return hit
+    return None
+
+
+def download_openai(cache_dir: Path | None) -> str:
+    """Fetch the checkpoint through open_clip (the network seam tests patch)."""
+    from open_clip import pretrained as oc_pretrained
+
+    cfg = oc_pretrained.get_pretrained_cfg(ARCH, PRETRAINED_TAG)
+    path = oc_pretrained.download_pretrained(
+        cfg, cache_dir=str(cache_dir) if cache_dir is not None else None
+    )
+    if not path:
+        raise RuntimeError(f"open_clip has no download source for {ARCH}/{PRETRAINED_TAG}")
+    return str(path)
+
+
+class ClipViTB32(TorchModel):
+    role: ClassVar[str] = "clip"
+    name = "clip-vit-b-32"
+    dim = 512
+    input_spec = InputSpec(
+        resize=224,
+        crop=224,
+        mean=OPENAI_CLIP_MEAN,
+        std=OPENAI_CLIP_STD,
+        resample=Image.Resampling.BICUBIC,
+    )
+
+    def __init__(
+        self, weights: str = PRETRAINED_TAG, *, cache_dir: Path | None = None, device: str = "cpu"
+    ) -> None:
+        super().__init__(weights, cache_dir=cache_dir, device=device)
+        self._clip: Any = None
+        self._tokenizer: Any = None
+
+    def _build(self) -> tuple[nn.Module, WeightsInfo]:
+        import open_clip
+
+        from embedder.nets import ClipImageTower
+
+        requested = self.requested
+        if requested == "random":
+            # quick_gelu matches OpenAI's architecture, so 'random' differs only in weights.
+            clip = seeded(
+                lambda: open_clip.create_model(ARCH, pretrained=None, force_quick_gelu=True)
+            )
+            info = WeightsInfo(source="random")
+        elif requested == PRETRAINED_TAG:
+            clip = self._from_file(self._openai_checkpoint())
+            info = WeightsInfo(source=PRETRAINED_TAG)
+        else:
+            path = Path(requested).expanduser()
+            if not path.is_file():
+                raise ModelLoadError(
+                    f"The CLIP checkpoint {path} does not exist. Set {SETTING} to an existing "
+                    "ViT-B-32 checkpoint file, to 'openai', or to 'off'.",
+                    model=self.name,
+                    setting=SETTING,
+                )
+            clip = self._from_file(str(path))
+            info = WeightsInfo(source=f"file:{path}")
+        self._clip = clip
+        self._tokenizer = open_clip.get_tokenizer(ARCH)  # bundled BPE vocabulary: no network
+        return ClipImageTower(clip), info
+
+    def _openai_checkpoint(self) -> str:
+        cache = clip_cache_dir(self.cache_dir)
+        cached = find_cached_openai(cache)
+        if cached is not None:
+            return cached
+        try:
+            return download_openai(cache)
+        except Exception as exc:
+            where = cache or "the default caches (~/.cache/huggingface, ~/.cache/clip)"
+            raise ModelLoadError(
+                f"CLIP weights '{PRETRAINED_TAG}' are not in {where} and could not be "
+                f"downloaded ({_first_line(exc)}). Fix: allow the download once, copy a "
+                f"populated cache into LOOKALIKE_MODEL_CACHE_DIR, set {SETTING} to a local "
+                f"checkpoint file, or set {SETTING}=off. (Without internet, HF_HUB_OFFLINE=1 "
+                "skips the download attempt and its retries.)",
+                model=self.name,
+                setting=SETTING,
+            ) from exc
+
+    def _from_file(self, path: str) -> Any:
+        import open_clip
+
+        try:
+            return open_clip.create_model(
+                ARCH,
+                pretrained=path,
+                force_quick_gelu=True,
+                # OpenAI's own file is a TorchScript archive, which weights_only cannot read;
+                # TorchScript holds no arbitrary pickled Python, so reading it is safe.
+                weights_only=not _is_torchscript(path),
+            )
+        except Exception as exc:
+            raise ModelLoadError(
+                f"The CLIP checkpoint {path} could not be loaded into {ARCH} "
+                f"({_first_line(exc)}). Set {SETTING} to a ViT-B-32 checkpoint, 'openai' or "
+                "'off'.",
+                model=self.name,
+                setting=SETTING,
+            ) from exc
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """Texts -> (n, 512) float32, L2-normalised, in the same space as the image vectors."""
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._clip is None or self._tokenizer is None:
+            raise RuntimeError(f"{self.name}: call load() before embed_text()")
+        tokens = self._tokenizer(texts).to(self.device)
+        with torch.inference_mode():
+            out = self._clip.encode_text(tokens)
+        return l2_normalise(out.float().cpu().numpy())
+
+
+def _is_torchscript(path: str) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("constants.pkl") for n in zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,160 @@
+"""Image bytes or a file -> one RGB PIL image, plus the facts the payload records.
+
+numpy and Pillow only: this runs on decoding threads, many at once. Pillow releases the GIL
+while it decodes and resizes, which is what lets decoding overlap inference.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from embedder.errors import DecodeError
+
+# Pillow plugins tried when opening. A JPEG carrying extra pictures (most phone and camera
+# photos) opens through the JPEG plugin and reports its format as 'MPO'.
+SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+SUPPORTED_LABEL = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+
+# JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale for a fraction of the cost. Every model
+# looks at 224 px after resizing the shortest side to at most 256, so 448 keeps twice that.
+DRAFT_MIN_SIDE = 448
+
+_WHITE = (255, 255, 255, 255)
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}  # these rotate by 90 degrees: width and height swap
+_ALPHA_MODES = {"RGBA", "LA", "La", "RGBa", "PA"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    image: Image.Image  # RGB, upright; may be smaller than width x height (JPEG draft)
+    width: int  # original size in pixels, after EXIF orientation
+    height: int
+    format: str  # Pillow's format name: 'JPEG', 'PNG', 'WEBP', ...
+
+
+def decode_image(source: bytes | Path, name: str | None = None, *, draft: bool = True) -> Decoded:
+    """Decode ``source`` into an upright RGB image. Raises ``DecodeError`` naming the file.
+
+    ``draft=False`` decodes JPEGs at full resolution (for callers that crop in original
+    pixel coordinates).
+    """
+    label = _label(source, name)
+    with _open(source, label) as im:
+        try:
+            fmt = str(im.format)
+            _refuse_bombs(im, label)
+            width, height = _oriented_size(im)
+            if draft and fmt in ("JPEG", "MPO"):
+                im.draft("RGB", (DRAFT_MIN_SIDE, DRAFT_MIN_SIDE))
+            im.load()
+            upright = ImageOps.exif_transpose(im)
+            rgb = to_rgb(upright)
+        except DecodeError:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise DecodeError(label, f"the image is too large to decode safely ({exc})") from exc
+        # Pillow's parsers signal corrupt data with many unrelated types (OSError, SyntaxError,
+        # EOFError, struct.error, ...): at this boundary every one of them means "bad file".
+        except Exception as exc:
+            raise DecodeError(label, f"the file is corrupt or truncated ({exc})") from exc
+    return Decoded(image=rgb, width=width, height=height, format=fmt)
+
+
+def probe(source: bytes | Path, name: str | None = None) -> tuple[int, int, str]:
+    """(width, height, format) from the header only, without decoding pixels."""
+    label = _label(source, name)
+    with _open(source, label) as im:
+        _refuse_bombs(im, label)
+        width, height = _oriented_size(im)
+        return width, height, str(im.format)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB; transparency is composited on white, as a viewer shows it."""
+    if im.mode in _SIXTEEN_BIT_MODES or im.mode in ("I", "F"):
+        im = _high_depth_to_l(im)
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE), rgba).convert("RGB")
+    if im.mode != "RGB":
+        return im.convert("RGB")
+    return im
+
+
+def _label(source: bytes | Path, name: str | None) -> str:
+    if name:
+        return name
+    return str(source) if isinstance(source, Path) else "<uploaded bytes>"
+
+
+def _open(source: bytes | Path, label: str) -> Image.Image:
+    fp: IO[bytes] | Path
+    if isinstance(source, bytes | bytearray | memoryview):
+        if len(source) == 0:
+            raise DecodeError(label, "the file is empty")
+        fp = io.BytesIO(source)
+    else:
+        path = Path(source)
+        try:
+            if path.stat().st_size == 0:
+                raise DecodeError(label, "the file is empty")
+        except OSError as exc:
+            raise DecodeError(label, f"the file cannot be read ({exc.strerror or exc})") from exc
+        fp = path
+    try:
+        return Image.open(fp, formats=SUPPORTED_FORMATS)
+    except UnidentifiedImageError as exc:
+        raise DecodeError(label, f"not a supported image (expected {SUPPORTED_LABEL})") from exc
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(label, f"the image is too large to decode safely ({exc})") from exc
+    except OSError as exc:
+        raise DecodeError(label, f"the file cannot be read ({exc})") from exc
+    except Exception as exc:  # a header so broken that identification itself crashes
+        raise DecodeError(label, f"the file is corrupt ({exc})") from exc
+
+
+def _refuse_bombs(im: Image.Image, label: str) -> None:
+    # Pillow only *warns* between MAX_IMAGE_PIXELS and twice that. A warning filter would be
+    # process-global and not thread-safe, so the same limit is enforced here instead.
+    limit = Image.MAX_IMAGE_PIXELS
+    pixels = im.size[0] * im.size[1]
+    if limit is not None and pixels > limit:
+        raise DecodeError(
+            label,
+            f"the image has {pixels} pixels, more than the {limit} allowed "
+            "(decompression bomb guard)",
+        )
+
+
+def _oriented_size(im: Image.Image) -> tuple[int, int]:
+    width, height = im.size
+    try:
+        orientation = im.getexif().get(_ORIENTATION_TAG)
+    except Exception:  # a broken EXIF block must not make a good image unreadable
+        orientation = None
+    if orientation in _TRANSPOSED_ORIENTATIONS:
+        return height, width
+    return width, height
+
+
+def _high_depth_to_l(im: Image.Image) -> Image.Image:
+    # Pillow's own I/I;16 -> L conversion clips at 255 instead of scaling, which turns any
+    # 16-bit image white. Scale the value range to 8 bits ourselves.
+    arr = np.asarray(im)
+    if im.mode == "F":
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    elif im.mode == "I" and arr.max(initial=0) <= 255 and arr.min(initial=0) >= 0:
+        scaled = arr  # 8-bit data that happens to sit in a 32-bit container
+    else:
+        scaled = arr.astype(np.float32) / 257.0  # 0..65535 -> 0..255
+    out = np.clip(np.rint(np.nan_to_num(scaled)), 0, 255).astype(np.uint8)
+    return Image.fromarray(out)  # 2-D uint8 -> mode 'L'

@@ -1,0 +1,260 @@
+"""The embedder: files or images in, named L2-normalised vectors out.
+
+``embed_files`` is a reader -> mapper -> caller pipeline. Reader threads decode and
+preprocess (Pillow and numpy, which release the GIL); the calling thread runs inference one
+batch at a time, while the readers already work on the next batch; results reach the caller
+in input order. An undecodable file becomes a result with an error, never an exception.
+
+Inference blocks, so it must never run on an asyncio event loop: async code goes through
+``run_in_pool``, a small thread pool owned by each Embedder (no module-level state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, ParamSpec, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from embedder.base import Model
+from embedder.clip import ClipViTB32
+from embedder.config import ModelConfig
+from embedder.decode import decode_image
+from embedder.errors import DecodeError, ModelLoadError
+from embedder.hsv import dominant_colours
+from embedder.registry import LoadedModels, ModelStatus, load_models, planned_models
+
+K = TypeVar("K")
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+@dataclass
+class FileResult(Generic[K]):
+    key: K
+    vectors: dict[str, np.ndarray] | None  # model name -> (dim,) float32; None on error
+    width: int = 0  # original pixel size, after EXIF orientation
+    height: int = 0
+    format: str = ""
+    palette: list[str] = field(default_factory=list)  # dominant colours, '#rrggbb'
+    error: DecodeError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.vectors is not None
+
+
+@dataclass
+class _Prepared:
+    inputs: dict[str, Any]  # model name -> preprocessed input
+    width: int
+    height: int
+    format: str
+    palette: list[str]
+
+
+class Embedder:
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        pool_workers: int = 1,
+        decode_workers: int | None = None,
+    ) -> None:
+        self.config = config
+        self._loaded: LoadedModels | None = None
+        self._load_lock = threading.Lock()
+        # One inference at a time: concurrent calls would only split the same cores between
+        # them (each torch call already uses all intra-op threads) and double peak memory.
+        self._infer_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, pool_workers), thread_name_prefix="lookalike-embed"
+        )
+        self._decode_workers = max(1, decode_workers or min(4, os.cpu_count() or 1))
+
+    # -- models -----------------------------------------------------------------------------
+    def load(self) -> None:
+        """Resolve weights and load every configured model (idempotent)."""
+        with self._load_lock:
+            if self._loaded is not None:
+                return
+            roles = {role for role, _ in planned_models(self.config)}
+            if self.config.threads > 0 and roles & {"clip", "cnn"}:
+                import torch
+
+                torch.set_num_threads(self.config.threads)
+            self._loaded = load_models(self.config)
+
+    def _require(self) -> LoadedModels:
+        if self._loaded is None:
+            self.load()
+        assert self._loaded is not None
+        return self._loaded
+
+    @property
+    def models(self) -> list[Model]:
+        return list(self._loaded.models) if self._loaded else []
+
+    @property
+    def status(self) -> list[ModelStatus]:
+        """One entry per role (clip, cnn, hsv), including roles that are off and why."""
+        return list(self._loaded.status) if self._loaded else []
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._loaded.warnings) if self._loaded else []
+
+    def vector_specs(self) -> dict[str, int]:
+        return {m.name: m.dim for m in self._require().models}
+
+    # -- inference --------------------------------------------------------------------------
+    def embed_images(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
+        """RGB images -> {model name: (n, dim) float32}, batched by ``config.batch_size``."""
+        _refuse_event_loop("embed_images")
+        models = self._require().models
+        parts: dict[str, list[np.ndarray]] = {m.name: [] for m in models}
+        size = max(1, self.config.batch_size)
+        for start in range(0, len(images), size):
+            chunk = images[start : start + size]
+            inputs = {m.name: [m.preprocess(img) for img in chunk] for m in models}
+            for name, vectors in self._infer(models, inputs).items():
+                parts[name].append(vectors)
+        return {
+            m.name: np.concatenate(parts[m.name])
+            if parts[m.name]
+            else np.zeros((0, m.dim), np.float32)
+            for m in models
+        }
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """Texts -> (n, 512) CLIP vectors. Raises ModelLoadError when CLIP is not loaded."""
+        _refuse_event_loop("embed_text")
+        loaded = self._require()
+        clip = next((m for m in loaded.models if isinstance(m, ClipViTB32)), None)
+        if clip is None:
+            why = next((s.reason for s in loaded.status if s.role == "clip"), None)
+            raise ModelLoadError(
+                f"Text search needs CLIP, which is not loaded ({why or 'not configured'}). "
+                "Set LOOKALIKE_CLIP_WEIGHTS to 'openai' or a checkpoint file.",
+                model="clip-vit-b-32",
+                setting="LOOKALIKE_CLIP_WEIGHTS",
+            )
+        with self._infer_lock:
+            return clip.embed_text(texts)
+
+    def embed_files(self, items: Iterable[tuple[K, Path]]) -> Generator[FileResult[K], None, None]:
+        """Decode, preprocess and embed files; one result per item, in input order.
+
+        Closing the generator early (or dropping it) stops the readers.
+        """
+        _refuse_event_loop("embed_files")
+        models = self._require().models
+        batch_size = max(1, self.config.batch_size)
+        window = 2 * batch_size  # the batch being embedded and the one being decoded
+        source = iter(items)
+        pending: deque[tuple[K, Future[_Prepared | DecodeError]]] = deque()
+        readers = ThreadPoolExecutor(
+            max_workers=self._decode_workers, thread_name_prefix="lookalike-decode"
+        )
+
+        def fill() -> None:
+            while len(pending) < window:
+                item = next(source, None)
+                if item is None:
+                    return
+                key, path = item
+                pending.append((key, readers.submit(_prepare, models, key, Path(path))))
+
+        try:
+            fill()
+            while pending:
+                batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
+                fill()  # readers start on the next batch while this one is embedded
+                prepared = [(key, future.result()) for key, future in batch]
+                yield from self._embed_prepared(models, prepared)
+        finally:
+            # Reached also when the caller stops early: drop queued work, wait for running.
+            readers.shutdown(wait=True, cancel_futures=True)
+
+    def _embed_prepared(
+        self, models: list[Model], prepared: list[tuple[K, _Prepared | DecodeError]]
+    ) -> Iterator[FileResult[K]]:
+        good = [p for _, p in prepared if isinstance(p, _Prepared)]
+        inputs = {m.name: [p.inputs[m.name] for p in good] for m in models}
+        vectors = self._infer(models, inputs) if good else {}
+        row = 0
+        for key, p in prepared:
+            if isinstance(p, DecodeError):
+                yield FileResult(key=key, vectors=None, error=p)
+                continue
+            yield FileResult(
+                key=key,
+                vectors={name: v[row] for name, v in vectors.items()},
+                width=p.width,
+                height=p.height,
+                format=p.format,
+                palette=p.palette,
+            )
+            row += 1
+
+    def _infer(self, models: list[Model], inputs: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+        with self._infer_lock:
+            return {m.name: m.embed(inputs[m.name]) for m in models}
+
+    # -- the pool for async callers ---------------------------------------------------------
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Run ``fn`` on this embedder's bounded pool."""
+        return self._pool.submit(fn, *args, **kwargs)
+
+    async def run_in_pool(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Await ``fn`` run on this embedder's pool, keeping the event loop free."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _prepare(models: list[Model], key: object, path: Path) -> _Prepared | DecodeError:
+    """Reader side: decode and preprocess one file. Returns (not raises) a DecodeError."""
+    name = key if isinstance(key, str) else str(path)
+    try:
+        decoded = decode_image(path, name)
+        image = decoded.image
+        return _Prepared(
+            inputs={m.name: m.preprocess(image) for m in models},
+            width=decoded.width,
+            height=decoded.height,
+            format=decoded.format,
+            palette=dominant_colours(image),
+        )
+    except DecodeError as exc:
+        return exc
+    except Exception as exc:  # preprocessing choking on a decodable image is a file problem
+        return DecodeError(name, f"the image could not be prepared ({exc})")
+
+
+def _refuse_event_loop(what: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return  # not on an event loop: blocking is fine here
+    raise RuntimeError(
+        f"Embedder.{what} blocks for a long time and was called on an asyncio event loop; "
+        "await Embedder.run_in_pool(...) instead."
+    )

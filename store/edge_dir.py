@@ -1,0 +1,70 @@
+"""The files EdgeStore keeps beside its shard: the directory lock and the meta records."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from store.base import StoreUnavailable
+
+
+class DirLock:
+    """An exclusive flock on a file in the data directory, held while the store is open.
+
+    Edge locks its WAL too, but fails with an opaque WouldBlock; this lock comes first so
+    the user learns which process holds the directory and what to do instead.
+    """
+
+    def __init__(self, path: Path, data_dir: Path) -> None:
+        # "a+" so a refused opener never truncates the owner's pid before reading it.
+        self._file: IO[str] | None = open(path, "a+")  # noqa: SIM115 - held open on purpose
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            owner = self._file.read().strip() or "unknown"
+            self.release()
+            if owner == str(os.getpid()):
+                raise StoreUnavailable(
+                    f"the data directory {data_dir} is already open in this process "
+                    f"(pid {owner}); close that store first"
+                ) from None
+            raise StoreUnavailable(
+                f"the data directory {data_dir} is in use by another Lookalike process "
+                f"(pid {owner}); stop it or use a Qdrant server via LOOKALIKE_QDRANT_URL"
+            ) from None
+        self._file.truncate(0)
+        self._file.write(f"{os.getpid()}\n")
+        self._file.flush()
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the descriptor drops the flock
+            self._file = None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    # Write, fsync, rename, fsync the directory: a crash leaves the old file or the new one.
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

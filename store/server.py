@@ -1,0 +1,352 @@
+"""ServerStore: a Qdrant server through qdrant-client (``LOOKALIKE_QDRANT_URL``).
+
+Tests pass ``QdrantClient(":memory:")``, qdrant-client's in-process stand-in for a server.
+That local mode is not thread-safe and ignores payload indexes and search params (warning
+each time), so with it every call is serialised and those two are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from store.base import (
+    POINT_NAMESPACE,
+    Filter,
+    Hit,
+    Record,
+    RevClock,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+from store.config import StoreConfig
+from store.filters import AnyOf, HasId, conditions
+from store.schema import INDEXED_FIELDS, check_records, check_vector, rev_of, vectors_to_add
+
+TIMEOUT_S = 5
+_SCHEMA = {"keyword": qm.PayloadSchemaType.KEYWORD, "integer": qm.PayloadSchemaType.INTEGER}
+
+
+class ServerStore(Store):
+    backend = "server"
+
+    def __init__(self, config: StoreConfig, client: QdrantClient | None = None) -> None:
+        self._owns_client = client is None
+        if client is None:
+            if not config.url:
+                raise StoreError("a Qdrant server store needs LOOKALIKE_QDRANT_URL")
+            # The compatibility check would add a request and only warn on failure; the
+            # probe below fails loudly instead.
+            client = QdrantClient(
+                url=config.url, api_key=config.api_key, timeout=TIMEOUT_S, check_compatibility=False
+            )
+        self._client = client
+        self._where = config.url or "(in-process qdrant-client)"
+        self._name = config.collection
+        # Meta lives in a sibling collection: the server keeps points without vectors but
+        # counts and scrolls them like images, so meta in the image collection would need a
+        # must_not on every read and make count() a scan.
+        self._meta_name = f"{config.collection}__meta"
+        options = client.init_options
+        self._local = options.get("location") == ":memory:" or bool(options.get("path"))
+        self._local_lock = threading.RLock()
+        # Revisions must commit in the order they are drawn (see EdgeStore).
+        self._write_lock = threading.Lock()
+        self._clock = RevClock()
+        self._dims: dict[str, int] = {}
+        try:
+            if self.exists():
+                self._clock.observe(self._max_rev())
+        except BaseException:
+            self.close()
+            raise
+
+    # --- schema -----------------------------------------------------------------------
+    def exists(self) -> bool:
+        with self._call():
+            return self._client.collection_exists(self._name)
+
+    def create(self, vectors: dict[str, int]) -> None:
+        with self._write_lock:
+            if not self.exists():
+                params = {
+                    n: qm.VectorParams(size=d, distance=qm.Distance.COSINE)
+                    for n, d in vectors.items()
+                }
+                try:
+                    with self._call():
+                        self._client.create_collection(self._name, vectors_config=params)
+                except StoreError:
+                    if not self.exists():  # another process may have won the race
+                        raise
+            for name, dim in vectors_to_add(self.vector_dims(), vectors).items():
+                config = qm.DenseVectorNameConfig(
+                    dense=qm.DenseVectorConfig(size=dim, distance=qm.Distance.COSINE)
+                )
+                with self._call():
+                    self._client.create_vector_name(self._name, name, config)
+            if self._local:
+                return
+            with self._call():
+                indexed = set(self._client.get_collection(self._name).payload_schema)
+            for field, kind in INDEXED_FIELDS.items():
+                if field not in indexed:
+                    with self._call():
+                        self._client.create_payload_index(self._name, field, _SCHEMA[kind])
+
+    def vector_dims(self) -> dict[str, int]:
+        with self._call():
+            if not self._client.collection_exists(self._name):
+                return {}
+            declared = self._client.get_collection(self._name).config.params.vectors
+        if isinstance(declared, qm.VectorParams):
+            self._dims = {"": declared.size}
+        else:
+            self._dims = {name: p.size for name, p in (declared or {}).items()}
+        return dict(self._dims)
+
+    # --- writes -----------------------------------------------------------------------
+    def upsert(self, records: Sequence[Record]) -> int:
+        check_records(records, self._known_dims({n for r in records for n in r.vectors}))
+        with self._write_lock:
+            rev = self._clock.next()
+            points = [
+                qm.PointStruct(
+                    id=str(r.id), vector=_vectors_out(r.vectors), payload={**r.payload, "rev": rev}
+                )
+                for r in records
+            ]
+            if points:
+                with self._call():
+                    self._client.upsert(self._name, points=points, wait=True)
+            return rev
+
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> int:
+        with self._write_lock:
+            rev = self._clock.next()
+            if ids:
+                # By filter so that ids which no longer exist are skipped, as on Edge.
+                with self._call():
+                    self._client.set_payload(
+                        self._name, {**payload, "rev": rev}, points=_ids_filter(ids), wait=True
+                    )
+            return rev
+
+    def update_vectors(self, records: Sequence[Record]) -> int:
+        check_records(records, self._known_dims({n for r in records for n in r.vectors}))
+        with self._write_lock:
+            rev = self._clock.next()
+            wanted: dict[str, dict[str, np.ndarray]] = {}
+            for r in records:
+                wanted.setdefault(str(r.id), {}).update(r.vectors)
+            with self._call():
+                found = self._client.retrieve(self._name, list(wanted), with_payload=False)
+            existing = [str(p.id) for p in found]
+            if not existing:
+                return rev
+            # Vectors first, then the rev, in one request: a reader between the two sees new
+            # vectors under the old rev and picks them up with the rev, never the reverse.
+            vectors = [qm.PointVectors(id=i, vector=_vectors_out(wanted[i])) for i in existing]
+            operations: list[qm.UpdateOperation] = [
+                qm.UpdateVectorsOperation(update_vectors=qm.UpdateVectors(points=vectors)),
+                qm.SetPayloadOperation(
+                    set_payload=qm.SetPayload(payload={"rev": rev}, points=[*existing])
+                ),
+            ]
+            with self._call():
+                self._client.batch_update_points(self._name, operations, wait=True)
+            return rev
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            selector = qm.PointIdsList(points=[str(i) for i in ids])
+            with self._write_lock, self._call():
+                self._client.delete(self._name, points_selector=selector, wait=True)
+
+    # --- reads ------------------------------------------------------------------------
+    def retrieve(
+        self, ids: Sequence[str], with_vectors: bool | Sequence[str] = False
+    ) -> list[Record]:
+        unique = list(dict.fromkeys(str(i) for i in ids))
+        if not unique:
+            return []
+        with self._call():
+            found = self._client.retrieve(
+                self._name, unique, with_payload=True, with_vectors=_selector(with_vectors)
+            )
+        by_id = {str(p.id): _record(p.id, p.payload, p.vector) for p in found}
+        return [by_id[i] for i in unique if i in by_id]
+
+    def scroll(
+        self,
+        flt: Filter | None = None,
+        *,
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool | Sequence[str] = False,
+        batch: int = 512,
+    ) -> Iterator[Record]:
+        where = _server_filter(flt)
+        offset: qm.ExtendedPointId | None = None
+        while True:
+            with self._call():
+                page, offset = self._client.scroll(
+                    self._name,
+                    scroll_filter=where,
+                    limit=batch,
+                    offset=offset,
+                    with_payload=_selector(with_payload),
+                    with_vectors=_selector(with_vectors),
+                )
+            yield from (_record(p.id, p.payload, p.vector) for p in page)
+            if offset is None:
+                return
+
+    def count(self, flt: Filter | None = None) -> int:
+        with self._call():
+            return self._client.count(
+                self._name, count_filter=_server_filter(flt), exact=True
+            ).count
+
+    def search(
+        self,
+        vector_name: str,
+        query: np.ndarray,
+        k: int,
+        flt: Filter | None = None,
+        *,
+        exact: bool = True,
+    ) -> list[Hit]:
+        check_vector(vector_name, query, self._known_dims({vector_name}), what="the query")
+        if k <= 0:
+            return []
+        with self._call():
+            found = self._client.query_points(
+                self._name,
+                query=np.asarray(query, dtype=np.float32).tolist(),
+                using=vector_name,
+                limit=k,
+                query_filter=_server_filter(flt),
+                search_params=None if self._local else qm.SearchParams(exact=exact),
+                with_payload=True,
+            ).points
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+
+    # --- meta ---------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any | None:
+        with self._call():
+            if not self._client.collection_exists(self._meta_name):
+                return None
+            found = self._client.retrieve(self._meta_name, [_meta_id(key)], with_payload=True)
+        return (found[0].payload or {}).get("value") if found else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        point = qm.PointStruct(id=_meta_id(key), vector={}, payload={"key": key, "value": value})
+        with self._write_lock, self._call():
+            if not self._client.collection_exists(self._meta_name):
+                self._client.create_collection(self._meta_name, vectors_config={})
+            self._client.upsert(self._meta_name, points=[point], wait=True)
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Nothing to do: every write waits for the server to apply it (wait=True)."""
+
+    def close(self) -> None:
+        # A client handed in belongs to the caller, who may open another store on it.
+        if self._owns_client:
+            self._client.close()
+
+    # --- internals ----------------------------------------------------------------------
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        try:
+            with self._local_lock if self._local else contextlib.nullcontext():
+                yield
+        except ResponseHandlingException as exc:
+            raise StoreUnavailable(
+                f"cannot reach the Qdrant server at {self._where} ({exc.source}); check "
+                "LOOKALIKE_QDRANT_URL and that the server is running"
+            ) from exc
+        except UnexpectedResponse as exc:
+            if exc.status_code in (401, 403):
+                raise StoreUnavailable(
+                    f"the Qdrant server at {self._where} refused the API key; check "
+                    "LOOKALIKE_QDRANT_API_KEY"
+                ) from exc
+            if exc.status_code in (502, 503, 504):
+                raise StoreUnavailable(
+                    f"the Qdrant server at {self._where} is unavailable "
+                    f"({exc.status_code}); check LOOKALIKE_QDRANT_URL"
+                ) from exc
+            raise StoreError(f"Qdrant server: {exc}") from exc
+        except (ValueError, KeyError) as exc:
+            # How the in-process stand-in reports what a server answers with a 4xx.
+            if not self._local:
+                raise
+            raise StoreError(f"Qdrant (in-process): {exc}") from exc
+
+    def _known_dims(self, names: set[str]) -> dict[str, int]:
+        # Cached, but another process may have added a model's vector since: ask again
+        # before refusing a name.
+        if not names <= self._dims.keys():
+            self.vector_dims()
+        return self._dims
+
+    def _max_rev(self) -> int:
+        newest = qm.OrderBy(key="rev", direction=qm.Direction.DESC)
+        try:
+            with self._call():
+                page, _ = self._client.scroll(
+                    self._name, limit=1, with_payload=["rev"], order_by=newest
+                )
+            return max((rev_of(p.payload) for p in page), default=0)
+        except StoreError:
+            # order_by needs the range index on rev; a collection made without it is scanned.
+            return max((rev_of(r.payload) for r in self.scroll(with_payload=["rev"])), default=0)
+
+
+def _server_filter(flt: Filter | None) -> qm.Filter | None:
+    must: list[qm.Condition] = []
+    for cond in conditions(flt):
+        if isinstance(cond, HasId):
+            must.append(qm.HasIdCondition(has_id=list(cond.ids)))
+        elif isinstance(cond, AnyOf):
+            must.append(qm.FieldCondition(key=cond.key, match=qm.MatchAny(any=list(cond.values))))
+        else:
+            span = qm.Range(gte=cond.gte, lte=cond.lte, gt=cond.gt)
+            must.append(qm.FieldCondition(key=cond.key, range=span))
+    return qm.Filter(must=must) if must else None
+
+
+def _ids_filter(ids: Sequence[str]) -> qm.Filter:
+    return qm.Filter(must=[qm.HasIdCondition(has_id=list(dict.fromkeys(str(i) for i in ids)))])
+
+
+def _meta_id(key: str) -> str:
+    return str(uuid.uuid5(POINT_NAMESPACE, f"meta:{key}"))
+
+
+def _selector(value: bool | Sequence[str]) -> bool | list[str]:
+    return value if isinstance(value, bool) else [str(v) for v in value]
+
+
+def _vectors_out(vectors: dict[str, np.ndarray]) -> dict[str, qm.Vector]:
+    return {name: np.asarray(v, dtype=np.float32).tolist() for name, v in vectors.items()}
+
+
+def _record(point_id: qm.ExtendedPointId, payload: dict[str, Any] | None, vector: Any) -> Record:
+    vectors = vector if isinstance(vector, dict) else {}
+    return Record(
+        id=str(point_id),
+        payload=dict(payload or {}),
+        vectors={name: np.asarray(v, dtype=np.float32) for name, v in vectors.items()},
+    )

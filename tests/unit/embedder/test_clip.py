@@ -1,0 +1,93 @@
+"""CLIP ViT-B/32 with explicit random weights, and how its 'openai' weights resolve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from embedder_test_helpers import Offline
+from PIL import Image
+
+from embedder.clip import ClipViTB32, clip_cache_dir, find_cached_openai
+from embedder.errors import ModelLoadError
+
+HUB_REPO = "models--timm--vit_base_patch32_clip_224.openai"
+
+
+def test_random_weights_shapes_and_norms(
+    random_clip: ClipViTB32, photos: dict[str, Image.Image]
+) -> None:
+    assert (random_clip.role, random_clip.name, random_clip.dim) == ("clip", "clip-vit-b-32", 512)
+    assert random_clip.weights.source == "random" and not random_clip.weights.fallback
+    batch = [random_clip.preprocess(img) for img in photos.values()]
+    assert batch[0].shape == (3, 224, 224) and batch[0].dtype == np.float32
+    v = random_clip.embed(batch)
+    assert v.shape == (3, 512) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    assert random_clip.embed([]).shape == (0, 512)
+
+
+def test_random_weights_are_reproducible(
+    random_clip: ClipViTB32, photos: dict[str, Image.Image]
+) -> None:
+    again = ClipViTB32("random")
+    again.load()
+    x = [random_clip.preprocess(photos["coffee"])]
+    np.testing.assert_allclose(random_clip.embed(x), again.embed(x), atol=1e-5)
+    text = ["a cat on a chair"]
+    np.testing.assert_allclose(random_clip.embed_text(text), again.embed_text(text), atol=1e-5)
+
+
+def test_text_vectors_use_the_bundled_tokenizer(random_clip: ClipViTB32) -> None:
+    t = random_clip.embed_text(["a gold ring with a stone", "a red dress", "x" * 1000])
+    assert t.shape == (3, 512) and t.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(t, axis=1), 1.0, rtol=1e-5)
+    assert random_clip.embed_text([]).shape == (0, 512)
+
+
+def test_a_missing_checkpoint_names_the_path_and_setting(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pt"
+    with pytest.raises(ModelLoadError) as err:
+        ClipViTB32(str(missing)).load()
+    assert str(missing) in str(err.value)
+    assert "LOOKALIKE_CLIP_WEIGHTS" in str(err.value)
+
+
+def test_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    junk = tmp_path / "weights.bin"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelLoadError, match="LOOKALIKE_CLIP_WEIGHTS"):
+        ClipViTB32(str(junk)).load()
+
+
+def test_openai_offline_with_an_empty_cache(tmp_path: Path, offline: Offline) -> None:
+    model = ClipViTB32("openai", cache_dir=tmp_path)
+    with pytest.raises(ModelLoadError) as err:
+        model.load()
+    message = str(err.value)
+    assert "could not be downloaded" in message
+    for setting in ("LOOKALIKE_CLIP_WEIGHTS", "LOOKALIKE_MODEL_CACHE_DIR"):
+        assert setting in message
+    assert offline.attempts == ["open_clip:timm/vit_base_patch32_clip_224.openai/"]
+    assert not model.loaded
+
+
+def test_the_cache_is_found_without_the_network(tmp_path: Path) -> None:
+    cache = clip_cache_dir(tmp_path)
+    assert cache == tmp_path / "huggingface" / "hub"
+    assert find_cached_openai(cache) is None
+    # The layout huggingface_hub writes: refs/main names the snapshot holding the file.
+    repo = cache / HUB_REPO
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    weights = snapshot / "open_clip_model.safetensors"
+    weights.write_bytes(b"cached")
+    assert find_cached_openai(cache) == str(weights)
+
+
+def test_openai_url_cache_needs_the_right_checksum(tmp_path: Path) -> None:
+    (tmp_path / "ViT-B-32.pt").write_bytes(b"a partial download")
+    assert find_cached_openai(tmp_path) is None

@@ -1,0 +1,125 @@
+"""ResNet-50 and EfficientNet-Lite0 with GeM pooling: weights, shapes, and what they see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from embedder_test_helpers import Offline, cosine, recompressed
+from PIL import Image
+
+from embedder.cnn import EffNetLite0, ResNet50Gem, bundled_effnet_lite0_path
+from embedder.errors import ModelLoadError
+from embedder.nets import GeM
+
+RESNET_FILE = "resnet50-11ad3fa6.pth"
+
+
+def test_gem_pooling() -> None:
+    x = torch.rand(2, 5, 7, 7)
+    torch.testing.assert_close(GeM(p=1.0)(x), x.mean(dim=(-2, -1)))
+    const = torch.full((1, 3, 4, 4), 2.5)
+    torch.testing.assert_close(GeM()(const), torch.full((1, 3), 2.5))
+    peaked = torch.zeros(1, 1, 4, 4)
+    peaked[0, 0, 0, 0] = 16.0
+    assert GeM(p=3.0)(peaked).item() > GeM(p=1.0)(peaked).item()  # favours strong responses
+
+
+def test_resnet_random_shapes_norms_and_reproducibility(
+    random_resnet: ResNet50Gem, photos: dict[str, Image.Image]
+) -> None:
+    assert (random_resnet.role, random_resnet.name, random_resnet.dim) == ("cnn", "resnet50", 2048)
+    assert random_resnet.weights.source == "random"
+    batch = [random_resnet.preprocess(img) for img in photos.values()]
+    v = random_resnet.embed(batch)
+    assert v.shape == (3, 2048) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    again = ResNet50Gem("random")
+    again.load()
+    np.testing.assert_allclose(again.embed(batch[:1]), v[:1], atol=1e-5)
+
+
+def test_effnet_random_is_reproducible(photos: dict[str, Image.Image]) -> None:
+    a, b = EffNetLite0("random"), EffNetLite0("random")
+    a.load()
+    b.load()
+    x = [a.preprocess(photos["coffee"])]
+    np.testing.assert_allclose(a.embed(x), b.embed(x), atol=1e-5)
+    assert a.weights.source == "random"
+
+
+def test_effnet_bundled_weights_see_the_same_picture(
+    bundled_effnet: EffNetLite0, photos: dict[str, Image.Image]
+) -> None:
+    m = bundled_effnet
+    assert (m.name, m.dim, m.weights.source, m.weights.fallback) == (
+        "effnet-lite0",
+        1280,
+        "bundled",
+        False,
+    )
+    cat = photos["chelsea"]
+    images = [cat, recompressed(cat), photos["coffee"], photos["astronaut"]]
+    v = m.embed([m.preprocess(img) for img in images])
+    assert v.shape == (4, 1280) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    same = cosine(v[0], v[1])
+    assert same > 0.9
+    assert cosine(v[0], v[2]) < same - 0.3
+    assert cosine(v[0], v[3]) < same - 0.3
+
+
+def test_resnet_imagenet_offline_with_an_empty_cache(tmp_path: Path, offline: Offline) -> None:
+    model = ResNet50Gem("imagenet", cache_dir=tmp_path)
+    with pytest.raises(ModelLoadError) as err:
+        model.load()
+    message = str(err.value)
+    assert RESNET_FILE in message and "LOOKALIKE_CNN_WEIGHTS" in message
+    assert "LOOKALIKE_MODEL_CACHE_DIR" in message
+    assert offline.attempts == [f"torch.hub:https://download.pytorch.org/models/{RESNET_FILE}"]
+
+
+@pytest.fixture(scope="module")
+def resnet_state_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full torchvision ResNet-50 state dict (fc included), as a checkpoint file would be."""
+    from torchvision.models import resnet50
+
+    path = tmp_path_factory.mktemp("weights") / RESNET_FILE
+    torch.manual_seed(1)
+    torch.save(resnet50(weights=None).state_dict(), path)
+    return path
+
+
+def test_resnet_imagenet_comes_from_the_cache_first(
+    tmp_path: Path, offline: Offline, resnet_state_file: Path
+) -> None:
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / RESNET_FILE).symlink_to(resnet_state_file)
+    model = ResNet50Gem("imagenet", cache_dir=tmp_path)
+    model.load()
+    assert model.weights.source == "imagenet" and not model.weights.fallback
+    assert offline.attempts == []
+
+
+def test_resnet_from_a_local_file(
+    resnet_state_file: Path, random_resnet: ResNet50Gem, photos: dict[str, Image.Image]
+) -> None:
+    model = ResNet50Gem(str(resnet_state_file))
+    model.load()
+    assert model.weights.source == f"file:{resnet_state_file}"
+    x = [model.preprocess(photos["coffee"])]
+    assert cosine(model.embed(x)[0], random_resnet.embed(x)[0]) < 0.9999  # other weights
+
+
+def test_weights_for_another_architecture_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not fit"):
+        ResNet50Gem(str(bundled_effnet_lite0_path())).load()
+    with pytest.raises(ModelLoadError, match=r"nope\.pth.*LOOKALIKE_CNN_WEIGHTS"):
+        EffNetLite0(str(tmp_path / "nope.pth")).load()
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"junk")
+    with pytest.raises(ModelLoadError, match="cannot be read"):
+        EffNetLite0(str(junk)).load()
