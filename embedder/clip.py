@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlparse
 
 import numpy as np
 from PIL import Image
@@ -73,10 +75,24 @@ def _hub_cache_hit(hub: str, cache_dir: Path | None) -> str | None:
     return None
 
 
+def _check_hub_reachable() -> None:
+    """Fail in milliseconds when the hub cannot be reached at all: otherwise the hub client
+    retries with backoff for ~45 s before giving up, on every start of an offline machine.
+    Skipped behind a proxy, where a direct connection says nothing about reachability."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+    try:
+        socket.create_connection((host or "huggingface.co", 443), timeout=5).close()
+    except OSError as exc:
+        raise OSError(f"cannot reach {host} to download the weights ({exc})") from exc
+
+
 def download_openai(cache_dir: Path | None) -> str:
     """Fetch the checkpoint through open_clip (the network seam tests patch)."""
     from open_clip import pretrained as oc_pretrained
 
+    _check_hub_reachable()
     cfg = oc_pretrained.get_pretrained_cfg(ARCH, PRETRAINED_TAG)
     path = oc_pretrained.download_pretrained(
         cfg, cache_dir=str(cache_dir) if cache_dir is not None else None

@@ -91,3 +91,20 @@ def test_the_cache_is_found_without_the_network(tmp_path: Path) -> None:
 def test_openai_url_cache_needs_the_right_checksum(tmp_path: Path) -> None:
     (tmp_path / "ViT-B-32.pt").write_bytes(b"a partial download")
     assert find_cached_openai(tmp_path) is None
+
+
+def test_unreachable_hub_fails_fast_without_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import embedder.clip
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(OSError, match=r"cannot reach huggingface\.co"):
+        embedder.clip._check_hub_reachable()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    embedder.clip._check_hub_reachable()  # behind a proxy the probe says nothing: skipped
