@@ -1,0 +1,157 @@
+"""The one error funnel: every failure leaves as ``{"status", "error", "detail"}``.
+
+Engine errors carry their own status, code and human sentence. Litestar's exceptions
+(validation, 401/403/404/405/413/429) are mapped to the same shape here, once. Anything else
+is a bug: it is logged with its traceback and the client gets a plain 500 sentence, never
+the traceback. Anonymous visitors of an HTML page are redirected to /login instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    ValidationException,
+)
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_303_SEE_OTHER
+
+from engine.errors import BadInput, LookalikeError
+
+log = logging.getLogger(__name__)
+
+
+class NotReady(LookalikeError):
+    status = 503
+    code = "not_ready"
+
+
+class Unauthorized(LookalikeError):
+    status = 401
+    code = "unauthorized"
+
+
+# Litestar exceptions by status: the code a client can switch on, and a sentence for when
+# Litestar's own message is not meant for people ("Not Found" etc.).
+_CODES: dict[int, tuple[str, str | None]] = {
+    400: ("bad_input", None),
+    401: ("unauthorized", None),
+    403: ("forbidden", None),
+    404: ("not_found", "There is nothing at this address."),
+    405: ("method_not_allowed", "This address does not accept that HTTP method."),
+    413: ("too_large", None),
+    415: ("unsupported_media_type", None),
+    429: ("too_many_requests", "Too many attempts: wait a minute, then try again."),
+    503: ("unavailable", None),
+}
+
+
+class ErrorBody(msgspec.Struct):
+    """The one error shape: an HTTP status, a code to switch on, a sentence for people."""
+
+    status: int
+    error: str
+    detail: str
+
+
+# Documented on every API operation, so clients know each failure's body.
+ERROR_RESPONSES = {
+    status: ResponseSpec(ErrorBody, description=text, generate_examples=False)
+    for status, text in {
+        400: "Bad input: a parameter, the body or the image is not valid.",
+        401: "Not logged in, or the API key is missing or not valid.",
+        403: "The API key is read-only, or the CSRF token is missing (session requests).",
+        404: "No such image or job.",
+        409: "A reindex or reconcile is already running.",
+        413: "The request body is larger than LOOKALIKE_MAX_UPLOAD_MB.",
+        503: "Still starting up (models loading), or the store is unreachable.",
+    }.items()
+}
+
+
+def error_response(status: int, code: str, detail: str, headers: Any = None) -> Response[Any]:
+    return Response(
+        ErrorBody(status=status, error=code, detail=detail),
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def describe(exc: Exception) -> tuple[int, str, str]:
+    """(status, code, detail) for any exception."""
+    if isinstance(exc, LookalikeError):
+        return exc.status, exc.code, _sentence(exc.detail)
+    if isinstance(exc, msgspec.ValidationError | msgspec.DecodeError):
+        return 400, BadInput.code, f"The request body is not valid: {exc}."
+    if isinstance(exc, ValidationException):
+        return 400, BadInput.code, _validation_detail(exc)
+    if isinstance(exc, HTTPException):
+        code, sentence = _CODES.get(exc.status_code, ("http_error", None))
+        detail = exc.detail if exc.detail and exc.detail != _reason(exc) else sentence
+        if exc.status_code == 413:
+            detail = "The request is too large: see LOOKALIKE_MAX_UPLOAD_MB for the limit."
+        return exc.status_code, code, _sentence(detail or _reason(exc))
+    return 500, "internal_error", "Something went wrong on the server; the log has the details."
+
+
+def _reason(exc: HTTPException) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        return "Error"
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "?", "!")) else f"{text}."
+
+
+def _validation_detail(exc: ValidationException) -> str:
+    """'k: Expected `int`, got `str`' for each bad parameter, in one sentence."""
+    parts = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            where = item.get("key") or item.get("source") or ""
+            parts.append(f"{where}: {item.get('message', '')}".strip(": "))
+    if not parts:
+        return _sentence(exc.detail or "The request is not valid")
+    return _sentence("Invalid request: " + "; ".join(parts))
+
+
+def _wants_html(request: Request[Any, Any, Any]) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    from api.auth import is_page
+
+    status, code, detail = describe(exc)
+    if status >= 500 and not isinstance(exc, LookalikeError):
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    elif status >= 500 and not isinstance(exc, NotReady):  # NotReady: /ready says it already
+        log.warning("%s %s: %s", request.method, request.url.path, detail)
+    handler = request.scope.get("route_handler")
+    if isinstance(exc, NotAuthorizedException) and is_page(handler):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method not in ("GET", "HEAD"):
+            target = "/"  # e.g. logout after the session ended: nowhere to come back to
+        return Redirect(f"/login?next={quote(target, safe='')}", status_code=HTTP_303_SEE_OTHER)
+    if request.url.path == "/login" and status in (403, 429) and _wants_html(request):
+        # A browser's login form that was refused before the password was looked at (an
+        # expired CSRF cookie, too many attempts): show the form again with the reason.
+        nxt = quote(request.query_params.get("next") or "/", safe="")
+        return Redirect(f"/login?error={code}&next={nxt}", status_code=HTTP_303_SEE_OTHER)
+    headers = getattr(exc, "headers", None) if isinstance(exc, HTTPException) else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="lookalike"'}
+    return error_response(status, code, detail, headers)

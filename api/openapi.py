@@ -1,0 +1,134 @@
+"""OpenAPI: the document at /schema/openapi.json and browsable docs at /schema that work offline.
+
+Litestar's Swagger plugin loads Swagger UI from a CDN and starts it with an inline script;
+both break here (the machine may be offline, and the CSP allows scripts from this origin
+only). ``LocalSwaggerPlugin`` serves a page that loads the copy vendored under
+/static/vendor/swagger-ui (``scripts/vendor_swagger_ui.sh``) and a start-up script served
+from /schema/swagger-init.js. That script sends the CSRF header on "Try it out" requests, so
+the docs work with the login session as well as with an API key ("Authorize").
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.router import Router
+
+VENDOR = "/static/vendor/swagger-ui"
+CSRF_COOKIE = "csrftoken"
+CSRF_HEADER = "x-csrftoken"
+
+_INIT_JS = f"""// Starts Swagger UI on the OpenAPI document of this server (see api/openapi.py).
+"use strict";
+function csrfToken() {{
+  const hit = document.cookie.split("; ").find((c) => c.startsWith("{CSRF_COOKIE}="));
+  return hit ? decodeURIComponent(hit.split("=")[1]) : undefined;
+}}
+window.ui = SwaggerUIBundle({{
+  url: document.body.dataset.openapiUrl,
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  validatorUrl: "none",
+  presets: [SwaggerUIBundle.presets.apis],
+  requestInterceptor: (request) => {{
+    const token = csrfToken();
+    if (token !== undefined) request.headers["{CSRF_HEADER}"] = token;
+    return request;
+  }},
+}});
+"""
+
+
+class LocalSwaggerPlugin(OpenAPIRenderPlugin):
+    def __init__(self) -> None:
+        super().__init__(path=["/", "/swagger"], favicon="", style="")
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        title = html.escape(openapi_schema["info"]["title"])
+        json_url = self.get_openapi_json_route(request)
+        url = html.escape(json_url)
+        init = html.escape(json_url.rsplit("/", 1)[0] + "/swagger-init.js")
+        return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · API</title>
+<link rel="icon" href="/static/img/mark.svg" type="image/svg+xml">
+<link rel="stylesheet" href="{VENDOR}/swagger-ui.css">
+</head><body data-openapi-url="{url}">
+<div id="swagger-ui"></div>
+<script src="{VENDOR}/swagger-ui-bundle.js"></script>
+<script src="{init}"></script>
+</body></html>""".encode()
+
+    def receive_router(self, router: Router) -> None:
+        router.register(swagger_init)
+
+
+@get(
+    "/swagger-init.js",
+    operation_id="swaggerInit",
+    include_in_schema=False,
+    media_type="text/javascript",
+    sync_to_thread=False,
+)
+def swagger_init() -> Response[str]:
+    return Response(_INIT_JS, media_type="text/javascript; charset=utf-8")
+
+
+def openapi_config(version: str) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Lookalike",
+        version=version,
+        description=(
+            "Self-hosted image search. Authenticate with the login session (the web UI) or "
+            "an API key: `Authorization: Bearer <key>` (`lookalike apikey create`). Every "
+            'error has the body `{"status": 4xx, "error": "code", "detail": "sentence"}`.'
+        ),
+        path="/schema",
+        render_plugins=[LocalSwaggerPlugin(), JsonRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "apiKey": SecurityScheme(
+                    type="http", scheme="bearer", description="`lookalike apikey create`"
+                ),
+            }
+        ),
+        security=[{"apiKey": []}],
+    )
+
+
+def inline_schema(tp: Any) -> dict[str, Any]:
+    """msgspec's JSON Schema of ``tp`` with its $defs inlined, for a hand-written request body."""
+    schema = msgspec.json.schema(tp)
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def multipart_schema(fields: dict[str, tuple[str, str]], required: list[str]) -> dict[str, Any]:
+    properties = {
+        name: (
+            {"type": "string", "format": "binary", "description": doc}
+            if kind == "file"
+            else {"type": kind, "description": doc}
+        )
+        for name, (kind, doc) in fields.items()
+    }
+    return {"type": "object", "properties": properties, "required": required}

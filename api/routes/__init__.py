@@ -1,0 +1,24 @@
+"""HTTP route handlers, grouped by what they serve. Each handler parses, calls one engine
+function on the worker pool and returns a Struct from ``api.schemas``."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+
+def api_routes() -> list[ControllerRouterHandler]:
+    from api.routes.images import ImageController
+    from api.routes.jobs import JobController
+    from api.routes.login import LoginController
+    from api.routes.ops import OpsController
+    from api.routes.search import SearchController, seed_reindex, seed_search
+
+    return [
+        OpsController,
+        LoginController,
+        SearchController,
+        ImageController,
+        JobController,
+        seed_search,
+        seed_reindex,
+    ]

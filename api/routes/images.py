@@ -1,0 +1,119 @@
+"""The library's images: upload, list, read, tag, delete, and their files and thumbnails."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, delete, get, patch, post
+from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
+from litestar.response import File
+
+from api.auth import requires_write
+from api.errors import ERROR_RESPONSES
+from api.routes.deps import ServicesDep
+from api.schemas import Image, ImageCreate, ImagePage, ImageUpdate, UploadResult
+from api.thumbs import thumbnail_path
+from engine import images
+from engine.errors import Conflict
+from engine.search import filter_from
+
+# An image id is derived from its content, so what a URL returns never changes: let browsers
+# keep thumbnails for good, and files for a day (a file may be deleted, the URL then 404s).
+THUMB_CACHE = "private, max-age=31536000, immutable"
+FILE_CACHE = "private, max-age=86400"
+
+
+class ImageController(Controller):
+    path = "/api/v1/images"
+    tags = ("images",)
+
+    @post(
+        operation_id="uploadImages",
+        responses=ERROR_RESPONSES,
+        status_code=201,
+        guards=[requires_write],
+    )
+    async def upload(
+        self,
+        services: ServicesDep,
+        data: MultipartBody[ImageCreate],
+    ) -> UploadResult:
+        """Upload one or more images (repeat the ``files`` field), optionally tagged
+        (``tags``: comma-separated). Each is saved under the library's uploads folder with a
+        safe name, and indexed. Nothing is saved if any file is not a readable image."""
+        if services.jobs.busy():
+            raise Conflict("The library is being re-indexed; upload again when it finishes.")
+        files = [(f.filename or "image", await f.read()) for f in data.files]
+        tags = images.parse_tags(data.tags)
+        stored = await services.run(images.upload, files, tags)
+        return UploadResult(images=[Image.from_payload(i) for i in stored])
+
+    @get(operation_id="listImages", responses=ERROR_RESPONSES)
+    async def list_images(
+        self,
+        services: ServicesDep,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=images.MAX_PAGE)] = 50,
+        folder: Annotated[list[str] | None, QueryParameter(description="any of these")] = None,
+        tag: Annotated[list[str] | None, QueryParameter(description="any of these tags")] = None,
+        format: Annotated[list[str] | None, QueryParameter(description="JPEG, PNG, ...")] = None,
+    ) -> ImagePage:
+        """The library's images in a stable order, a page at a time, optionally filtered."""
+        flt = filter_from(folders=folder, tags_any=tag, formats=format)
+        page = await services.run(images.list_images, flt, offset=offset, limit=limit)
+        items = [Image.from_payload(i) for i in page.items]
+        return ImagePage(items=items, total=page.total, offset=page.offset, limit=page.limit)
+
+    @get("/{image_id:str}", operation_id="getImage", responses=ERROR_RESPONSES)
+    async def get_image(self, services: ServicesDep, image_id: FromPath[str]) -> Image:
+        """One image: paths, size, format, tags, palette, and its file and thumbnail URLs."""
+        return Image.from_payload(await services.run(images.get_image, image_id))
+
+    @patch(
+        "/{image_id:str}",
+        operation_id="updateImage",
+        responses=ERROR_RESPONSES,
+        guards=[requires_write],
+    )
+    async def update_image(
+        self, services: ServicesDep, image_id: FromPath[str], data: JSONBody[ImageUpdate]
+    ) -> Image:
+        """Replace the image's tags."""
+        return Image.from_payload(await services.run(images.set_tags, image_id, data.tags))
+
+    @delete(
+        "/{image_id:str}",
+        operation_id="deleteImage",
+        responses=ERROR_RESPONSES,
+        guards=[requires_write],
+    )
+    async def delete_image(self, services: ServicesDep, image_id: FromPath[str]) -> None:
+        """Remove the image from the index and move its files to the trash (data_dir/trash)."""
+        await services.run(images.delete_image, image_id)
+
+    @get("/{image_id:str}/file", operation_id="getImageFile", responses=ERROR_RESPONSES)
+    async def get_file(self, services: ServicesDep, image_id: FromPath[str]) -> File:
+        """The original file (the first of its paths still on disk)."""
+        path = await services.run(images.file_path, image_id)
+        return File(
+            path,
+            filename=path.name,
+            content_disposition_type="inline",
+            headers={"Cache-Control": FILE_CACHE},
+        )
+
+    @get(
+        "/{image_id:str}/thumbnail",
+        operation_id="getImageThumbnail",
+        responses=ERROR_RESPONSES,
+        media_type="image/webp",
+    )
+    async def get_thumbnail(self, services: ServicesDep, image_id: FromPath[str]) -> File:
+        """A WebP of at most 256 px a side, made on first request and cached."""
+        path = await services.run(thumbnail_path, image_id)
+        return File(
+            path,
+            media_type="image/webp",
+            content_disposition_type="inline",
+            headers={"Cache-Control": THUMB_CACHE},
+        )

@@ -1,0 +1,89 @@
+"""Reindex and reconcile run as background jobs; status reports the whole system."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.params import FromPath, JSONBody
+
+from api.auth import requires_write
+from api.errors import ERROR_RESPONSES
+from api.routes.deps import ServicesDep
+from api.schemas import Job, ReindexRequest, Status
+from api.services import Services
+from engine.errors import BadInput
+
+if TYPE_CHECKING:
+    from engine.core import Engine
+    from engine.indexing import Progress
+
+
+def start_reindex(services: Services, data: ReindexRequest | None) -> Job:
+    engine = services.ready_engine()
+    folder = _library_folder(engine, data.folder if data else None)
+
+    def work(progress: Progress) -> dict[str, Any]:
+        return engine.index(folder, progress=progress).as_dict()
+
+    return services.jobs.start("reindex", work)
+
+
+def _library_folder(engine: Engine, sub: str | None) -> Path | None:
+    if not sub:
+        return None
+    library = engine.settings.library_dir.resolve()
+    folder = (library / sub.strip("/")).resolve()
+    if not folder.is_relative_to(library):
+        raise BadInput(f"The folder {sub!r} is not inside the library.")
+    return folder
+
+
+class JobController(Controller):
+    path = "/api/v1"
+    tags = ("library",)
+
+    @post(
+        "/reindex",
+        operation_id="reindex",
+        responses=ERROR_RESPONSES,
+        status_code=202,
+        guards=[requires_write],
+    )
+    async def reindex(
+        self, services: ServicesDep, data: JSONBody[ReindexRequest | None] = None
+    ) -> Job:
+        """Index the library (or one folder of it) in the background: new and changed files
+        are embedded, deleted ones removed. Returns the job to poll."""
+        return start_reindex(services, data)
+
+    @post(
+        "/reconcile",
+        operation_id="reconcile",
+        responses=ERROR_RESPONSES,
+        status_code=202,
+        guards=[requires_write],
+    )
+    async def reconcile(self, services: ServicesDep) -> Job:
+        """Bring folder, store and FAISS mirror back in sync (an index of the whole library,
+        then a full id comparison of mirror and store), in the background."""
+        engine = services.ready_engine()
+        return services.jobs.start(
+            "reconcile", lambda progress: engine.reconcile(progress=progress)
+        )
+
+    @get("/jobs/{job_id:str}", operation_id="getJob", responses=ERROR_RESPONSES)
+    async def get_job(self, services: ServicesDep, job_id: FromPath[str]) -> Job:
+        """A job's state (queued, running, done, failed) and progress (stage, done of total)."""
+        return services.jobs.get(job_id)
+
+    @get("/status", operation_id="status", responses=ERROR_RESPONSES)
+    async def status(self, services: ServicesDep) -> Status:
+        """Image count, store backend, active models (and any fallback), mirror size and lag,
+        and the latest job."""
+        raw = await services.run(lambda engine: engine.status())
+        status = msgspec.convert(raw, Status)
+        status.job = services.jobs.latest()
+        return status

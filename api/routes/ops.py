@@ -1,0 +1,46 @@
+"""Operational routes: liveness, readiness (public, for probes) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from litestar import Controller, MediaType, Response, get
+
+from api.auth import PUBLIC_OPT
+from api.errors import ERROR_RESPONSES
+from api.routes.deps import ServicesDep
+from api.schemas import Health, Readiness
+
+
+class OpsController(Controller):
+    tags = ("operations",)
+
+    @get("/health", operation_id="health", opt={PUBLIC_OPT: True}, skip_session=True)
+    async def health(self) -> Health:
+        """Liveness: the process answers. Says nothing about the store or the models."""
+        return Health()
+
+    @get("/ready", operation_id="ready", opt={PUBLIC_OPT: True}, skip_session=True)
+    async def ready(self, services: ServicesDep) -> Response[Readiness]:
+        """Readiness: 200 once store, models and mirror are up, else 503 saying what is missing."""
+        ok = services.ready
+        body = Readiness(
+            status=200 if ok else 503,
+            ready=ok,
+            checks=dict(services.checks),
+            error=None if ok else "not_ready",
+            detail=None if ok else services.not_ready_detail(),
+        )
+        return Response(body, status_code=body.status)
+
+    @get(
+        "/metrics",
+        operation_id="metrics",
+        responses=ERROR_RESPONSES,
+        media_type=MediaType.TEXT,
+        include_in_schema=True,
+    )
+    async def metrics(self, services: ServicesDep) -> Response[bytes]:
+        """Prometheus text format: request latency per route, search stage timings, index
+        size and mirror lag. Needs a login or an API key, like everything but the probes."""
+        body = await anyio.to_thread.run_sync(services.metrics.render, limiter=services.limiter)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,188 @@
+"""Search: by an uploaded image (multipart) or by a stored image's id (JSON).
+
+One route takes two body types, which Litestar's ``data`` binding cannot express, so the body
+is read here (``read_query``) and its OpenAPI description is written by ``_SearchOperation``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.datastructures import UploadFile
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+from litestar.params import JSONBody
+
+from api.auth import requires_write
+from api.errors import ERROR_RESPONSES
+from api.openapi import inline_schema, multipart_schema
+from api.routes.deps import ServicesDep
+from api.routes.jobs import start_reindex
+from api.schemas import Job, ReindexRequest, SearchHit, SearchQuery, SearchResponse
+from api.services import Services
+from engine.errors import BadInput
+from engine.images import file_path
+from engine.search import filter_from, parse_weights
+
+if TYPE_CHECKING:
+    from engine.core import Engine
+    from engine.search import SearchResult
+
+Upload = tuple[str, bytes]  # (filename, bytes) of the query image
+
+_FORM_FIELDS = {
+    "image": ("file", "The query image (JPEG, PNG, WebP, GIF, BMP or TIFF)."),
+    "k": ("integer", "How many hits to return (1 to 1000, default 10)."),
+    "weights": ("string", 'JSON {"clip": 1, "cnn": 1, "hsv": 0} or clip=1,cnn=1,hsv=0.'),
+    "filters": ("string", "JSON object, as SearchFilters."),
+    "threshold": ("number", "Drop hits scoring below this (0 to 1)."),
+    "box": ("string", "Crop the query first: JSON [x, y, width, height] in pixels."),
+}
+
+
+@dataclass
+class _SearchOperation(Operation):
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="JSON to search with a stored image, multipart to upload one.",
+            content={
+                "application/json": OpenAPIMediaType(schema=inline_schema(SearchQuery)),  # type: ignore[arg-type]
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=multipart_schema(_FORM_FIELDS, required=["image"])  # type: ignore[arg-type]
+                ),
+            },
+        )
+
+
+async def read_query(request: Request[Any, Any, Any]) -> tuple[SearchQuery, Upload | None]:
+    content_type = request.content_type[0]
+    if content_type == "application/json":
+        return msgspec.json.decode(await request.body(), type=SearchQuery), None
+    if content_type != "multipart/form-data":
+        raise BadInput(
+            "Send the search as multipart/form-data (field 'image') or as JSON "
+            '({"image_id": ...}).'
+        )
+    form = await request.form()
+    image = form.get("image")
+    upload = (
+        (image.filename or "query", await image.read()) if isinstance(image, UploadFile) else None
+    )
+    fields: dict[str, Any] = {}
+    for name in ("image_id", "k", "threshold", "weights", "filters", "box"):
+        value = form.get(name)
+        if isinstance(value, str) and value.strip():
+            fields[name] = _form_value(name, value.strip())
+    try:
+        query = msgspec.convert(fields, SearchQuery, strict=False)
+    except msgspec.ValidationError as exc:
+        raise BadInput(f"Invalid search field: {exc}.") from None
+    if upload is None and query.image_id is None:
+        raise BadInput("Send the query image as a multipart file field named 'image'.")
+    return query, upload
+
+
+def _form_value(name: str, value: str) -> Any:
+    if name == "weights" and not value.startswith("{"):
+        return parse_weights(value)  # the CLI's 'clip=1,cnn=0.5' form
+    if name in ("weights", "filters", "box"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise BadInput(f"The field {name!r} must be JSON; got {value[:80]!r}.") from None
+    return value
+
+
+def run_search(engine: Engine, query: SearchQuery, upload: Upload | None) -> SearchResult:
+    """Blocking: decode, embed and search (on the worker pool)."""
+    flt = filter_from(**msgspec.structs.asdict(query.filters)) if query.filters else None
+    options: dict[str, Any] = {"k": query.k, "weights": query.weights, "flt": flt}
+    if upload is None and query.image_id is not None:
+        image_id = _uuid(query.image_id)
+        if query.box is None:
+            return engine.search_id(image_id, **options)
+        path = file_path(engine, image_id)  # a crop of a stored image: search its pixels
+        upload = (path.name, path.read_bytes())
+    if upload is None:
+        raise BadInput("Send an 'image' (multipart) or an 'image_id' (JSON) to search with.")
+    name, data = upload
+    return engine.search_image(data, name=name, box=query.box, **options)
+
+
+def _uuid(image_id: str) -> str:
+    try:
+        return str(uuid.UUID(image_id))
+    except ValueError:
+        raise BadInput(f"{image_id!r} is not an image id (a UUID).") from None
+
+
+def to_response(result: SearchResult, query: SearchQuery) -> SearchResponse:
+    hits = [SearchHit.from_hit(h) for h in result.hits]
+    if query.threshold is not None:
+        hits = [h for h in hits if h.score >= query.threshold]
+    timings = {name: round(ms, 3) for name, ms in result.timings.items()}
+    return SearchResponse(
+        hits=hits,
+        timings=timings,
+        models=result.models,
+        weights=result.weights,
+        k=query.k,
+        threshold=query.threshold,
+    )
+
+
+async def _search(request: Request[Any, Any, Any], services: Services) -> SearchResponse:
+    query, upload = await read_query(request)
+    result = await services.run(run_search, query, upload)
+    services.metrics.observe_search(result.timings)
+    return to_response(result, query)
+
+
+class SearchController(Controller):
+    path = "/api/v1/search"
+    tags = ("search",)
+
+    @post(
+        operation_id="search",
+        responses=ERROR_RESPONSES,
+        operation_class=_SearchOperation,
+        status_code=200,
+    )
+    async def search(
+        self, request: Request[Any, Any, Any], services: ServicesDep
+    ) -> SearchResponse:
+        """Find the images that look like a query image: uploaded (multipart field ``image``)
+        or already in the library (JSON ``image_id``). Hits come best first, with the fused
+        score (0 to 1) and each model's cosine."""
+        return await _search(request, services)
+
+
+@post(
+    "/search",
+    operation_id="seedSearch",
+    responses=ERROR_RESPONSES,
+    operation_class=_SearchOperation,
+    status_code=200,
+    tags=["compatibility"],
+)
+async def seed_search(request: Request[Any, Any, Any], services: ServicesDep) -> SearchResponse:
+    """Same as ``POST /api/v1/search``, at the original app's address."""
+    return await _search(request, services)
+
+
+@post(
+    "/reindex",
+    operation_id="seedReindex",
+    responses=ERROR_RESPONSES,
+    status_code=202,
+    tags=["compatibility"],
+    guards=[requires_write],
+)
+async def seed_reindex(services: ServicesDep, data: JSONBody[ReindexRequest | None] = None) -> Job:
+    """Same as ``POST /api/v1/reindex``, at the original app's address."""
+    return start_reindex(services, data)

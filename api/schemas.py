@@ -1,0 +1,233 @@
+"""What the REST API reads and writes: msgspec Structs, which Litestar validates and documents.
+
+Payload dicts from the engine become these Structs in one place (``Image.from_payload``,
+``SearchHit.from_hit``), so every route shows an image the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar.datastructures import UploadFile
+from msgspec import Meta, Struct
+
+
+def image_urls(image_id: str) -> tuple[str, str]:
+    base = f"/api/v1/images/{image_id}"
+    return f"{base}/thumbnail", f"{base}/file"
+
+
+class Image(Struct, kw_only=True):
+    """One distinct image content, with every path it was found at."""
+
+    id: str
+    filename: str
+    paths: list[str]
+    folder: list[str]
+    tags: list[str]
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    bytes: int | None = None
+    mtime: float | None = None
+    added_at: str | None = None
+    palette: list[str] = msgspec.field(default_factory=list)
+    thumbnail_url: str
+    file_url: str
+
+    @classmethod
+    def from_payload(cls, item: dict[str, Any]) -> Image:
+        thumb, file = image_urls(item["id"])
+        paths = list(item.get("paths") or [])
+        return cls(
+            id=item["id"],
+            filename=item.get("filename") or (paths[0].rsplit("/", 1)[-1] if paths else ""),
+            paths=paths,
+            folder=list(item.get("folder") or []),
+            tags=list(item.get("tags") or []),
+            width=item.get("width"),
+            height=item.get("height"),
+            format=item.get("format"),
+            bytes=item.get("bytes"),
+            mtime=item.get("mtime"),
+            added_at=_str_or_none(item.get("added_at")),
+            palette=[str(c) for c in item.get("palette") or []],
+            thumbnail_url=thumb,
+            file_url=file,
+        )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class ImagePage(Struct, kw_only=True):
+    items: list[Image]
+    total: int
+    offset: int
+    limit: int
+
+
+class ImageCreate(Struct, kw_only=True):
+    """Multipart upload: one or more ``files`` fields and an optional comma-separated ``tags``."""
+
+    files: list[UploadFile]
+    tags: str | None = None
+
+
+class ImageUpdate(Struct, kw_only=True):
+    """Replace an image's tags."""
+
+    tags: list[str]
+
+
+class UploadResult(Struct, kw_only=True):
+    images: list[Image]
+
+
+class SearchFilters(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Restrict a search. Empty fields do not constrain."""
+
+    folders: list[str] | None = None
+    tags_any: list[str] | None = None
+    tags_all: list[str] | None = None
+    formats: list[str] | None = None
+    min_width: int | None = None
+    max_width: int | None = None
+    min_height: int | None = None
+    max_height: int | None = None
+
+
+Box = tuple[
+    Annotated[int, Meta(ge=0)],
+    Annotated[int, Meta(ge=0)],
+    Annotated[int, Meta(gt=0)],
+    Annotated[int, Meta(gt=0)],
+]
+
+
+class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A search by a stored image (JSON) or, as multipart fields, by an uploaded ``image``.
+
+    ``weights`` maps a role (clip = meaning, cnn = shape, hsv = colour) to a weight >= 0;
+    left out, every role weighs 1. ``threshold`` drops hits scoring below it. ``box``
+    crops the query image first: [x, y, width, height] in pixels.
+    """
+
+    image_id: str | None = None
+    k: int = 10
+    weights: dict[str, float] | None = None
+    filters: SearchFilters | None = None
+    threshold: Annotated[float, Meta(ge=0, le=1)] | None = None
+    box: Box | None = None
+
+
+class SearchHit(Struct, kw_only=True):
+    id: str
+    filename: str
+    paths: list[str]
+    score: float  # fused, clamped to 0..1
+    scores: dict[str, float]  # role -> cosine of that model
+    thumbnail_url: str
+    file_url: str
+    width: int | None = None
+    height: int | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    folder: list[str] = msgspec.field(default_factory=list)
+
+    @classmethod
+    def from_hit(cls, hit: Any) -> SearchHit:
+        image = Image.from_payload({"id": hit.id, **hit.payload})
+        return cls(
+            id=hit.id,
+            filename=image.filename,
+            paths=image.paths,
+            score=_unit(hit.score),
+            scores={role: round(float(s), 6) for role, s in hit.scores.items()},
+            thumbnail_url=image.thumbnail_url,
+            file_url=image.file_url,
+            width=image.width,
+            height=image.height,
+            tags=image.tags,
+            folder=image.folder,
+        )
+
+
+def _unit(score: float) -> float:
+    # The fused score is a weighted mean of cosines; cosines of these models are almost never
+    # negative, and a person reads "0 % alike" for the rare one that is.
+    return round(min(1.0, max(0.0, float(score))), 6)
+
+
+class SearchResponse(Struct, kw_only=True):
+    hits: list[SearchHit]
+    timings: dict[str, float]  # decode_ms, embed_ms, search_ms
+    models: dict[str, str]  # role -> model name
+    weights: dict[str, float]  # role -> weight used
+    k: int
+    threshold: float | None = None
+
+
+JobState = Literal["queued", "running", "done", "failed"]
+
+
+class Job(Struct, kw_only=True):
+    """A background reindex or reconcile; poll ``GET /api/v1/jobs/{id}`` for progress."""
+
+    id: str
+    kind: Literal["reindex", "reconcile"]
+    state: JobState
+    stage: str = ""
+    done: int = 0
+    total: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    detail: str | None = None  # why it failed, as a sentence
+    result: dict[str, Any] | None = None
+
+
+class ReindexRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Optionally restrict the reindex to a folder inside the library."""
+
+    folder: str | None = None
+
+
+class ModelInfo(Struct, kw_only=True):
+    role: str
+    name: str
+    dim: int
+    weights: str
+    fallback: bool = False
+    reason: str | None = None
+
+
+class MirrorInfo(Struct, kw_only=True):
+    points: int
+    watermark: int
+
+
+class Status(Struct, kw_only=True):
+    points: int
+    backend: str
+    data_dir: str
+    library_dir: str
+    models: list[ModelInfo]
+    models_loaded: bool
+    mirror: MirrorInfo
+    mirror_lag: int
+    job: Job | None = None
+
+
+class Health(Struct, kw_only=True):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(Struct, kw_only=True, omit_defaults=True):
+    """200 when store, mirror and models are ready; else 503 with ``error`` and ``detail``."""
+
+    status: int
+    ready: bool
+    checks: dict[str, bool]
+    error: str | None = None
+    detail: str | None = None

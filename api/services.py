@@ -1,0 +1,115 @@
+"""What the app holds while it runs (``app.state.services``): the engine, a bounded worker pool
+for blocking engine calls, the job runner and the metrics.
+
+The engine warms up in a background thread started by the lifespan: open the store (which
+applies migrations), load the models, then open the FAISS mirror (it needs to know the models'
+sizes). Until that is done /ready answers 503 and the engine routes answer 503 "not ready",
+while /health, /login and the pages answer at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from api.errors import NotReady
+from api.jobs import JobRunner
+from api.metrics import AppMetrics
+from engine.errors import LookalikeError
+
+if TYPE_CHECKING:
+    from engine.core import Engine
+    from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Blocking calls (inference, store reads, file I/O) run on at most this many threads at once.
+# Inference already spreads over every core through torch's own threads, so more would only
+# queue inside torch; a few extra let cheap reads (lists, thumbnails) pass a running search.
+WORKER_THREADS = 6
+CHECKS = ("store", "models", "mirror")
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: Engine | None = None
+        self.limiter = anyio.CapacityLimiter(WORKER_THREADS)
+        self.jobs = JobRunner()
+        self.metrics = AppMetrics(self._status_if_ready)
+        self.checks = dict.fromkeys(CHECKS, False)
+        self.failure: str | None = None
+        self._warmup: threading.Thread | None = None
+
+    # -- lifespan ---------------------------------------------------------------------------
+    def start(self) -> None:
+        from engine.core import Engine
+
+        self.engine = Engine(self.settings)
+        self._warmup = threading.Thread(target=self._warm_up, name="warm-up", daemon=True)
+        self._warmup.start()
+
+    def _warm_up(self) -> None:
+        engine = self.engine
+        assert engine is not None
+        try:
+            engine.store  # noqa: B018 - opening the store applies pending migrations
+            self.checks["store"] = True
+            engine.embedder  # noqa: B018 - loads the models' weights (slow on first start)
+            self.checks["models"] = True
+            engine.mirror  # noqa: B018 - loads the snapshot and catches up with the store
+            self.checks["mirror"] = True
+            log.info("ready: store, models and mirror are up")
+        except LookalikeError as exc:
+            self.failure = exc.detail
+            log.error("start-up failed: %s", exc.detail)
+        except Exception as exc:
+            self.failure = f"Start-up failed ({type(exc).__name__}: {exc}); the log has details."
+            log.exception("start-up failed")
+
+    def close(self) -> None:
+        self.jobs.join(timeout=5)
+        if self._warmup is not None:
+            self._warmup.join(timeout=60)
+        if self.engine is not None:
+            self.engine.close()
+
+    # -- readiness --------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return all(self.checks.values())
+
+    def not_ready_detail(self) -> str:
+        if self.failure:
+            return self.failure
+        waiting = [name for name in CHECKS if not self.checks[name]]
+        return f"Lookalike is starting: waiting for {', '.join(waiting)}. Try again shortly."
+
+    def ready_engine(self) -> Engine:
+        if not self.ready or self.engine is None:
+            raise NotReady(self.not_ready_detail())
+        return self.engine
+
+    def wait_ready(self, timeout: float) -> bool:
+        """For tests and scripts: block until warm-up ended (ready or failed)."""
+        if self._warmup is not None:
+            self._warmup.join(timeout)
+        return self.ready
+
+    # -- running blocking engine calls --------------------------------------------------------
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(engine, *args, **kwargs)`` on the worker pool, once the engine is ready."""
+        engine = self.ready_engine()
+        return await anyio.to_thread.run_sync(
+            lambda: fn(engine, *args, **kwargs), limiter=self.limiter
+        )
+
+    def _status_if_ready(self) -> dict[str, Any] | None:
+        return self.engine.status() if self.ready and self.engine is not None else None

@@ -1,0 +1,113 @@
+// The inspector: one image large, its metadata, and "search with this image".
+// Shared by the Search and Library pages; the page passes what "search with this" does.
+
+import { api } from "./api.js";
+import { $, formatBytes, formatDate, h, percent, scoreBars, showError } from "./ui.js";
+
+const dialog = () => $("#inspect");
+
+function row(label, value) {
+  if (value === undefined || value === null || value === "" || (Array.isArray(value) && !value.length)) {
+    return [];
+  }
+  return [h("dt", {}, label), h("dd", {}, value)];
+}
+
+function tagChips(tags) {
+  if (!tags || !tags.length) return null;
+  return h("span.chips", {}, tags.map((t) => h("span.chip", {}, t)));
+}
+
+function pathList(paths) {
+  if (!paths || !paths.length) return null;
+  return h("span.paths", {}, paths.map((p) => h("code.path", {}, p)));
+}
+
+function fill(image, hit, threshold) {
+  const name = image.filename || (image.paths && image.paths[0]) || image.id;
+  $("#inspect-title").textContent = name;
+  const eyebrow = $("#inspect-eyebrow");
+  eyebrow.replaceChildren();
+  if (hit) {
+    eyebrow.append(h("span.score-pill", {}, `${percent(hit.score)} match`));
+    if (threshold && hit.score >= threshold) eyebrow.append(h("span.badge.badge--dup", {}, "Near-duplicate"));
+  } else {
+    eyebrow.textContent = image.folder ? image.folder : "Library image";
+  }
+
+  const scores = $("#inspect-scores");
+  scores.replaceChildren();
+  scores.hidden = !hit;
+  if (hit) scores.append(scoreBars(hit.byRole));
+
+  const size = image.width && image.height ? `${image.width} × ${image.height} px` : "";
+  const format = [String(image.format || "").toUpperCase(), formatBytes(image.bytes)].filter(Boolean).join(" · ");
+  $("#inspect-meta").replaceChildren(
+    ...row("Size", size),
+    ...row("Format", format),
+    ...row("Folder", image.folder),
+    ...row("Tags", tagChips(image.tags)),
+    ...row(image.paths && image.paths.length > 1 ? "Paths" : "Path", pathList(image.paths)),
+    ...row("Modified", formatDate(image.mtime)),
+    ...row("Added", formatDate(image.added_at)),
+    ...row("Id", h("code.id", {}, image.id)),
+  );
+
+  const palette = $("#inspect-palette");
+  palette.replaceChildren();
+  const colours = (image.palette || []).map((c) => (typeof c === "string" ? c : c && (c.hex || c.color)));
+  palette.hidden = !colours.filter(Boolean).length;
+  for (const colour of colours.filter(Boolean)) {
+    const sw = h("span.swatch", { title: colour });
+    sw.style.background = colour;
+    palette.append(sw);
+  }
+}
+
+/**
+ * Opens the inspector for image `id`. `hit` (optional) is the search hit it came from, so the
+ * scores that made it match stay in view; `onSearch(image)` runs "search with this image".
+ */
+export async function openInspector(id, { hit = null, threshold = null, onSearch = null } = {}) {
+  const el = dialog();
+  const img = $("#inspect-img");
+  const base = hit || { id };
+  img.removeAttribute("src");
+  img.alt = base.filename || "";
+  if (base.thumbnail_url) img.src = base.thumbnail_url; // something to look at while the full file loads
+  fill(base, hit, threshold);
+  const searchBtn = $("#inspect-search");
+  searchBtn.hidden = !onSearch;
+  if (!el.open) el.showModal();
+
+  let image = base;
+  try {
+    image = { ...base, ...(await api(`/api/v1/images/${encodeURIComponent(id)}`)) };
+    fill(image, hit, threshold);
+  } catch (err) {
+    showError(err);
+  }
+  const fileUrl = image.file_url || `/api/v1/images/${encodeURIComponent(id)}/file`;
+  const full = new Image();
+  full.onload = () => {
+    if (dialog().open && $("#inspect-title").textContent) img.src = fileUrl;
+  };
+  full.src = fileUrl;
+  $("#inspect-open").href = fileUrl;
+  searchBtn.onclick = onSearch
+    ? () => {
+        el.close();
+        onSearch(image);
+      }
+    : null;
+}
+
+export function wireInspector() {
+  const el = dialog();
+  if (!el) return;
+  $("#inspect-close").addEventListener("click", () => el.close());
+  // A click on the backdrop (the dialog element itself, outside its frame) closes it.
+  el.addEventListener("click", (event) => {
+    if (event.target === el) el.close();
+  });
+}

@@ -1,0 +1,304 @@
+// The Search page: a query image (dropped, picked, pasted or taken from the library), an
+// optional crop, weights and filters in; a grid of scored lookalikes out.
+
+import { api } from "./api.js";
+import { CropStage } from "./crop.js";
+import { openInspector, wireInspector } from "./inspect.js";
+import { loadStatus, warnFallbacks } from "./status.js";
+import {
+  $, ROLES, banner, debounce, guardWindowDrops, h, parseTags, percent, scoreBars, scoresByRole, showError,
+} from "./ui.js";
+
+const page = $("#search-page");
+const threshold = Number(page.dataset.nearDuplicate) || 0.9;
+const PREFS_KEY = "lookalike.search.prefs";
+
+const els = {
+  dropzone: $("#dropzone"),
+  empty: $("#dropzone-empty"),
+  file: $("#query-file"),
+  meta: $("#query-meta"),
+  name: $("#query-name"),
+  cropText: $("#query-crop"),
+  cropReset: $("#crop-reset"),
+  clear: $("#query-clear"),
+  form: $("#search-form"),
+  k: $("#k"),
+  folder: $("#folder"),
+  tags: $("#tags"),
+  button: $("#search-btn"),
+  grid: $("#results-grid"),
+  resultsEmpty: $("#results-empty"),
+  title: $("#results-title"),
+  stats: $("#results-stats"),
+};
+
+// What is being searched: {kind: "file", blob, name} or {kind: "id", id, name, blob?}.
+let query = null;
+let inFlight = null;
+let activeRoles = new Set(ROLES.map((r) => r.role));
+
+const stage = new CropStage({
+  container: els.dropzone,
+  stage: $("#stage"),
+  canvas: $("#stage-canvas"),
+  crop: $("#crop"),
+  onChange: (box) => showCrop(box),
+  onCommit: () => search(),
+});
+
+function showCrop(box) {
+  els.cropReset.hidden = !box;
+  els.cropText.textContent = box
+    ? `Crop ${box[2]} × ${box[3]} px at ${box[0]}, ${box[1]}`
+    : stage.width
+      ? `${stage.width} × ${stage.height} px · drag on the image to crop`
+      : "No preview in this browser; the server can still read it";
+}
+
+function weights() {
+  const out = {};
+  for (const { role } of ROLES) {
+    if (activeRoles.has(role)) out[role] = Number($(`#w-${role}`).value);
+  }
+  return out;
+}
+
+function filters() {
+  const out = {};
+  const folder = els.folder.value.trim();
+  const tags = parseTags(els.tags.value);
+  if (folder) out.folders = [folder];
+  if (tags.length) out.tags_any = tags;
+  return Object.keys(out).length ? out : null;
+}
+
+function savePrefs() {
+  const prefs = { k: els.k.value, weights: {} };
+  for (const { role } of ROLES) prefs.weights[role] = $(`#w-${role}`).value;
+  localStorage.setItem(PREFS_KEY, JSON.stringify(prefs));
+}
+
+function loadPrefs() {
+  try {
+    const prefs = JSON.parse(localStorage.getItem(PREFS_KEY) || "null");
+    if (!prefs) return;
+    if ([...els.k.options].some((o) => o.value === prefs.k)) els.k.value = prefs.k;
+    for (const [role, value] of Object.entries(prefs.weights || {})) {
+      const input = $(`#w-${role}`);
+      if (input) input.value = value;
+    }
+  } catch {
+    localStorage.removeItem(PREFS_KEY);
+  }
+}
+
+function syncSliderOutputs() {
+  for (const { role } of ROLES) {
+    const input = $(`#w-${role}`);
+    input.closest(".slider").querySelector("output").textContent = Number(input.value).toFixed(2);
+  }
+}
+
+/** The request for the current query: JSON by id when uncropped, else the image bytes. */
+function buildRequest() {
+  const box = stage.cropBox();
+  const k = Number(els.k.value);
+  const w = weights();
+  const f = filters();
+  if (query.kind === "id" && (!box || !query.blob)) {
+    return { json: { image_id: query.id, k, weights: w, ...(f ? { filters: f } : {}) } };
+  }
+  const form = new FormData();
+  form.append("image", query.blob, query.name);
+  form.append("k", String(k));
+  form.append("weights", JSON.stringify(w));
+  if (f) form.append("filters", JSON.stringify(f));
+  if (box) form.append("box", JSON.stringify(box));
+  return { form };
+}
+
+async function search() {
+  if (!query) return;
+  if (inFlight) inFlight.abort();
+  const controller = new AbortController();
+  inFlight = controller;
+  page.classList.add("is-searching");
+  els.button.disabled = true;
+  try {
+    const result = await api("/api/v1/search", { method: "POST", signal: controller.signal, ...buildRequest() });
+    banner("error", null);
+    render(result);
+  } catch (err) {
+    showError(err);
+  } finally {
+    if (inFlight === controller) {
+      inFlight = null;
+      page.classList.remove("is-searching");
+      els.button.disabled = !query;
+    }
+  }
+}
+
+function card(hit, rank, models) {
+  hit.byRole = scoresByRole(hit, models);
+  const name = hit.filename || (hit.paths && hit.paths[0]) || hit.id;
+  const dup = hit.score >= threshold;
+  const img = h("img.hit__img", { src: hit.thumbnail_url, alt: name, loading: "lazy", decoding: "async" });
+  const button = h("button.hit__button", { type: "button", "aria-label": `Inspect ${name}, ${percent(hit.score)} match` },
+    h("span.hit__thumb", {}, img,
+      h("span.hit__rank", {}, String(rank)),
+      dup ? h("span.badge.badge--dup.hit__badge", { "data-testid": "near-duplicate" }, "Near-duplicate") : null),
+    h("span.hit__body", {},
+      h("span.hit__row", {},
+        h("span.hit__name", { title: name }, name),
+        h("span.hit__score", { "data-testid": "score" }, percent(hit.score))),
+      scoreBars(hit.byRole, { compact: true })));
+  button.addEventListener("click", () =>
+    openInspector(hit.id, { hit, threshold, onSearch: (image) => useLibraryImage(image) }));
+  return h("li.hit", { dataset: { id: hit.id, testid: "hit" } }, button);
+}
+
+function render(result) {
+  const hits = result.hits || [];
+  els.resultsEmpty.hidden = hits.length > 0;
+  if (!hits.length) {
+    els.resultsEmpty.querySelector(".empty__title").textContent = "No lookalikes found";
+    els.resultsEmpty.querySelector(".empty__text").textContent =
+      "Nothing in the library matches these filters. Clear the folder or tags, or add images on the Library page.";
+  }
+  const models = result.models || {};
+  els.grid.replaceChildren(...hits.map((hit, i) => card(hit, i + 1, models)));
+  const timings = result.timings || {};
+  const total = Object.values(timings).reduce((a, b) => a + (Number(b) || 0), 0);
+  const dups = hits.filter((hit) => hit.score >= threshold).length;
+  els.title.textContent = hits.length === 1 ? "1 lookalike" : `${hits.length} lookalikes`;
+  els.stats.textContent = [
+    dups ? `${dups} near-duplicate${dups === 1 ? "" : "s"}` : null,
+    total ? `${Math.round(total)} ms` : null,
+  ].filter(Boolean).join(" · ");
+}
+
+function showQuery(name) {
+  els.name.textContent = name;
+  els.meta.hidden = false;
+  els.empty.hidden = true;
+  els.dropzone.classList.add("has-image");
+  els.button.disabled = false;
+}
+
+async function useFile(file) {
+  if (!file) return;
+  if (file.type && !file.type.startsWith("image/")) {
+    banner("error", `${file.name} is not an image.`);
+    return;
+  }
+  query = { kind: "file", blob: file, name: file.name || "pasted image" };
+  showQuery(query.name);
+  await stage.load(file);
+  showCrop(null);
+  search();
+}
+
+/** "Search with this image": the server already has its vectors, so search by id at once. */
+async function useLibraryImage(image) {
+  const name = image.filename || image.id;
+  query = { kind: "id", id: image.id, name };
+  showQuery(name);
+  stage.clear();
+  search();
+  window.scrollTo({ top: 0, behavior: "smooth" });
+  try {
+    // The bytes are only needed to draw the preview and, if the person crops, to send the crop.
+    const response = await fetch(image.file_url || `/api/v1/images/${image.id}/file`, { credentials: "same-origin" });
+    if (!response.ok || !query || query.id !== image.id) return;
+    query.blob = await response.blob();
+    await stage.load(query.blob);
+  } catch {
+    // The preview is a convenience: the search by id has already run without it.
+  }
+  showCrop(null);
+}
+
+function clearQuery() {
+  if (inFlight) inFlight.abort();
+  query = null;
+  stage.clear();
+  els.meta.hidden = true;
+  els.empty.hidden = false;
+  els.dropzone.classList.remove("has-image");
+  els.button.disabled = true;
+  els.file.value = "";
+}
+
+function wire() {
+  guardWindowDrops();
+  wireInspector();
+  els.file.addEventListener("change", () => useFile(els.file.files[0]));
+  els.dropzone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    els.dropzone.classList.add("is-over");
+  });
+  els.dropzone.addEventListener("dragleave", () => els.dropzone.classList.remove("is-over"));
+  els.dropzone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    els.dropzone.classList.remove("is-over");
+    useFile(e.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", (e) => {
+    const items = [...(e.clipboardData ? e.clipboardData.items : [])];
+    const item = items.find((i) => i.kind === "file" && i.type.startsWith("image/"));
+    if (!item) return;
+    e.preventDefault();
+    useFile(item.getAsFile());
+  });
+  els.cropReset.addEventListener("click", () => {
+    stage.resetCrop();
+    search();
+  });
+  els.clear.addEventListener("click", clearQuery);
+  els.form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    search();
+  });
+  const rerun = debounce(() => search(), 350);
+  for (const { role } of ROLES) {
+    $(`#w-${role}`).addEventListener("input", () => {
+      syncSliderOutputs();
+      savePrefs();
+      rerun();
+    });
+  }
+  els.k.addEventListener("change", () => {
+    savePrefs();
+    search();
+  });
+}
+
+async function init() {
+  loadPrefs();
+  syncSliderOutputs();
+  wire();
+  // The Library page links here with ?image=<id> for "search with this image".
+  const initial = new URLSearchParams(location.search).get("image");
+  if (initial) {
+    history.replaceState(null, "", location.pathname);
+    api(`/api/v1/images/${encodeURIComponent(initial)}`).then(useLibraryImage).catch(showError);
+  }
+  const status = await loadStatus();
+  if (!status) return;
+  warnFallbacks(status);
+  // A model that is off has no vectors to weigh: its slider says so instead of doing nothing.
+  activeRoles = new Set((status.models || []).map((m) => m.role));
+  for (const { role } of ROLES) {
+    const slider = $(`.slider[data-role="${role}"]`);
+    const on = activeRoles.has(role);
+    slider.classList.toggle("is-off", !on);
+    slider.querySelector("input").disabled = !on;
+    if (!on) slider.querySelector("output").textContent = "off";
+  }
+  const folders = status.folders || [];
+  $("#folder-options").replaceChildren(...folders.map((f) => h("option", { value: f })));
+}
+
+init().catch(showError);

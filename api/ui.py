@@ -1,0 +1,65 @@
+"""The web UI's pages: server-rendered templates over the REST API.
+
+The pages carry no data of their own: their scripts (``api/static/js``) call ``/api/v1`` with the
+session cookie, so the UI and a script see exactly the same behaviour and errors. The handlers
+only render a template with the few values the scripts need before their first request.
+
+The app factory registers ``ui_routes()`` and a ``TemplateConfig`` over ``TEMPLATE_DIR``. Static
+files (``/static``) are part of ``ui_routes()`` because the pages are what needs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar import get
+from litestar.response import Template
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_PATH = "/static"
+
+# A first guess at "these are the same design": the duplicate report calibrates it on labelled
+# pairs later, and the page reads it from a data attribute so that change needs no script edit.
+NEAR_DUPLICATE_THRESHOLD = 0.90
+K_CHOICES = (10, 20, 50, 100)
+DEFAULT_K = 20
+
+# Pages are not part of the REST API: keep them out of the OpenAPI document, and mark them so
+# auth can answer an anonymous page request with a redirect to /login instead of a 401.
+_PAGE: dict[str, Any] = {"include_in_schema": False, "opt": {"page": True}}
+
+
+def _context(active: str) -> dict[str, Any]:
+    return {
+        "active": active,
+        "near_duplicate_threshold": f"{NEAR_DUPLICATE_THRESHOLD:.2f}",
+        "k_choices": K_CHOICES,
+        "default_k": DEFAULT_K,
+    }
+
+
+@get("/", name="ui:search", operation_id="uiSearchPage", **_PAGE)
+async def search_page() -> Template:
+    return Template(template_name="search.html", context=_context("search"))
+
+
+@get("/library", name="ui:library", operation_id="uiLibraryPage", **_PAGE)
+async def library_page() -> Template:
+    return Template(template_name="library.html", context=_context("library"))
+
+
+def ui_routes() -> list[ControllerRouterHandler]:
+    """The pages and their static assets, for the app factory's ``route_handlers``."""
+    static = create_static_files_router(
+        path=STATIC_PATH,
+        directories=[STATIC_DIR],
+        name="static",
+        include_in_schema=False,
+        # Assets are public (the login page needs them) and hold nothing secret.
+        opt={"public": True},
+    )
+    return [search_page, library_page, static]

