@@ -450,9 +450,20 @@ def _record(path: Path, photo: Photo, box: tuple[int, int, int, int] | None) -> 
         "name": photo.name,
         "licence": photo.licence,
         "credit": photo.credit,
-        "original": str(photo.path) if photo.path else None,
+        "original": _portable(photo.path),
         "tile_box": list(box) if box else None,
     }
+
+
+def _portable(path: Path | None) -> str | None:
+    # A venv's location differs between machines; the path inside site-packages does not,
+    # and keeping it out of the manifest keeps the manifest identical everywhere.
+    if path is None:
+        return None
+    parts = path.parts
+    if "site-packages" in parts:
+        return "/".join(parts[parts.index("site-packages") + 1 :])
+    return str(path)
 
 
 def _write_manifest(out_dir: Path, records: list[dict[str, object]]) -> None:
