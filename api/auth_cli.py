@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +40,9 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
 
     key, secret = ApiKeyStore(_data_dir()).create(args.scope, name=args.name or "")
     if args.json:
-        print(json.dumps({"id": key.id, "scope": key.scope, "name": key.name, "key": secret}))
+        from api.cli import emit
+
+        emit({"id": key.id, "scope": key.scope, "name": key.name, "key": secret})
     else:
         print(secret)
         print(
@@ -60,7 +61,9 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
         rows = [
             {"id": k.id, "scope": k.scope, "name": k.name, "created_at": k.created_at} for k in keys
         ]
-        print(json.dumps(rows))
+        from api.cli import emit
+
+        emit(rows)
         return 0
     for k in keys:
         created = datetime.fromtimestamp(k.created_at, UTC).strftime("%Y-%m-%d %H:%M")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -26,6 +27,14 @@ from engine.errors import LookalikeError
 
 err = Console(stderr=True)
 out = Console()
+# JSON output goes to the real stdout only; while a command runs with --json, anything a
+# library prints (torch.hub announces downloads on stdout) is sent to stderr instead.
+_json_out = sys.stdout
+
+
+def emit(obj: object) -> None:
+    _json_out.write(json.dumps(obj) + "\n")
+    _json_out.flush()
 
 
 def _settings() -> Any:
@@ -77,7 +86,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     if args.json:
-        print(json.dumps(report.as_dict()))
+        emit(report.as_dict())
     else:
         err.print(
             f"[bold]{report.scanned}[/] files: {report.unchanged} unchanged, "
@@ -122,7 +131,7 @@ def _print_result(query: str, result: Any, engine: Any, *, as_json: bool) -> Non
     ]
     timings = {k: round(v, 2) for k, v in result.timings.items()}
     if as_json:
-        print(json.dumps({"query": query, "hits": hits, "timings": timings}), flush=True)
+        emit({"query": query, "hits": hits, "timings": timings})
         return
     table = Table(title=f"{query}  ({', '.join(f'{k}={v}' for k, v in timings.items())})")
     table.add_column("#", justify="right")
@@ -143,7 +152,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     if args.json:
-        print(json.dumps(status))
+        emit(status)
         return 0
     out.print(f"[bold]{status['points']}[/] images, backend [bold]{status['backend']}[/]")
     out.print(f"data: {status['data_dir']}   library: {status['library_dir']}")
@@ -162,7 +171,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             result = engine.reconcile(progress=progress)
     finally:
         engine.close()
-    print(json.dumps(result))
+    emit(result)
     return 0
 
 
@@ -233,8 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    global _json_out
+    _json_out = sys.stdout
+    quiet = getattr(args, "json", False) or args.command == "reconcile"
     try:
-        return int(args.func(args))
+        with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext():
+            return int(args.func(args))
     except LookalikeError as exc:
         err.print(f"[red]error:[/] {exc.detail}")
         return 2
