@@ -32,6 +32,7 @@ types: install
 	$(BIN)/mypy api/ embedder/ store/ engine/ migrations/
 
 unit: install
+	bash scripts/install_browser.sh
 	$(BIN)/python -m pytest -q
 
 test: lint types unit

@@ -18,6 +18,9 @@ from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from api.auth import PAGE_OPT, PUBLIC_OPT
+from api.openapi import CSRF_COOKIE, CSRF_HEADER
+
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PATH = "/static"
@@ -30,7 +33,7 @@ DEFAULT_K = 20
 
 # Pages are not part of the REST API: keep them out of the OpenAPI document, and mark them so
 # auth can answer an anonymous page request with a redirect to /login instead of a 401.
-_PAGE: dict[str, Any] = {"include_in_schema": False, "opt": {"page": True}}
+_PAGE: dict[str, Any] = {"include_in_schema": False, "opt": {PAGE_OPT: True}}
 
 
 def _context(active: str) -> dict[str, Any]:
@@ -39,6 +42,9 @@ def _context(active: str) -> dict[str, Any]:
         "near_duplicate_threshold": f"{NEAR_DUPLICATE_THRESHOLD:.2f}",
         "k_choices": K_CHOICES,
         "default_k": DEFAULT_K,
+        # The scripts send the token from this cookie in this header (see api/app.py).
+        "csrf_cookie": CSRF_COOKIE,
+        "csrf_header": CSRF_HEADER,
     }
 
 
@@ -60,6 +66,6 @@ def ui_routes() -> list[ControllerRouterHandler]:
         name="static",
         include_in_schema=False,
         # Assets are public (the login page needs them) and hold nothing secret.
-        opt={"public": True},
+        opt={PUBLIC_OPT: True},
     )
     return [search_page, library_page, static]

@@ -39,6 +39,7 @@ export class CropStage {
     try {
       bitmap = await createImageBitmap(blob);
     } catch {
+      this.clear(); // never leave the previous query's picture under the new name
       return false;
     }
     if (this.bitmap) this.bitmap.close();

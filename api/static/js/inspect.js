@@ -23,6 +23,11 @@ function pathList(paths) {
   return h("span.paths", {}, paths.map((p) => h("code.path", {}, p)));
 }
 
+function folders(image) {
+  const list = Array.isArray(image.folder) ? image.folder : [image.folder];
+  return list.filter((f) => f !== undefined && f !== null).map((f) => f || "(library root)").join(", ");
+}
+
 function fill(image, hit, threshold) {
   const name = image.filename || (image.paths && image.paths[0]) || image.id;
   $("#inspect-title").textContent = name;
@@ -32,7 +37,7 @@ function fill(image, hit, threshold) {
     eyebrow.append(h("span.score-pill", {}, `${percent(hit.score)} match`));
     if (threshold && hit.score >= threshold) eyebrow.append(h("span.badge.badge--dup", {}, "Near-duplicate"));
   } else {
-    eyebrow.textContent = image.folder ? image.folder : "Library image";
+    eyebrow.textContent = folders(image) || "Library image";
   }
 
   const scores = $("#inspect-scores");
@@ -45,7 +50,7 @@ function fill(image, hit, threshold) {
   $("#inspect-meta").replaceChildren(
     ...row("Size", size),
     ...row("Format", format),
-    ...row("Folder", image.folder),
+    ...row((image.folder || []).length > 1 ? "Folders" : "Folder", folders(image)),
     ...row("Tags", tagChips(image.tags)),
     ...row(image.paths && image.paths.length > 1 ? "Paths" : "Path", pathList(image.paths)),
     ...row("Modified", formatDate(image.mtime)),
@@ -68,7 +73,10 @@ function fill(image, hit, threshold) {
  * Opens the inspector for image `id`. `hit` (optional) is the search hit it came from, so the
  * scores that made it match stay in view; `onSearch(image)` runs "search with this image".
  */
+let showing = null; // the id on screen, so a slow answer for an earlier one is dropped
+
 export async function openInspector(id, { hit = null, threshold = null, onSearch = null } = {}) {
+  showing = id;
   const el = dialog();
   const img = $("#inspect-img");
   const base = hit || { id };
@@ -83,6 +91,7 @@ export async function openInspector(id, { hit = null, threshold = null, onSearch
   let image = base;
   try {
     image = { ...base, ...(await api(`/api/v1/images/${encodeURIComponent(id)}`)) };
+    if (showing !== id) return;
     fill(image, hit, threshold);
   } catch (err) {
     showError(err);
@@ -90,7 +99,7 @@ export async function openInspector(id, { hit = null, threshold = null, onSearch
   const fileUrl = image.file_url || `/api/v1/images/${encodeURIComponent(id)}/file`;
   const full = new Image();
   full.onload = () => {
-    if (dialog().open && $("#inspect-title").textContent) img.src = fileUrl;
+    if (dialog().open && showing === id) img.src = fileUrl;
   };
   full.src = fileUrl;
   $("#inspect-open").href = fileUrl;

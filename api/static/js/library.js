@@ -8,6 +8,7 @@ import { $, ROLES, banner, guardWindowDrops, h, parseTags, roleLabel, showError,
 
 const POLL_MS = 500;
 const RECENT = 24;
+const RECENT_SCAN = 500; // the API's largest page
 
 const els = {
   dirs: $("#library-dirs"),
@@ -68,14 +69,20 @@ function renderStatus(status) {
         h(`span.dot.dot--${role}`),
         h("span.model__role", {}, roleLabel(role)),
         h("span.model__name", {}, m.name),
-        h("span.model__weights", {}, m.fallback ? `fallback · ${m.weights}` : m.weights));
+        h("span.model__weights", {}, weightsLabel(m)));
     }),
   );
+}
+
+function weightsLabel(model) {
+  const weights = model.weights === "none" || !model.weights ? "no weights to load" : `${model.weights} weights`;
+  return model.fallback ? `fallback · ${weights}` : weights;
 }
 
 async function refreshStatus() {
   const status = await loadStatus();
   if (status) renderStatus(status);
+  return status;
 }
 
 function recentCard(image) {
@@ -95,12 +102,16 @@ function recentCard(image) {
 
 async function refreshRecent() {
   try {
-    const page = await api(`/api/v1/images?limit=${RECENT}`);
-    const images = itemsOf(page);
+    // The list comes in id order (stable pages); the newest are found among the first
+    // RECENT_SCAN, which is every image in all but large libraries.
+    const page = await api(`/api/v1/images?limit=${RECENT_SCAN}`);
+    const images = itemsOf(page)
+      .sort((a, b) => String(b.added_at || "").localeCompare(String(a.added_at || "")))
+      .slice(0, RECENT);
     els.recent.replaceChildren(...images.map(recentCard));
     els.recentEmpty.hidden = images.length > 0;
-    const total = page && !Array.isArray(page) ? page.total : undefined;
-    els.recentStats.textContent = total > images.length ? `${images.length} of ${total.toLocaleString()}` : "";
+    const total = page && !Array.isArray(page) ? Number(page.total) : images.length;
+    els.recentStats.textContent = total ? `${images.length} of ${total.toLocaleString()}` : "";
   } catch (err) {
     showError(err, "recent");
   }
@@ -155,44 +166,52 @@ function jobProgress(job) {
   const done = Number(p.done ?? p.completed ?? 0);
   const total = Number(p.total ?? 0);
   const stage = p.stage || job.stage || "";
-  const state = String(job.state || job.status || "running").toLowerCase();
+  const state = String(job.state || job.status || "running").toLowerCase(); // queued|running|done|failed
   return { done, total, stage, state, error: job.detail || job.error || "" };
 }
 
-async function reindex() {
+/** Polls a job until it ends, drawing its progress; resolves when it is done. */
+async function follow(id) {
   els.reindex.disabled = true;
   els.progress.hidden = false;
   els.bar.style.width = "0%";
   els.bar.classList.add("is-indeterminate");
   els.progressText.textContent = "Starting…";
   try {
-    const job = await api("/api/v1/reindex", { method: "POST", json: {} });
-    const id = job.job_id || job.id;
     for (;;) {
       const p = jobProgress(await api(`/api/v1/jobs/${encodeURIComponent(id)}`));
       const known = p.total > 0;
-      els.bar.classList.toggle("is-indeterminate", !known && !["done", "succeeded", "finished"].includes(p.state));
+      els.bar.classList.toggle("is-indeterminate", !known && p.state !== "done");
       if (known) els.bar.style.width = `${Math.min(100, (100 * p.done) / p.total).toFixed(1)}%`;
-      const stage = p.stage ? `${p.stage[0].toUpperCase()}${p.stage.slice(1)}` : "Working";
+      const stage = p.stage ? `${p.stage[0].toUpperCase()}${p.stage.slice(1)}` : p.state === "queued" ? "Queued" : "Working";
       els.progressText.textContent = known ? `${stage}: ${p.done.toLocaleString()} of ${p.total.toLocaleString()}` : `${stage}…`;
-      if (["done", "succeeded", "finished", "completed"].includes(p.state)) {
+      if (p.state === "done") {
+        els.bar.classList.remove("is-indeterminate");
         els.bar.style.width = "100%";
         els.progressText.textContent = "Re-index finished.";
         toast("Library re-indexed.", "ok");
         break;
       }
-      if (["failed", "error", "cancelled"].includes(p.state)) {
-        throw { detail: p.error || "The re-index failed." };
-      }
+      if (p.state === "failed") throw { detail: p.error || "The re-index failed." };
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
     await Promise.all([refreshStatus(), refreshRecent()]);
   } catch (err) {
-    els.progressText.textContent = "";
     els.progress.hidden = true;
     showError(err);
   } finally {
     els.bar.classList.remove("is-indeterminate");
+    els.reindex.disabled = false;
+  }
+}
+
+async function reindex() {
+  els.reindex.disabled = true;
+  try {
+    const job = await api("/api/v1/reindex", { method: "POST", json: {} });
+    await follow(job.id || job.job_id);
+  } catch (err) {
+    showError(err);
     els.reindex.disabled = false;
   }
 }
@@ -216,5 +235,9 @@ function wire() {
 }
 
 wire();
-refreshStatus();
+refreshStatus().then((status) => {
+  // A re-index started elsewhere (another tab, the CLI's API call) shows its progress here too.
+  const job = status && status.job;
+  if (job && (job.state === "queued" || job.state === "running")) follow(job.id);
+});
 refreshRecent();

@@ -1,7 +1,7 @@
 // The Search page: a query image (dropped, picked, pasted or taken from the library), an
 // optional crop, weights and filters in; a grid of scored lookalikes out.
 
-import { api } from "./api.js";
+import { api, itemsOf } from "./api.js";
 import { CropStage } from "./crop.js";
 import { openInspector, wireInspector } from "./inspect.js";
 import { loadStatus, warnFallbacks } from "./status.js";
@@ -100,14 +100,15 @@ function syncSliderOutputs() {
   }
 }
 
-/** The request for the current query: JSON by id when uncropped, else the image bytes. */
+/** The request for the current query: JSON for a library image (the server crops its file
+ * at full resolution), multipart with the bytes for an image from this computer. */
 function buildRequest() {
   const box = stage.cropBox();
   const k = Number(els.k.value);
   const w = weights();
   const f = filters();
-  if (query.kind === "id" && (!box || !query.blob)) {
-    return { json: { image_id: query.id, k, weights: w, ...(f ? { filters: f } : {}) } };
+  if (query.kind === "id") {
+    return { json: { image_id: query.id, k, weights: w, ...(f ? { filters: f } : {}), ...(box ? { box } : {}) } };
   }
   const form = new FormData();
   form.append("image", query.blob, query.name);
@@ -130,6 +131,7 @@ async function search() {
     banner("error", null);
     render(result);
   } catch (err) {
+    if (err.name !== "AbortError") showFailure();
     showError(err);
   } finally {
     if (inFlight === controller) {
@@ -179,6 +181,16 @@ function render(result) {
   ].filter(Boolean).join(" · ");
 }
 
+/** The previous query's hits would read as this query's: clear them when a search fails. */
+function showFailure() {
+  els.grid.replaceChildren();
+  els.resultsEmpty.hidden = false;
+  els.resultsEmpty.querySelector(".empty__title").textContent = "No results for this query";
+  els.resultsEmpty.querySelector(".empty__text").textContent = "The message above says why. Try another image.";
+  els.title.textContent = "Results";
+  els.stats.textContent = "";
+}
+
 function showQuery(name) {
   els.name.textContent = name;
   els.meta.hidden = false;
@@ -195,7 +207,11 @@ async function useFile(file) {
   }
   query = { kind: "file", blob: file, name: file.name || "pasted image" };
   showQuery(query.name);
-  await stage.load(file);
+  if (!(await stage.load(file))) {
+    // The browser cannot draw it (a TIFF, say): keep the drop target, the server may read it.
+    els.empty.hidden = false;
+    els.dropzone.classList.remove("has-image");
+  }
   showCrop(null);
   search();
 }
@@ -209,7 +225,7 @@ async function useLibraryImage(image) {
   search();
   window.scrollTo({ top: 0, behavior: "smooth" });
   try {
-    // The bytes are only needed to draw the preview and, if the person crops, to send the crop.
+    // The bytes only draw the preview to crop on: the search itself goes by id.
     const response = await fetch(image.file_url || `/api/v1/images/${image.id}/file`, { credentials: "same-origin" });
     if (!response.ok || !query || query.id !== image.id) return;
     query.blob = await response.blob();
@@ -297,8 +313,24 @@ async function init() {
     slider.querySelector("input").disabled = !on;
     if (!on) slider.querySelector("output").textContent = "off";
   }
-  const folders = status.folders || [];
-  $("#folder-options").replaceChildren(...folders.map((f) => h("option", { value: f })));
+}
+
+/** Suggestions for the folder and tag filters, from the first page of the library. */
+async function loadSuggestions() {
+  try {
+    const page = await api("/api/v1/images?limit=200");
+    const folders = new Set();
+    const tags = new Set();
+    for (const image of itemsOf(page)) {
+      for (const folder of image.folder || []) if (folder) folders.add(folder);
+      for (const tag of image.tags || []) tags.add(tag);
+    }
+    $("#folder-options").replaceChildren(...[...folders].sort().map((f) => h("option", { value: f })));
+    els.tags.placeholder = tags.size ? `e.g. ${[...tags].sort().slice(0, 2).join(", ")}` : els.tags.placeholder;
+  } catch {
+    // Suggestions only: the filters work without them.
+  }
 }
 
 init().catch(showError);
+loadSuggestions();
