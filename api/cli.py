@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -104,8 +105,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     weights = parse_weights(args.weights)
     flt = filter_from(folders=args.folder, tags_any=args.tag)
+    if bool(args.images) == bool(args.text):
+        raise LookalikeError("Give either query image files or --text, not both (nor neither).")
     engine = _engine()
     try:
+        if args.text:
+            result = engine.search_text(args.text, k=args.k, flt=flt)
+            _print_result(args.text, result, engine, as_json=args.json)
         for image in args.images:
             path = Path(image)
             try:
@@ -143,6 +149,26 @@ def _print_result(query: str, result: Any, engine: Any, *, as_json: bool) -> Non
         per_model = [f"{h['scores'].get(r, 0):.3f}" for r in result.models]
         table.add_row(str(i), f"{h['score']:.3f}", *per_model, h["path"])
     out.print(table)
+
+
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    from api.routes.duplicates import report
+
+    engine = _engine()
+    try:
+        result = report(engine, args.threshold, args.weights)
+    finally:
+        engine.close()
+    if args.json:
+        emit(msgspec.to_builtins(result))
+        return 0
+    out.print(f"[bold]{len(result.groups)}[/] group(s) at threshold {result.threshold:.3f}")
+    for i, group in enumerate(result.groups, 1):
+        out.print(f"[bold]#{i}[/]  best {group.score:.3f}, {group.size} files")
+        for m in group.members:
+            for path in m.paths:
+                out.print(f"  {m.score:.3f}  {engine.keys.path(path)}")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -207,13 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_index)
 
     s = sub.add_parser("search", help="find images similar to these")
-    s.add_argument("images", nargs="+", metavar="IMAGE")
+    s.add_argument("images", nargs="*", metavar="IMAGE")
+    s.add_argument("--text", help="search by a sentence instead (needs CLIP)")
     s.add_argument("--k", type=int, default=10)
     s.add_argument("--weights", help="e.g. clip=1,cnn=1,hsv=1")
     s.add_argument("--folder", action="append", help="restrict to a folder (repeatable)")
     s.add_argument("--tag", action="append", help="restrict to a tag (repeatable, any)")
     s.add_argument("--json", action="store_true", help="one JSON object per query per line")
     s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("duplicates", help="groups of near-identical images")
+    s.add_argument("--threshold", type=float, default=None, help="0..1 (default: calibrated)")
+    s.add_argument("--weights", help="e.g. clip=1,cnn=1,hsv=1 (default: calibrated)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.set_defaults(func=cmd_duplicates)
 
     s = sub.add_parser("status", help="points, backend, models, mirror lag")
     s.add_argument("--json", action="store_true")

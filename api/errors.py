@@ -23,7 +23,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
-from engine.errors import BadInput, LookalikeError
+from engine.errors import BadInput, LookalikeError, translate
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ ERROR_RESPONSES = {
         404: "No such image or job.",
         409: "A reindex or reconcile is already running.",
         413: "The request body is larger than LOOKALIKE_MAX_UPLOAD_MB.",
-        503: "Still starting up (models loading), or the store is unreachable.",
+        503: "Still starting up (models loading), the store is unreachable, or the library "
+        "stayed locked by a reindex for longer than an upload waits.",
     }.items()
 }
 
@@ -87,10 +88,15 @@ def error_response(status: int, code: str, detail: str, headers: Any = None) -> 
 
 def describe(exc: Exception) -> tuple[int, str, str]:
     """(status, code, detail) for any exception."""
+    exc = translate(exc)
     if isinstance(exc, LookalikeError):
         return exc.status, exc.code, _sentence(exc.detail)
     if isinstance(exc, msgspec.ValidationError | msgspec.DecodeError):
         return 400, BadInput.code, f"The request body is not valid: {exc}."
+    if isinstance(exc, UnicodeDecodeError):
+        # msgspec (and Litestar's JSON bodies through it) raise this, not a DecodeError,
+        # for a string that is not UTF-8: the client's mistake, not the server's.
+        return 400, BadInput.code, "The request holds text that is not valid UTF-8."
     if isinstance(exc, ValidationException):
         return 400, BadInput.code, _validation_detail(exc)
     if isinstance(exc, HTTPException):
@@ -136,7 +142,7 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
     from api.auth import is_page
 
     status, code, detail = describe(exc)
-    if status >= 500 and not isinstance(exc, LookalikeError):
+    if status >= 500 and not isinstance(translate(exc), LookalikeError):
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     elif status >= 500 and not isinstance(exc, NotReady):  # NotReady: /ready says it already
         log.warning("%s %s: %s", request.method, request.url.path, detail)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from api.schemas import Job
-from engine.errors import Conflict, LookalikeError, NotFound
+from engine.errors import Conflict, LookalikeError, NotFound, translate
 from engine.indexing import Progress
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,16 @@ class JobRunner:
             job.state, job.started_at = "running", time.time()
         try:
             result = work(progress)
-        except LookalikeError as exc:
-            self._finish(job, "failed", detail=exc.detail)
-        except Exception:
-            log.exception("%s job %s failed", job.kind, job.id)
-            self._finish(job, "failed", detail="The job failed on the server; the log says why.")
+        except Exception as exc:
+            known = translate(exc)  # e.g. the store went away: a sentence, not a traceback
+            if isinstance(known, LookalikeError):
+                cause = "" if known is exc else f" ({exc})"
+                log.warning("%s job %s failed: %s%s", job.kind, job.id, known.detail, cause)
+                self._finish(job, "failed", detail=known.detail)
+            else:
+                log.exception("%s job %s failed", job.kind, job.id)
+                detail = "The job failed on the server; the log says why."
+                self._finish(job, "failed", detail=detail)
         else:
             self._finish(job, "done", result=result)
 

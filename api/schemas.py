@@ -69,17 +69,23 @@ class ImagePage(Struct, kw_only=True):
     limit: int
 
 
+# A tag is 1 to 64 characters with no comma or line break (``engine.images`` checks the
+# same); stated here too so the OpenAPI document tells clients before they are refused.
+Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^,\r\n\t]*[^\s,][^,\r\n\t]*$")]
+TagList = Annotated[str, Meta(pattern=r"^(?:[^,\r\n\t]{0,64},)*[^,\r\n\t]{0,64}$")]
+
+
 class ImageCreate(Struct, kw_only=True):
     """Multipart upload: one or more ``files`` fields and an optional comma-separated ``tags``."""
 
     files: list[UploadFile]
-    tags: str | None = None
+    tags: TagList | None = None
 
 
 class ImageUpdate(Struct, kw_only=True):
     """Replace an image's tags."""
 
-    tags: list[str]
+    tags: list[Tag]
 
 
 class UploadResult(Struct, kw_only=True):
@@ -97,6 +103,10 @@ class SearchFilters(Struct, kw_only=True, forbid_unknown_fields=True):
     max_width: int | None = None
     min_height: int | None = None
     max_height: int | None = None
+    # Images whose palette holds a colour within ``colour_tolerance`` (CIE76 delta E in
+    # Lab, default 20: about "clearly the same hue") of this '#rrggbb'.
+    colour: str | None = None
+    colour_tolerance: Annotated[float, Meta(ge=0, le=200)] | None = None
 
 
 Box = tuple[
@@ -108,7 +118,8 @@ Box = tuple[
 
 
 class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
-    """A search by a stored image (JSON) or, as multipart fields, by an uploaded ``image``.
+    """A search by a stored image or a sentence (JSON), or by an uploaded ``image``
+    (multipart fields): exactly one of ``image``, ``image_id`` and ``text``.
 
     ``weights`` maps a role (clip = meaning, cnn = shape, hsv = colour) to a weight >= 0;
     left out, every role weighs 1. ``threshold`` drops hits scoring below it. ``box``
@@ -116,6 +127,7 @@ class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     image_id: str | None = None
+    text: str | None = None  # search by a sentence (CLIP's text encoder)
     k: int = 10
     weights: dict[str, float] | None = None
     filters: SearchFilters | None = None
@@ -135,6 +147,7 @@ class SearchHit(Struct, kw_only=True):
     height: int | None = None
     tags: list[str] = msgspec.field(default_factory=list)
     folder: list[str] = msgspec.field(default_factory=list)
+    palette: list[str] = msgspec.field(default_factory=list)  # dominant colours, largest first
 
     @classmethod
     def from_hit(cls, hit: Any) -> SearchHit:
@@ -151,6 +164,7 @@ class SearchHit(Struct, kw_only=True):
             height=image.height,
             tags=image.tags,
             folder=image.folder,
+            palette=image.palette,
         )
 
 
@@ -167,6 +181,9 @@ class SearchResponse(Struct, kw_only=True):
     weights: dict[str, float]  # role -> weight used
     k: int
     threshold: float | None = None
+    # The store was unreachable: hits come from the mirror and its cached payloads, which
+    # may miss the latest tag changes.
+    degraded: bool = False
 
 
 JobState = Literal["queued", "running", "done", "failed"]
@@ -224,10 +241,12 @@ class Health(Struct, kw_only=True):
 
 
 class Readiness(Struct, kw_only=True, omit_defaults=True):
-    """200 when store, mirror and models are ready; else 503 with ``error`` and ``detail``."""
+    """200 when store, mirror and models are ready; else 503 with ``error`` and ``detail``.
+    ``degraded``: the store is unreachable, searches are answered from the mirror."""
 
     status: int
     ready: bool
     checks: dict[str, bool]
+    degraded: bool = False
     error: str | None = None
     detail: str | None = None

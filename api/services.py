@@ -20,6 +20,7 @@ import anyio.to_thread
 from api.errors import NotReady
 from api.jobs import JobRunner
 from api.metrics import AppMetrics
+from engine import images
 from engine.errors import LookalikeError
 
 if TYPE_CHECKING:
@@ -65,7 +66,11 @@ class Services:
             engine.embedder  # noqa: B018 - loads the models' weights (slow on first start)
             self.checks["models"] = True
             engine.mirror  # noqa: B018 - loads the snapshot and catches up with the store
+            engine.payloads  # noqa: B018 - what hits show while the store is down
             self.checks["mirror"] = True
+            swept = images.sweep_stale_uploads(engine)
+            if swept:
+                log.warning("removed %d temporary file(s) of interrupted uploads", swept)
             log.info("ready: store, models and mirror are up")
         except LookalikeError as exc:
             self.failure = exc.detail
@@ -110,6 +115,14 @@ class Services:
         return await anyio.to_thread.run_sync(
             lambda: fn(engine, *args, **kwargs), limiter=self.limiter
         )
+
+    async def store_reachable(self) -> bool:
+        """Whether the store answers (a cached probe). Not on the bounded pool: probes must
+        answer even while every worker waits on the store or the index lock."""
+        engine = self.engine
+        if not self.ready or engine is None:
+            return True
+        return await anyio.to_thread.run_sync(engine.check_store)
 
     def _status_if_ready(self) -> dict[str, Any] | None:
         return self.engine.status() if self.ready and self.engine is not None else None

@@ -58,6 +58,11 @@ async def library_page() -> Template:
     return Template(template_name="library.html", context=_context("library"))
 
 
+@get("/duplicates", name="ui:duplicates", operation_id="uiDuplicatesPage", **_PAGE)
+async def duplicates_page() -> Template:
+    return Template(template_name="duplicates.html", context=_context("duplicates"))
+
+
 def ui_routes() -> list[ControllerRouterHandler]:
     """The pages and their static assets, for the app factory's ``route_handlers``."""
     static = create_static_files_router(
@@ -68,4 +73,4 @@ def ui_routes() -> list[ControllerRouterHandler]:
         # Assets are public (the login page needs them) and hold nothing secret.
         opt={PUBLIC_OPT: True},
     )
-    return [search_page, library_page, static]
+    return [search_page, library_page, duplicates_page, static]

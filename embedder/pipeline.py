@@ -30,7 +30,7 @@ from embedder.clip import ClipViTB32
 from embedder.config import ModelConfig
 from embedder.decode import decode_image
 from embedder.errors import DecodeError, ModelLoadError
-from embedder.hsv import dominant_colours
+from embedder.palette import dominant_colours
 from embedder.registry import LoadedModels, ModelStatus, load_models, planned_models
 
 K = TypeVar("K")

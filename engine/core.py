@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import BadInput, ConfigError, NotFound, StoreUnavailableError
+from engine import outage
+from engine.errors import STORE_DOWN, BadInput, Busy, ConfigError, NotFound, StoreUnavailableError
 from engine.indexing import Indexer, IndexReport, Progress
 from engine.library import FileStat, PathKeys, scan
+from engine.outage import StoreHealth
 from engine.plan import Current, plan_index
 from engine.search import SearchHit, SearchResult, check_k, check_weights
 from engine.settings import Settings
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 
     from embedder.pipeline import Embedder
     from store.mirror import Mirror
+    from store.mirror_payloads import PayloadCache
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +47,20 @@ class Engine:
         self._embedder: Embedder | None = None
         self._mirror: Mirror | None = None
         self._open_lock = threading.RLock()
-        self._index_lock = threading.Lock()  # one index/reconcile at a time per process
+        # One index/reconcile at a time per process. Re-entrant: an upload holds it from
+        # before it writes its files until they are indexed (see ``writing``).
+        self._index_lock = threading.RLock()
         self.applied_migrations: list[str] = []
+        self._migrated = False
+        self.health = StoreHealth()  # searches go on from the mirror while the store is down
+        self._payloads: PayloadCache | None = None
+        self._models: list[dict[str, Any]] | None = None  # fixed once the embedder loaded
 
     # -- lazily opened parts --------------------------------------------------------------
     @property
     def store(self) -> Store:
         with self._open_lock:
-            if self._store is None:
+            if self._store is None or not self._migrated:
                 self.open_store()
             assert self._store is not None
             return self._store
@@ -65,14 +76,17 @@ class Engine:
                     self._store = open_store(self.settings.store_config())
                 except StoreUnavailable as exc:
                     raise StoreUnavailableError(str(exc)) from exc
-                self.applied_migrations = self.migrate()
+            if not self._migrated:  # also for a store handed in by the caller
+                self.applied_migrations = self._apply_migrations(self._store)
+                self._migrated = True
             return self.applied_migrations
 
-    def migrate(self) -> list[str]:
+    @staticmethod
+    def _apply_migrations(store: Store) -> list[str]:
         from embedder.registry import KNOWN_VECTORS
         from migrations import apply_pending
 
-        applied = apply_pending(self.store, dict(KNOWN_VECTORS))
+        applied = apply_pending(store, dict(KNOWN_VECTORS))
         for name in applied:
             log.info("applied migration %s", name)
         return applied
@@ -119,9 +133,12 @@ class Engine:
         value = {"config_key": self._config_key(), "models": models, "roles": roles}
         if self.store.get_meta(EMBEDDING_META) != value:
             self.store.set_meta(EMBEDDING_META, value)
+        self._models = models  # searches need no store round trip (nor a store) for these
 
     def active_models(self) -> list[dict[str, Any]]:
         """The models in use, without loading them when this configuration was seen before."""
+        if self._models is not None and self._embedder is not None:
+            return list(self._models)
         if self._embedder is None:
             meta = self.store.get_meta(EMBEDDING_META)
             if meta and meta.get("config_key") == self._config_key():
@@ -156,6 +173,39 @@ class Engine:
                 self._mirror = mirror
             return self._mirror
 
+    @property
+    def payloads(self) -> PayloadCache:
+        """Display payloads of the mirror's points, for searches while the store is down."""
+        with self._open_lock:
+            if self._payloads is None:
+                from store.mirror_payloads import PayloadCache
+
+                cache = PayloadCache.load(self.settings.data_dir / "mirror_payloads.msgpack")
+                try:
+                    cache.sync(self.mirror.revs(), self.store.retrieve)
+                    cache.save()
+                except StoreUnavailable as exc:  # keep what was saved; the next sync fills it
+                    self.health.failed(exc)
+                self._payloads = cache
+            return self._payloads
+
+    @contextmanager
+    def writing(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the index lock, waiting at most ``timeout`` seconds for a running index to
+        finish (then ``Busy``). Refuses at once while the store is known to be down, so a
+        write fails before it has touched the library folder."""
+        if self.health.down and not self.check_store():
+            raise StoreUnavailableError(STORE_DOWN)
+        if not self._index_lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise Busy(
+                f"The library is being re-indexed and stayed busy for {timeout:.0f} s; "
+                "try again when the reindex job has finished."
+            )
+        try:
+            yield
+        finally:
+            self._index_lock.release()
+
     # -- use cases ----------------------------------------------------------------------
     def index(
         self,
@@ -168,9 +218,18 @@ class Engine:
         if not folder.is_dir():
             raise BadInput(f"{folder} is not a folder.")
         scope = self.keys.scope(folder)
-        return self._index(
-            scan(folder, self.keys), lambda key: key.startswith(scope), tags, progress
-        )
+        # Scan under the lock too: a file an upload writes between this scan and the plan
+        # would otherwise look deleted, and its fresh point would be dropped.
+        with self._index_lock:
+            desired = scan(folder, self.keys)
+
+            def in_scope(key: str) -> bool:
+                # Files of folders outside the library are keyed by absolute path: the
+                # library's own scope ('') must not claim them, or indexing the library
+                # would delete what `lookalike index /elsewhere` added.
+                return key.startswith(scope) and (bool(scope) or key[:1] != "/" or key in desired)
+
+            return self._index(desired, in_scope, tags, progress)
 
     def index_files(
         self, paths: Sequence[Path], *, tags: Sequence[str] = (), progress: Progress | None = None
@@ -182,6 +241,11 @@ class Engine:
             desired[self.keys.key(p)] = FileStat(st.st_size, st.st_mtime_ns)
         return self._index(desired, desired.__contains__, tags, progress)
 
+    def unindex_files(self, paths: Sequence[Path]) -> IndexReport:
+        """Drop these files' claims (an upload rolled back after its files were removed)."""
+        keys = {self.keys.key(p) for p in paths}
+        return self._index({}, keys.__contains__, (), None)
+
     def _index(
         self,
         desired: dict[str, FileStat],
@@ -189,6 +253,10 @@ class Engine:
         tags: Sequence[str],
         progress: Progress | None,
     ) -> IndexReport:
+        # A file name that is not valid UTF-8 cannot be written in a payload (JSON): one
+        # such file used to abort the whole run. Skip it and say so instead.
+        unnamed = [key for key in desired if not _storable(key)]
+        desired = {k: v for k, v in desired.items() if k not in unnamed} if unnamed else desired
         with self._index_lock:
             points = self.store.scroll(with_payload=["files", "vectors", "tags"])
             current = Current.from_payloads(((r.id, r.payload) for r in points), in_scope)
@@ -203,6 +271,8 @@ class Engine:
                 progress=progress,
             )
             report = indexer.apply(plan, desired)
+            report.scanned += len(unnamed)
+            report.failed += [(_printable(k), UNNAMED) for k in unnamed]
             if not plan.is_empty:
                 self.sync_mirror(removed=indexer.deleted_ids)
             return report
@@ -218,8 +288,10 @@ class Engine:
         if full:
             added, dropped = mirror.full_diff(self.store)
             changed += added + dropped
+        self.payloads.sync(mirror.revs(), self.store.retrieve)
         if changed or removed:
             mirror.save()
+        self.payloads.save()  # a no-op unless an entry changed
         return changed
 
     def search_image(
@@ -255,11 +327,40 @@ class Engine:
         }
         return result
 
+    def search_text(
+        self,
+        text: str,
+        *,
+        k: int = 10,
+        weights: dict[str, float] | None = None,
+        flt: Filter | None = None,
+    ) -> SearchResult:
+        """Images matching a sentence (CLIP's text encoder; ``ModelUnavailable`` without
+        CLIP). Only the clip block shares the text's space, so ``weights`` are ignored."""
+        from engine.text import TEXT_WEIGHTS, text_vectors
+
+        t0 = time.perf_counter()
+        vectors = text_vectors(self, text)
+        t1 = time.perf_counter()
+        result = self.search_vectors(vectors, k=k, weights=dict(TEXT_WEIGHTS), flt=flt)
+        result.timings = {"embed_ms": (t1 - t0) * 1e3, **result.timings}
+        return result
+
     def search_id(self, point_id: str, **kw: Any) -> SearchResult:
-        records = self.store.retrieve([point_id], with_vectors=True)
-        if not records:
-            raise NotFound(f"No image with id {point_id}.")
-        return self.search_vectors(records[0].vectors, **kw)
+        if self.health.should_try():
+            try:
+                records = self.store.retrieve([point_id], with_vectors=True)
+            except StoreUnavailable as exc:
+                self.health.failed(exc)
+            else:
+                if not records:
+                    raise NotFound(f"No image with id {point_id}.")
+                return self.search_vectors(records[0].vectors, **kw)
+        try:  # the store is down: the mirror keeps every point's (normalised) vectors
+            vectors = self.mirror.vector(point_id)
+        except KeyError:
+            raise NotFound(f"No image with id {point_id}.") from None
+        return self.search_vectors(vectors, **kw)
 
     def search_vectors(
         self,
@@ -281,12 +382,8 @@ class Engine:
                 f"({', '.join(models) or 'none'}): give at least one a positive weight."
             )
         t0 = time.perf_counter()
-        allowed = None
-        if flt is not None and not flt.is_empty():
-            allowed = [r.id for r in self.store.scroll(flt, with_payload=False)]
         name_weights = {models[r]: w for r, w in used.items()}
-        found = self.mirror.search(vectors, name_weights, k, allowed=allowed)
-        payloads = {r.id: r.payload for r in self.store.retrieve([h.id for h in found])}
+        found, payloads, degraded = outage.mirror_search(self, vectors, name_weights, k, flt)
         t1 = time.perf_counter()
         role_of = {name: role for role, name in models.items()}
         hits = [
@@ -305,7 +402,12 @@ class Engine:
             timings={"search_ms": (t1 - t0) * 1e3},
             models=models,
             weights=used,
+            degraded=degraded,
         )
+
+    def check_store(self) -> bool:
+        """Whether the store answers (see ``engine.outage.check_store``)."""
+        return outage.check_store(self)
 
     def status(self) -> dict[str, Any]:
         store = self.store
@@ -333,11 +435,29 @@ class Engine:
         with self._open_lock:
             if self._mirror is not None:
                 self._mirror.save()
+            if self._payloads is not None:
+                self._payloads.save()
             if self._embedder is not None:
                 self._embedder.close()
             if self._store is not None:
                 self._store.close()
             self._mirror = self._embedder = self._store = None
+
+
+UNNAMED = "the file name is not valid UTF-8, so it cannot be stored; rename the file"
+
+
+def _storable(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
+        return False
+    return True
+
+
+def _printable(key: str) -> str:
+    """The name's original bytes, the undecodable ones written as escapes (\\xe9)."""
+    return os.fsencode(key).decode("utf-8", "backslashreplace")
 
 
 def _crop(image: Any, box: tuple[int, int, int, int], size: tuple[int, int]) -> Any:

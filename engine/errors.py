@@ -51,3 +51,26 @@ class ConfigError(LookalikeError):
     """Contradictory or invalid settings: raised at start-up, naming the setting."""
 
     code = "config_error"
+
+
+class Busy(LookalikeError):
+    """The library is locked by a long write (a reindex) for longer than a request waits."""
+
+    status = 503
+    code = "busy"
+
+
+STORE_DOWN = (
+    "The image store (Qdrant) cannot be reached, so nothing can be saved or changed right "
+    "now; searches are still answered from the local mirror. Try again once it is back."
+)
+
+
+def translate(exc: Exception) -> Exception:
+    """The store's own exceptions as the engine's, so every caller maps them to one status:
+    an unreachable store is a 503 with a sentence that does not leak the server's address."""
+    from store.base import StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable):
+        return StoreUnavailableError(STORE_DOWN)
+    return exc

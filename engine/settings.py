@@ -34,7 +34,8 @@ class Settings(BaseSettings):
         description="URL of a Qdrant server. When set, the server backend is used instead of "
         "the embedded Qdrant Edge store.",
     )
-    qdrant_api_key: str | None = Field(
+    # A secret: SecretStr keeps it out of reprs, so logging the settings cannot leak it.
+    qdrant_api_key: SecretStr | None = Field(
         None, description="API key for the Qdrant server (only with LOOKALIKE_QDRANT_URL)."
     )
     collection: str = Field("lookalike", description="Qdrant collection name (server backend).")
@@ -128,7 +129,7 @@ class Settings(BaseSettings):
         return StoreConfig(
             data_dir=self.data_dir,
             url=self.qdrant_url,
-            api_key=self.qdrant_api_key,
+            api_key=self.qdrant_api_key.get_secret_value() if self.qdrant_api_key else None,
             collection=self.collection,
         )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -10,5 +10,5 @@ from pathlib import Path
 class StoreConfig:
     data_dir: Path
     url: str | None = None  # set -> ServerStore (qdrant-client); unset -> EdgeStore
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a secret: kept out of reprs
     collection: str = "lookalike"

@@ -116,6 +116,23 @@ class Mirror:
         blocks = {name: row[self._slices[name]] for name, _ in self.blocks}
         return {name: v for name, v in blocks.items() if v.any()}
 
+    def page(self, start: int, count: int) -> tuple[list[str], np.ndarray]:
+        """Ids and fused rows (copies) of the points at storage positions
+        ``[start, start + count)``: a batched scan of every point (the duplicate report's
+        self-join) without holding the whole matrix twice. Positions shift when points are
+        removed, so a scan racing a deletion may skip or repeat a point."""
+        with self._lock.read():
+            st = self._state
+            total = int(st.index.ntotal)
+            start, stop = max(0, int(start)), min(total, int(start) + max(0, int(count)))
+            if stop <= start:
+                return [], np.zeros((0, self.dim), dtype=np.float32)
+            faiss = mirror_snapshot.import_faiss()
+            id_map = faiss.rev_swig_ptr(st.index.id_map.data(), total)  # a view, no copy
+            ids = [st.uuid_of[int(f)] for f in id_map[start:stop]]
+            rows = np.array(st.index.index.reconstruct_n(start, stop - start), dtype=np.float32)
+        return ids, rows
+
     def search(
         self,
         query: Mapping[str, np.ndarray],

@@ -7,6 +7,7 @@ from litestar.types import ControllerRouterHandler
 
 
 def api_routes() -> list[ControllerRouterHandler]:
+    from api.routes.duplicates import DuplicateController
     from api.routes.images import ImageController
     from api.routes.jobs import JobController
     from api.routes.login import LoginController
@@ -19,6 +20,7 @@ def api_routes() -> list[ControllerRouterHandler]:
         SearchController,
         ImageController,
         JobController,
+        DuplicateController,
         seed_search,
         seed_reindex,
     ]

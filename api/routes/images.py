@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post
-from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
+from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
 from litestar.response import File
 
 from api.auth import requires_write
@@ -14,8 +14,12 @@ from api.routes.deps import ServicesDep
 from api.schemas import Image, ImageCreate, ImagePage, ImageUpdate, UploadResult
 from api.thumbs import thumbnail_path
 from engine import images
-from engine.errors import Conflict
 from engine.search import filter_from
+
+# Documented as a UUID (and checked as one), so clients and fuzzers know a malformed id is
+# their mistake (400) and a well-formed unknown one is a 404.
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+ImageId = Annotated[str, PathParameter(pattern=UUID_PATTERN, description="The image's id.")]
 
 # An image id is derived from its content, so what a URL returns never changes: let browsers
 # keep thumbnails for good, and files for a day (a file may be deleted, the URL then 404s).
@@ -40,9 +44,8 @@ class ImageController(Controller):
     ) -> UploadResult:
         """Upload one or more images (repeat the ``files`` field), optionally tagged
         (``tags``: comma-separated). Each is saved under the library's uploads folder with a
-        safe name, and indexed. Nothing is saved if any file is not a readable image."""
-        if services.jobs.busy():
-            raise Conflict("The library is being re-indexed; upload again when it finishes.")
+        safe name, and indexed. Nothing is saved if any file is not a readable image.
+        During a reindex the upload waits for it (up to a minute, then 503)."""
         files = [(f.filename or "image", await f.read()) for f in data.files]
         tags = images.parse_tags(data.tags)
         stored = await services.run(images.upload, files, tags)
@@ -65,7 +68,7 @@ class ImageController(Controller):
         return ImagePage(items=items, total=page.total, offset=page.offset, limit=page.limit)
 
     @get("/{image_id:str}", operation_id="getImage", responses=ERROR_RESPONSES)
-    async def get_image(self, services: ServicesDep, image_id: FromPath[str]) -> Image:
+    async def get_image(self, services: ServicesDep, image_id: ImageId) -> Image:
         """One image: paths, size, format, tags, palette, and its file and thumbnail URLs."""
         return Image.from_payload(await services.run(images.get_image, image_id))
 
@@ -76,7 +79,7 @@ class ImageController(Controller):
         guards=[requires_write],
     )
     async def update_image(
-        self, services: ServicesDep, image_id: FromPath[str], data: JSONBody[ImageUpdate]
+        self, services: ServicesDep, image_id: ImageId, data: JSONBody[ImageUpdate]
     ) -> Image:
         """Replace the image's tags."""
         return Image.from_payload(await services.run(images.set_tags, image_id, data.tags))
@@ -87,12 +90,12 @@ class ImageController(Controller):
         responses=ERROR_RESPONSES,
         guards=[requires_write],
     )
-    async def delete_image(self, services: ServicesDep, image_id: FromPath[str]) -> None:
+    async def delete_image(self, services: ServicesDep, image_id: ImageId) -> None:
         """Remove the image from the index and move its files to the trash (data_dir/trash)."""
         await services.run(images.delete_image, image_id)
 
     @get("/{image_id:str}/file", operation_id="getImageFile", responses=ERROR_RESPONSES)
-    async def get_file(self, services: ServicesDep, image_id: FromPath[str]) -> File:
+    async def get_file(self, services: ServicesDep, image_id: ImageId) -> File:
         """The original file (the first of its paths still on disk)."""
         path = await services.run(images.file_path, image_id)
         return File(
@@ -108,7 +111,7 @@ class ImageController(Controller):
         responses=ERROR_RESPONSES,
         media_type="image/webp",
     )
-    async def get_thumbnail(self, services: ServicesDep, image_id: FromPath[str]) -> File:
+    async def get_thumbnail(self, services: ServicesDep, image_id: ImageId) -> File:
         """A WebP of at most 256 px a side, made on first request and cached."""
         path = await services.run(thumbnail_path, image_id)
         return File(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody
@@ -14,7 +15,7 @@ from api.errors import ERROR_RESPONSES
 from api.routes.deps import ServicesDep
 from api.schemas import Job, ReindexRequest, Status
 from api.services import Services
-from engine.errors import BadInput
+from engine.errors import STORE_DOWN, BadInput, NotFound, StoreUnavailableError
 
 if TYPE_CHECKING:
     from engine.core import Engine
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def start_reindex(services: Services, data: ReindexRequest | None) -> Job:
-    engine = services.ready_engine()
+    engine = writable_engine(services)
     folder = _library_folder(engine, data.folder if data else None)
 
     def work(progress: Progress) -> dict[str, Any]:
@@ -31,13 +32,28 @@ def start_reindex(services: Services, data: ReindexRequest | None) -> Job:
     return services.jobs.start("reindex", work)
 
 
+def writable_engine(services: Services) -> Engine:
+    """The engine, once ready, and only while the store answers: a job that can only fail
+    is refused at once (503) rather than reported failed a moment later. Blocking (a store
+    probe): call it off the event loop."""
+    engine = services.ready_engine()
+    if not engine.check_store():
+        raise StoreUnavailableError(STORE_DOWN)
+    return engine
+
+
 def _library_folder(engine: Engine, sub: str | None) -> Path | None:
     if not sub:
         return None
     library = engine.settings.library_dir.resolve()
-    folder = (library / sub.strip("/")).resolve()
+    try:
+        folder = (library / sub.strip("/")).resolve()
+    except (ValueError, OSError):  # a NUL byte, a name too long: no such folder can exist
+        raise BadInput(f"The folder {sub!r} is not a folder of the library.") from None
     if not folder.is_relative_to(library):
         raise BadInput(f"The folder {sub!r} is not inside the library.")
+    if not folder.is_dir():  # refused now, rather than by a job that fails a moment later
+        raise NotFound(f"The library has no folder {sub!r}.")
     return folder
 
 
@@ -57,7 +73,7 @@ class JobController(Controller):
     ) -> Job:
         """Index the library (or one folder of it) in the background: new and changed files
         are embedded, deleted ones removed. Returns the job to poll."""
-        return start_reindex(services, data)
+        return await anyio.to_thread.run_sync(start_reindex, services, data)
 
     @post(
         "/reconcile",
@@ -69,7 +85,7 @@ class JobController(Controller):
     async def reconcile(self, services: ServicesDep) -> Job:
         """Bring folder, store and FAISS mirror back in sync (an index of the whole library,
         then a full id comparison of mirror and store), in the background."""
-        engine = services.ready_engine()
+        engine = await anyio.to_thread.run_sync(writable_engine, services)
         return services.jobs.start(
             "reconcile", lambda progress: engine.reconcile(progress=progress)
         )

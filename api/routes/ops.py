@@ -9,19 +9,23 @@ from api.auth import PUBLIC_OPT
 from api.errors import ERROR_RESPONSES
 from api.routes.deps import ServicesDep
 from api.schemas import Health, Readiness
+from engine.errors import STORE_DOWN
 
 
 class OpsController(Controller):
     tags = ("operations",)
 
-    @get("/health", operation_id="health", opt={PUBLIC_OPT: True}, skip_session=True)
+    # security=[{}]: the document says these need no credentials, as the probes send none.
+    @get("/health", operation_id="health", opt={PUBLIC_OPT: True}, skip_session=True, security=[{}])
     async def health(self) -> Health:
         """Liveness: the process answers. Says nothing about the store or the models."""
         return Health()
 
-    @get("/ready", operation_id="ready", opt={PUBLIC_OPT: True}, skip_session=True)
+    @get("/ready", operation_id="ready", opt={PUBLIC_OPT: True}, skip_session=True, security=[{}])
     async def ready(self, services: ServicesDep) -> Response[Readiness]:
-        """Readiness: 200 once store, models and mirror are up, else 503 saying what is missing."""
+        """Readiness: 200 once store, models and mirror are up, else 503 saying what is missing.
+        While a store server is unreachable it stays 200 (searches are answered from the
+        mirror) with ``degraded: true``."""
         ok = services.ready
         body = Readiness(
             status=200 if ok else 503,
@@ -30,6 +34,8 @@ class OpsController(Controller):
             error=None if ok else "not_ready",
             detail=None if ok else services.not_ready_detail(),
         )
+        if ok and not await services.store_reachable():
+            body.degraded, body.error, body.detail = True, "store_unavailable", STORE_DOWN
         return Response(body, status_code=body.status)
 
     @get(

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import UploadFile
@@ -22,8 +23,16 @@ from api.errors import ERROR_RESPONSES
 from api.openapi import inline_schema, multipart_schema
 from api.routes.deps import ServicesDep
 from api.routes.jobs import start_reindex
-from api.schemas import Job, ReindexRequest, SearchHit, SearchQuery, SearchResponse
+from api.schemas import (
+    Job,
+    ReindexRequest,
+    SearchFilters,
+    SearchHit,
+    SearchQuery,
+    SearchResponse,
+)
 from api.services import Services
+from engine.colour import colour_filter
 from engine.errors import BadInput
 from engine.images import file_path
 from engine.search import filter_from, parse_weights
@@ -31,6 +40,7 @@ from engine.search import filter_from, parse_weights
 if TYPE_CHECKING:
     from engine.core import Engine
     from engine.search import SearchResult
+    from store.base import Filter
 
 Upload = tuple[str, bytes]  # (filename, bytes) of the query image
 
@@ -44,6 +54,25 @@ _FORM_FIELDS = {
 }
 
 
+def _json_query_schema() -> dict[str, Any]:
+    """SearchQuery's schema plus what ``run_search`` checks beyond the Struct, so the
+    document does not promise that ``{}`` or ``k: 5000`` is a valid search."""
+    from api.routes.images import UUID_PATTERN
+    from engine.search import MAX_K
+
+    schema = inline_schema(SearchQuery)
+    props = schema["properties"]
+    props["k"].update(minimum=1, maximum=MAX_K)
+    props["image_id"]["anyOf"][0]["pattern"] = UUID_PATTERN
+    schema["additionalProperties"] = False
+    schema["anyOf"] = [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("image_id", "text")
+        if name in props
+    ]
+    return schema
+
+
 @dataclass
 class _SearchOperation(Operation):
     def __post_init__(self) -> None:
@@ -51,7 +80,7 @@ class _SearchOperation(Operation):
             required=True,
             description="JSON to search with a stored image, multipart to upload one.",
             content={
-                "application/json": OpenAPIMediaType(schema=inline_schema(SearchQuery)),  # type: ignore[arg-type]
+                "application/json": OpenAPIMediaType(schema=_json_query_schema()),  # type: ignore[arg-type]
                 "multipart/form-data": OpenAPIMediaType(
                     schema=multipart_schema(_FORM_FIELDS, required=["image"])  # type: ignore[arg-type]
                 ),
@@ -74,7 +103,7 @@ async def read_query(request: Request[Any, Any, Any]) -> tuple[SearchQuery, Uplo
         (image.filename or "query", await image.read()) if isinstance(image, UploadFile) else None
     )
     fields: dict[str, Any] = {}
-    for name in ("image_id", "k", "threshold", "weights", "filters", "box"):
+    for name in ("image_id", "text", "k", "threshold", "weights", "filters", "box"):
         value = form.get(name)
         if isinstance(value, str) and value.strip():
             fields[name] = _form_value(name, value.strip())
@@ -82,7 +111,7 @@ async def read_query(request: Request[Any, Any, Any]) -> tuple[SearchQuery, Uplo
         query = msgspec.convert(fields, SearchQuery, strict=False)
     except msgspec.ValidationError as exc:
         raise BadInput(f"Invalid search field: {exc}.") from None
-    if upload is None and query.image_id is None:
+    if upload is None and query.image_id is None and query.text is None:
         raise BadInput("Send the query image as a multipart file field named 'image'.")
     return query, upload
 
@@ -100,8 +129,12 @@ def _form_value(name: str, value: str) -> Any:
 
 def run_search(engine: Engine, query: SearchQuery, upload: Upload | None) -> SearchResult:
     """Blocking: decode, embed and search (on the worker pool)."""
-    flt = filter_from(**msgspec.structs.asdict(query.filters)) if query.filters else None
+    flt = _filter(engine, query.filters)
     options: dict[str, Any] = {"k": query.k, "weights": query.weights, "flt": flt}
+    if query.text is not None:
+        if upload is not None or query.image_id is not None:
+            raise BadInput("Search with exactly one of 'image', 'image_id' and 'text'.")
+        return engine.search_text(query.text, k=query.k, flt=flt)
     if upload is None and query.image_id is not None:
         image_id = _uuid(query.image_id)
         if query.box is None:
@@ -109,9 +142,20 @@ def run_search(engine: Engine, query: SearchQuery, upload: Upload | None) -> Sea
         path = file_path(engine, image_id)  # a crop of a stored image: search its pixels
         upload = (path.name, path.read_bytes())
     if upload is None:
-        raise BadInput("Send an 'image' (multipart) or an 'image_id' (JSON) to search with.")
+        raise BadInput(
+            "Send an 'image' (multipart), an 'image_id' or a 'text' (JSON) to search with."
+        )
     name, data = upload
     return engine.search_image(data, name=name, box=query.box, **options)
+
+
+def _filter(engine: Engine, filters: SearchFilters | None) -> Filter | None:
+    if filters is None:
+        return None
+    fields = msgspec.structs.asdict(filters)
+    colour, tolerance = fields.pop("colour"), fields.pop("colour_tolerance")
+    flt = filter_from(**fields)
+    return colour_filter(engine, flt, colour, tolerance) if colour else flt
 
 
 def _uuid(image_id: str) -> str:
@@ -133,6 +177,7 @@ def to_response(result: SearchResult, query: SearchQuery) -> SearchResponse:
         weights=result.weights,
         k=query.k,
         threshold=query.threshold,
+        degraded=result.degraded,
     )
 
 
@@ -185,4 +230,4 @@ async def seed_search(request: Request[Any, Any, Any], services: ServicesDep) ->
 )
 async def seed_reindex(services: ServicesDep, data: JSONBody[ReindexRequest | None] = None) -> Job:
     """Same as ``POST /api/v1/reindex``, at the original app's address."""
-    return start_reindex(services, data)
+    return await anyio.to_thread.run_sync(start_reindex, services, data)

@@ -78,6 +78,10 @@ def test_pages_are_marked_as_pages_and_static_files_as_public() -> None:
 
     handlers = ui_routes()
     pages = [h for h in handlers if getattr(h, "opt", {}).get(PAGE_OPT)]
-    assert {path for page in pages for path in getattr(page, "paths", ())} == {"/", "/library"}
+    assert {path for page in pages for path in getattr(page, "paths", ())} == {
+        "/",
+        "/library",
+        "/duplicates",
+    }
     static = [h for h in handlers if getattr(h, "opt", {}).get(PUBLIC_OPT)]
     assert len(static) == 1

@@ -26,6 +26,11 @@ const els = {
   k: $("#k"),
   folder: $("#folder"),
   tags: $("#tags"),
+  colour: $("#colour"),
+  colourTolerance: $("#colour-tolerance"),
+  textForm: $("#text-form"),
+  text: $("#query-text"),
+  textOff: $("#text-off"),
   button: $("#search-btn"),
   grid: $("#results-grid"),
   resultsEmpty: $("#results-empty"),
@@ -70,6 +75,11 @@ function filters() {
   const tags = parseTags(els.tags.value);
   if (folder) out.folders = [folder];
   if (tags.length) out.tags_any = tags;
+  const colour = els.colour.value.trim();
+  if (colour) {
+    out.colour = colour.startsWith("#") ? colour : `#${colour}`;
+    out.colour_tolerance = Number(els.colourTolerance.value) || 20;
+  }
   return Object.keys(out).length ? out : null;
 }
 
@@ -107,6 +117,10 @@ function buildRequest() {
   const k = Number(els.k.value);
   const w = weights();
   const f = filters();
+  if (query.kind === "text") {
+    // Only CLIP reads text: the server weighs its block alone, so no weights are sent.
+    return { json: { text: query.text, k, ...(f ? { filters: f } : {}) } };
+  }
   if (query.kind === "id") {
     return { json: { image_id: query.id, k, weights: w, ...(f ? { filters: f } : {}), ...(box ? { box } : {}) } };
   }
@@ -158,7 +172,26 @@ function card(hit, rank, models) {
       scoreBars(hit.byRole, { compact: true })));
   button.addEventListener("click", () =>
     openInspector(hit.id, { hit, threshold, onSearch: (image) => useLibraryImage(image) }));
-  return h("li.hit", { dataset: { id: hit.id, testid: "hit" } }, button);
+  return h("li.hit", { dataset: { id: hit.id, testid: "hit" } }, button, colourButton(hit));
+}
+
+/** "More like this colour": filter by the hit's dominant colour and weigh colour up. */
+function colourButton(hit) {
+  const colour = (hit.palette || [])[0];
+  if (!colour) return null;
+  const swatch = h("span.swatch");
+  swatch.style.backgroundColor = colour; // CSSOM, not a style attribute: the CSP forbids those
+  return h("button.link-btn.hit__colour", {
+    type: "button",
+    title: `Images with ${colour} in their palette, closest in colour first`,
+    "data-testid": "more-like-colour",
+    onclick: () => {
+      els.colour.value = colour;
+      for (const { role } of ROLES) $(`#w-${role}`).value = role === "hsv" ? "1" : "0.2";
+      syncSliderOutputs();
+      useLibraryImage(hit);
+    },
+  }, swatch, "More like this colour");
 }
 
 function render(result) {
@@ -285,6 +318,15 @@ function wire() {
       rerun();
     });
   }
+  els.textForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = els.text.value.trim();
+    if (!text) return;
+    query = { kind: "text", text, name: `“${text}”` };
+    stage.clear();
+    showQuery(query.name);
+    search();
+  });
   els.k.addEventListener("change", () => {
     savePrefs();
     search();
@@ -306,6 +348,9 @@ async function init() {
   warnFallbacks(status);
   // A model that is off has no vectors to weigh: its slider says so instead of doing nothing.
   activeRoles = new Set((status.models || []).map((m) => m.role));
+  // Text search needs CLIP: without it the box would only ever answer an error.
+  els.text.disabled = !activeRoles.has("clip");
+  els.textOff.hidden = activeRoles.has("clip");
   for (const { role } of ROLES) {
     const slider = $(`.slider[data-role="${role}"]`);
     const on = activeRoles.has(role);

@@ -1,0 +1,170 @@
+"""The near-duplicate report: groups of images that look the same, across the library.
+
+A batched self-join on the FAISS mirror: the mirror is read a page at a time
+(``Mirror.page``), each page is compared with itself and every later page by one matrix
+product, and only pairs at or above the threshold are kept, straight into a union-find.
+Memory is two pages and one page x page block of scores (``PAGE`` = 2048 rows: 16 MB),
+plus O(n) for the union-find, never O(n^2): no pair list is kept.
+
+Scores are the fused score a search reports, ``sum(w_i * cos_i) / sum(w_i)``. The same bytes
+at two paths are one point (one content), reported as a group of one image with its paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.errors import BadInput
+from engine.search import DEFAULT_WEIGHTS, check_weights
+
+if TYPE_CHECKING:
+    from engine.core import Engine
+
+PAGE = 2048
+FALLBACK_THRESHOLD = 0.90
+
+
+@dataclass
+class Member:
+    id: str
+    paths: list[str]
+    score: float  # best score with another member of the group (1.0: exact copies)
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Group:
+    score: float  # the best pair's score
+    members: list[Member]
+
+    @property
+    def size(self) -> int:
+        """Files in the group (an image stored at two paths counts twice)."""
+        return sum(max(1, len(m.paths)) for m in self.members)
+
+
+def defaults(engine: Engine) -> tuple[dict[str, float], float]:
+    """(weights, threshold) calibrated for the active models where a calibration exists."""
+    # {role: model name}: calibrations are per set of models, not only per set of roles.
+    roles = {str(m["role"]): str(m["name"]) for m in engine.active_models()}
+    try:
+        from engine.calibration import defaults_for  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return {r: DEFAULT_WEIGHTS[r] for r in roles if r in DEFAULT_WEIGHTS}, FALLBACK_THRESHOLD
+    weights, threshold = defaults_for(roles)
+    # None: these models are not calibrated (defaults_for's contract); schemathesis found
+    # the float(None) that was here as a 500.
+    return dict(weights), FALLBACK_THRESHOLD if threshold is None else float(threshold)
+
+
+def find_duplicates(
+    engine: Engine,
+    threshold: float | None = None,
+    weights: dict[str, float] | None = None,
+    *,
+    page_size: int = PAGE,
+) -> list[Group]:
+    """Groups of at least two files whose images score ``>= threshold`` with another
+    member (transitively), best first."""
+    default_weights, default_threshold = defaults(engine)
+    threshold = default_threshold if threshold is None else float(threshold)
+    if not np.isfinite(threshold) or not 0 < threshold <= 1:
+        raise BadInput(f"The threshold must be a number above 0 and at most 1; got {threshold}.")
+    scale = _block_scale(engine, check_weights(weights or default_weights))
+    parent: dict[str, str] = {}
+    best: dict[str, float] = {}
+    for pair_a, pair_b, score in _pairs(engine, scale, threshold, max(1, page_size)):
+        _union(parent, pair_a, pair_b)
+        best[pair_a] = max(best.get(pair_a, 0.0), score)
+        best[pair_b] = max(best.get(pair_b, 0.0), score)
+    return _groups(engine, parent, best)
+
+
+def _block_scale(engine: Engine, weights: dict[str, float]) -> np.ndarray:
+    """Per-column factor of the fused row: w_i / sum(w) on model i's block."""
+    mirror = engine.mirror
+    name_of = {m["role"]: m["name"] for m in engine.active_models()}
+    used = {name_of[r]: w for r, w in weights.items() if r in name_of and w > 0}
+    total = sum(used.values())
+    if total <= 0:
+        raise BadInput(
+            "Every weight is zero for the models in use "
+            f"({', '.join(name_of) or 'none'}): give at least one a positive weight."
+        )
+    scale = np.zeros(mirror.dim, dtype=np.float32)
+    start = 0
+    for name, dim in mirror.blocks:
+        scale[start : start + dim] = used.get(name, 0.0) / total
+        start += dim
+    return scale
+
+
+def _pairs(
+    engine: Engine, scale: np.ndarray, threshold: float, page: int
+) -> Iterator[tuple[str, str, float]]:
+    """(id, id, score) for every pair at or above the threshold, each pair once."""
+    mirror = engine.mirror
+    n = len(mirror)
+    for a0 in range(0, n, page):
+        ids_a, rows_a = mirror.page(a0, page)
+        if not ids_a:
+            break
+        weighted = rows_a * scale
+        for b0 in range(a0, n, page):
+            ids_b, rows_b = (ids_a, rows_a) if b0 == a0 else mirror.page(b0, page)
+            if not ids_b:
+                break
+            scores = weighted @ rows_b.T
+            if b0 == a0:  # within one page: each pair once, never a point with itself
+                scores[np.tril_indices(len(ids_a), m=len(ids_b))] = -np.inf
+            for r, c in zip(*np.nonzero(scores >= threshold), strict=True):
+                if ids_a[r] != ids_b[c]:  # a point seen twice while the mirror shifted
+                    yield ids_a[r], ids_b[c], round(float(scores[r, c]), 6)
+
+
+def _find(parent: dict[str, str], x: str) -> str:
+    root = x
+    while parent.get(root, root) != root:
+        root = parent[root]
+    while x != root:  # path compression keeps later finds O(1)-ish
+        parent[x], x = root, parent[x]
+    return root
+
+
+def _union(parent: dict[str, str], a: str, b: str) -> None:
+    ra, rb = _find(parent, a), _find(parent, b)
+    parent.setdefault(ra, ra)
+    if ra != rb:
+        parent[max(ra, rb)] = min(ra, rb)
+
+
+def _groups(engine: Engine, parent: dict[str, str], best: dict[str, float]) -> list[Group]:
+    payloads = engine.payloads.get(engine.mirror.ids())
+    members: dict[str, list[str]] = {}
+    for point_id in best:
+        members.setdefault(_find(parent, point_id), []).append(point_id)
+    in_groups = set(best)
+    # The same content at two or more paths: exact copies, one point.
+    for point_id, payload in payloads.items():
+        if point_id not in in_groups and len(payload.get("paths") or []) > 1:
+            members[point_id] = [point_id]
+            best[point_id] = 1.0
+    groups = []
+    for ids in members.values():
+        group = [
+            Member(
+                id=i,
+                paths=list(payloads.get(i, {}).get("paths") or []),
+                score=best[i],
+                payload=payloads.get(i, {}),
+            )
+            for i in ids
+        ]
+        group.sort(key=lambda m: (-m.score, m.paths[:1]))
+        groups.append(Group(score=max(m.score for m in group), members=group))
+    groups.sort(key=lambda g: (-g.score, -g.size, g.members[0].paths[:1]))
+    return groups
