@@ -107,8 +107,8 @@ def strict_document(document: dict[str, Any]) -> dict[str, Any]:
 
     doc = copy.deepcopy(document)
     components = doc.get("components", {}).get("schemas", {})
-    structs = {name: getattr(schemas, name, None) for name in components}
-    structs = {n: t for n, t in structs.items() if hasattr(t, "__struct_config__")}
+    found: dict[str, Any] = {name: getattr(schemas, name, None) for name in components}
+    structs = {n: t for n, t in found.items() if hasattr(t, "__struct_config__")}
     for struct in structs.values():
         try:
             _, own = msgspec.json.schema_components([struct], ref_template=REF_TEMPLATE)

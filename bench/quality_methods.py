@@ -3,15 +3,15 @@
 Each image is made once (edits cost more than hashing) and handed to every method that still
 needs it. Neural models go through ``Embedder.embed_images`` in batches, as indexing does.
 Results are cached per method under the run's cache folder, keyed by the data fingerprint and,
-for models, by the weights and a hash of embedder/'s source: changing a preprocessing step
-there invalidates its vectors instead of silently reusing them.
+for models, by the weights. Cached model vectors are spot-checked against a fresh embedding of
+a few images: a change in embedder/ (preprocessing, pooling) then recomputes them instead of
+silently reusing stale vectors, while an edit that changes no vector keeps the cache.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import sys
 import time
@@ -108,12 +108,17 @@ def _cfg(base: Any, off: dict[str, Any], **kw: Any) -> Any:
     return dataclasses.replace(base, **{**off, **kw})
 
 
-def embedder_source_hash() -> str:
-    root = Path(__file__).resolve().parent.parent / "embedder"
-    h = hashlib.sha256()
-    for f in sorted(root.glob("*.py")):
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()[:12]
+SPOT_CHECK = 6  # images re-embedded to validate a model's cached vectors
+SPOT_MIN_COS = 0.999  # float noise between runs stays far above this
+
+
+def _still_valid(model: ModelMethod, items: Sequence[Item], cached: np.ndarray) -> bool:
+    picks = np.linspace(0, len(items) - 1, min(SPOT_CHECK, len(items))).round().astype(int)
+    chosen = [items[int(i)] for i in picks]
+    images = [im for _, im in iter_images(chosen)]
+    fresh = model.embedder.embed_images(images)[model.name]
+    cos = np.sum(fresh * cached[picks], axis=1)
+    return bool(np.all(cos >= SPOT_MIN_COS))
 
 
 # --- hash peers ----------------------------------------------------------------------------
@@ -173,10 +178,13 @@ def compute(
     is for the CNN); their rows elsewhere stay zero.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
-    src = embedder_source_hash()
-    files = {m.name: cache_dir / f"{m.tag}-{src}-{fingerprint}.npy" for m in models}
+    files = {m.name: cache_dir / f"{m.tag}-{fingerprint}.npy" for m in models}
     files |= {p: cache_dir / f"{p}-{fingerprint}.npy" for p in peers}
     out = {k: np.load(f) for k, f in files.items() if f.is_file()}
+    for m in models:
+        if m.name in out and not _still_valid(m, items, out[m.name]):
+            log.warning("%s: cached vectors differ from a fresh embedding; recomputing", m.name)
+            del out[m.name]
     todo_models = [m for m in models if m.name not in out]
     todo_peers = {p: fn for p, fn in peers.items() if p not in out}
     speed: dict[str, float] = {}

@@ -17,3 +17,5 @@ class ModelConfig:
     device: str = "auto"  # 'auto' | 'cpu' | 'cuda'
     batch_size: int = 16
     threads: int = 0  # torch intra-op threads, 0 = torch default
+    precision: str = "auto"  # 'auto' (bf16 where native) | 'fp32' | 'bf16'
+    compile: str = "auto"  # torch.compile: 'auto' (lazily, for bulk runs) | 'on' | 'off'

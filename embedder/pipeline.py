@@ -7,6 +7,11 @@ in input order. An undecodable file becomes a result with an error, never an exc
 
 Inference blocks, so it must never run on an asyncio event loop: async code goes through
 ``run_in_pool``, a small thread pool owned by each Embedder (no module-level state).
+
+Speed settings (``ModelConfig.precision`` and ``.compile``) are applied to each neural model
+after loading (``TorchModel.tune``). With compile 'auto', an ``embed_files`` run of at least
+``COMPILE_MIN_ITEMS`` files is a bulk run worth compiling for: the models compile in the
+background for its batch size while the eager ones keep working.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import functools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +37,13 @@ from embedder.decode import decode_image
 from embedder.errors import DecodeError, ModelLoadError
 from embedder.palette import dominant_colours
 from embedder.registry import LoadedModels, ModelStatus, load_models, planned_models
+from embedder.torch_model import TorchModel
+
+# Files an embed_files run must have before 'auto' compiles. Compiling takes 15-35 s, during
+# which it slows the eager embedding it will replace (~1.5x faster afterwards): the break-even
+# is around 1,000 files on 2 cores. Below this an index run (or a test) never compiles, and a
+# run this long outlasts its compile, so the process never exits in the middle of one.
+COMPILE_MIN_ITEMS = 2000
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -92,7 +104,24 @@ class Embedder:
                 import torch
 
                 torch.set_num_threads(self.config.threads)
-            self._loaded = load_models(self.config)
+            loaded = load_models(self.config)
+            for model in loaded.models:
+                if isinstance(model, TorchModel):
+                    model.tune(self.config.precision, self.config.compile)
+            self._loaded = loaded
+            if self.config.compile == "on":
+                self.compile(background=False)
+
+    def compile(self, *, background: bool = True) -> None:
+        """Compile the neural models for ``config.batch_size`` (no-op with compile 'off')."""
+        for model in self._require().models:
+            if isinstance(model, TorchModel):
+                model.compile_for(max(1, self.config.batch_size), background=background)
+
+    @property
+    def precision(self) -> dict[str, str]:
+        """Model name -> the precision its inference runs at."""
+        return {m.name: m.precision for m in self.models if isinstance(m, TorchModel)}
 
     def _require(self) -> LoadedModels:
         if self._loaded is None:
@@ -135,6 +164,20 @@ class Embedder:
             for m in models
         }
 
+    def prepare(self, image: Image.Image) -> dict[str, Any]:
+        """One image's model inputs (thread-safe, no inference): for ``embed_inputs``."""
+        return {m.name: m.preprocess(image) for m in self._require().models}
+
+    def embed_inputs(self, items: Sequence[dict[str, Any]]) -> list[dict[str, np.ndarray]]:
+        """Inputs from ``prepare`` -> one {model name: (dim,) vector} per item, embedded as
+        one batch (callers batch concurrent queries this way: engine.batching)."""
+        _refuse_event_loop("embed_inputs")
+        models = self._require().models
+        if not items:
+            return []
+        vectors = self._infer(models, {m.name: [it[m.name] for it in items] for m in models})
+        return [{name: v[row] for name, v in vectors.items()} for row in range(len(items))]
+
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """Texts -> (n, 512) CLIP vectors. Raises ModelLoadError when CLIP is not loaded."""
         _refuse_event_loop("embed_text")
@@ -174,6 +217,9 @@ class Embedder:
                 key, path = item
                 pending.append((key, readers.submit(_prepare, models, key, Path(path))))
 
+        if self.config.compile == "auto" and isinstance(items, Sized):
+            if len(items) >= COMPILE_MIN_ITEMS:
+                self.compile(background=True)
         try:
             fill()
             while pending:
@@ -222,6 +268,10 @@ class Embedder:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for model in self.models:
+            if isinstance(model, TorchModel):
+                # A compile still running when the interpreter exits aborts the process.
+                model.wait_compiled(timeout=300)
 
     def __enter__(self) -> Embedder:
         return self

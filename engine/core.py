@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from embedder.pipeline import Embedder
+    from engine.batching import Batcher
     from store.mirror import Mirror
     from store.mirror_payloads import PayloadCache
 
@@ -55,6 +56,7 @@ class Engine:
         self.health = StoreHealth()  # searches go on from the mirror while the store is down
         self._payloads: PayloadCache | None = None
         self._models: list[dict[str, Any]] | None = None  # fixed once the embedder loaded
+        self._batcher: Batcher[dict[str, Any], dict[str, np.ndarray]] | None = None
 
     # -- lazily opened parts --------------------------------------------------------------
     @property
@@ -172,6 +174,21 @@ class Engine:
                     mirror.save()
                 self._mirror = mirror
             return self._mirror
+
+    @property
+    def query_batcher(self) -> Batcher[dict[str, Any], dict[str, np.ndarray]]:
+        """Embeds the query images of concurrent searches together."""
+        with self._open_lock:
+            if self._batcher is None:
+                from engine.batching import Batcher
+
+                self._batcher = Batcher(
+                    self.embedder.embed_inputs,
+                    max_batch=self.settings.search_batch_max,
+                    max_wait_s=self.settings.search_batch_wait_ms / 1e3,
+                    name="query-batcher",
+                )
+            return self._batcher
 
     @property
     def payloads(self) -> PayloadCache:
@@ -317,7 +334,9 @@ class Engine:
         if box is not None:
             image = _crop(image, box, (decoded.width, decoded.height))
         t1 = time.perf_counter()
-        vectors = {n: v[0] for n, v in self.embedder.embed_images([image]).items()}
+        # Preprocessing here, in parallel per request; inference batched with concurrent
+        # queries (engine.batching).
+        vectors = self.query_batcher.submit(self.embedder.prepare(image))
         t2 = time.perf_counter()
         result = self.search_vectors(vectors, k=k, weights=weights, flt=flt)
         result.timings = {
@@ -437,6 +456,9 @@ class Engine:
                 self._mirror.save()
             if self._payloads is not None:
                 self._payloads.save()
+            if self._batcher is not None:
+                self._batcher.close()
+                self._batcher = None
             if self._embedder is not None:
                 self._embedder.close()
             if self._store is not None:

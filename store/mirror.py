@@ -1,18 +1,29 @@
-"""The FAISS mirror: an exact, in-memory index of fused vectors, derived from the store.
+"""The FAISS mirror: an in-memory index of fused vectors, derived from the store.
 
 Each point's fused vector is the concatenation of its models' L2-normalised vectors (a
 missing vector is a zero block). A query scales each of its blocks by ``w_i / sum(w)``, so
 one inner product gives ``sum(w_i * cos_i) / sum(w_i)`` and weights change per query
 without reindexing.
 
+Search has two paths with the same answers:
+
+- exact: one inner product with every stored vector. Used below ``EXACT_BELOW`` points,
+  where it is fast enough and no projection is trained yet, and whenever ``exact=True``.
+- two stages: the ``rerank`` best candidates by compact int8 codes (``mirror_compact``,
+  384 bytes a point instead of 12 KB), then exact scores from the full float32 vectors.
+  Measured recall@10 against exact is >= 0.99 (bench/search_latency.py), at ~1/10 the
+  time at 100k points.
+
+The full vectors live in ``mirror_rows`` (slot-indexed, memory-mapped from the snapshot after
+a restart); the codes in a faiss scan indexed by the same slots. The projection is fitted
+when the mirror reaches ``EXACT_BELOW`` points and refitted when it has doubled since.
+
 Concurrency: one writer, many readers, behind a writer-preferring readers-writer lock.
-faiss releases the GIL during search, so concurrent searches really run in parallel, but a
-faiss index must not be searched while it is being added to or compacted (``add`` may
-reallocate the storage a search is reading). Copy-on-write would avoid blocking readers,
-but it copies the whole index (1.2 GB at 100k x 3072) on every write batch; a write holds
-the lock only for the faiss calls, with all validation and normalisation done beforehand.
-``rebuild`` is the exception: it fills a fresh mirror off to the side and swaps it in, so
-searches keep being answered from the old one meanwhile.
+faiss and numpy release the GIL, so concurrent searches really run in parallel, but rows and
+codes must not be read while they are being written. A write holds the lock only while it
+stores rows (validation and normalisation are done before); a refit of the projection
+happens outside it and is swapped in. ``rebuild`` fills a fresh mirror off to the side and
+swaps it in, so searches keep being answered from the old one meanwhile.
 """
 
 from __future__ import annotations
@@ -21,16 +32,23 @@ import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from store import mirror_snapshot, mirror_sync
+from store import mirror_compact, mirror_snapshot, mirror_sync
 from store.base import Record, Store
+from store.mirror_compact import CompactIndex, CompactModel
 from store.mirror_lock import RWLock
+from store.mirror_rows import Rows
 
 # Scores are float32 sums: more digits than this are noise.
 SCORE_DIGITS = 6
+# Below this many points search is exact: at 4k points x 3 models a full scan takes ~1-2 ms
+# and a projection fitted on fewer points would not generalise.
+EXACT_BELOW = 4096
+# Candidates rescored exactly, at least: 256 keeps recall@10 >= 0.99 at 1M points in
+# bench/search_latency.py and costs ~1 ms of gathering rows.
+RERANK = 256
 
 
 @dataclass(frozen=True)
@@ -44,17 +62,13 @@ class MirrorHit:
 class _State:
     """Everything a reader must see consistently; replaced whole by ``adopt``."""
 
-    index: Any  # faiss.IndexIDMap2 over an IndexFlatIP
-    fid_of: dict[str, int] = field(default_factory=dict)  # point uuid -> faiss id
+    rows: Rows
+    compact: CompactIndex | None = None
+    fid_of: dict[str, int] = field(default_factory=dict)  # point uuid -> slot
     uuid_of: dict[int, str] = field(default_factory=dict)
     rev_of: dict[str, int] = field(default_factory=dict)  # rev applied, per point
-    next_fid: int = 0
     watermark: int = 0
-
-
-def _new_index(dim: int) -> Any:
-    faiss = mirror_snapshot.import_faiss()
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    order: np.ndarray | None = None  # live slots ascending, for page(); None when stale
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -64,7 +78,7 @@ def _normalise_rows(x: np.ndarray) -> np.ndarray:
 
 
 class Mirror:
-    """Exact fused-vector search over the store's points. See the module docstring."""
+    """Fused-vector search over the store's points. See the module docstring."""
 
     def __init__(self, path: Path, blocks: Sequence[tuple[str, int]]) -> None:
         names = [name for name, _ in blocks]
@@ -80,8 +94,11 @@ class Mirror:
             for i, (name, _) in enumerate(self.blocks)
         }
         self.dim = int(offsets[-1])
-        self._state = _State(_new_index(self.dim))
+        self.exact_below = EXACT_BELOW
+        self.rerank = RERANK
+        self._state = _State(Rows(self.dim))
         self._lock = RWLock()
+        self._writer = threading.Lock()  # writes (and refits) one at a time, whoever calls
         self._sync_lock = threading.Lock()  # sync steps read-then-write: one at a time
         self._save_lock = threading.Lock()
 
@@ -92,7 +109,7 @@ class Mirror:
         return self._state.watermark
 
     def __len__(self) -> int:
-        return int(self._state.index.ntotal)
+        return len(self._state.fid_of)
 
     def ids(self) -> set[str]:
         with self._lock.read():
@@ -112,26 +129,30 @@ class Mirror:
             st = self._state
             if point_id not in st.fid_of:
                 raise KeyError(point_id)
-            row = st.index.reconstruct(st.fid_of[point_id])
+            row = st.rows.get(np.asarray([st.fid_of[point_id]]))[0]
         blocks = {name: row[self._slices[name]] for name, _ in self.blocks}
         return {name: v for name, v in blocks.items() if v.any()}
 
     def page(self, start: int, count: int) -> tuple[list[str], np.ndarray]:
-        """Ids and fused rows (copies) of the points at storage positions
-        ``[start, start + count)``: a batched scan of every point (the duplicate report's
-        self-join) without holding the whole matrix twice. Positions shift when points are
-        removed, so a scan racing a deletion may skip or repeat a point."""
+        """Points ``start`` to ``start + count`` in a stable order (by slot) while nothing
+        is written: their ids and stored fused rows (copies)."""
         with self._lock.read():
             st = self._state
-            total = int(st.index.ntotal)
-            start, stop = max(0, int(start)), min(total, int(start) + max(0, int(count)))
-            if stop <= start:
-                return [], np.zeros((0, self.dim), dtype=np.float32)
-            faiss = mirror_snapshot.import_faiss()
-            id_map = faiss.rev_swig_ptr(st.index.id_map.data(), total)  # a view, no copy
-            ids = [st.uuid_of[int(f)] for f in id_map[start:stop]]
-            rows = np.array(st.index.index.reconstruct_n(start, stop - start), dtype=np.float32)
-        return ids, rows
+            order = st.order
+            if order is None:
+                order = np.fromiter(sorted(st.uuid_of), dtype=np.int64, count=len(st.uuid_of))
+                st.order = order
+            slots = order[max(0, start) : max(0, start) + max(0, count)]
+            return [st.uuid_of[int(s)] for s in slots], st.rows.get(slots)
+
+    def memory(self) -> dict[str, int]:
+        """Bytes held: full vectors (mapped from the snapshot or in RAM) and stage-one codes."""
+        st = self._state
+        return {
+            "vectors": st.rows.nbytes,
+            "codes": st.compact.nbytes if st.compact is not None else 0,
+            "points": len(st.fid_of),
+        }
 
     def search(
         self,
@@ -139,35 +160,58 @@ class Mirror:
         weights: Mapping[str, float],
         k: int,
         allowed: Collection[str] | None = None,
+        *,
+        exact: bool = False,
     ) -> list[MirrorHit]:
         """Top-k points by ``sum(w_i * cos_i) / sum(w_i)`` over the models in both
-        ``query`` and ``weights``; ``allowed`` restricts results to those point ids."""
+        ``query`` and ``weights``; ``allowed`` restricts results to those point ids.
+        ``exact`` skips the compact stage (see the module docstring)."""
         units, fractions = self._query_blocks(query, weights)
-        fused = np.zeros((1, self.dim), dtype=np.float32)
+        fused = np.zeros(self.dim, dtype=np.float32)
         for name, frac in fractions.items():
-            fused[0, self._slices[name]] = frac * units[name]
+            fused[self._slices[name]] = frac * units[name]
         if k <= 0:
             return []
         with self._lock.read():
             st = self._state
-            params = None
-            limit = int(st.index.ntotal)
+            subset = None
             if allowed is not None:
-                faiss = mirror_snapshot.import_faiss()
-                fids = np.fromiter(
+                subset = np.fromiter(
                     (f for f in (st.fid_of.get(i) for i in allowed) if f is not None),
                     dtype=np.int64,
                 )
-                # The selector must outlive the search: ``params`` keeps it referenced.
-                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(fids))
-                limit = min(limit, len(fids))
-            if min(k, limit) == 0:
+            live = len(st.fid_of) if subset is None else len(subset)
+            if min(k, live) == 0:
                 return []
-            _, found = st.index.search(fused, min(k, limit), params=params)
-            found = found[0][found[0] >= 0]
-            stored = st.index.reconstruct_batch(found)
-            point_ids = [st.uuid_of[int(f)] for f in found]
-        return self._hits(point_ids, stored, units, fractions)
+            want = max(self.rerank, 4 * k)
+            if exact or st.compact is None or live <= max(want, self.exact_below):
+                slots = self._exact(st, fused, min(k, live), subset)
+            else:
+                # One thread per scan (the setting is per calling thread): concurrent
+                # searches already fill the cores, and on shared cores an OpenMP team
+                # waits for its slowest member (p50 10 ms instead of 3 ms at 100k here).
+                mirror_snapshot.import_faiss().omp_set_num_threads(1)
+                slots = st.compact.candidates(fused, want, subset)
+                slots = np.asarray([s for s in slots.tolist() if s in st.uuid_of], np.int64)
+            stored = st.rows.get(slots)
+            point_ids = [st.uuid_of[int(s)] for s in slots]
+        return self._hits(point_ids, stored, units, fractions, k)
+
+    @staticmethod
+    def _exact(st: _State, fused: np.ndarray, k: int, subset: np.ndarray | None) -> np.ndarray:
+        """Slots of the top-k by float32 inner product over every live point (or subset)."""
+        if subset is not None:
+            slots, scores = subset, st.rows.get(subset) @ fused
+        else:
+            slots = np.arange(st.rows.n_slots, dtype=np.int64)
+            scores = np.empty(st.rows.n_slots, dtype=np.float32)
+            for first, part in st.rows.parts():
+                np.matmul(part, fused, out=scores[first : first + len(part)])
+            free = st.rows.free
+            if free:
+                scores[np.asarray(free, dtype=np.int64)] = -np.inf
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        return slots[top]
 
     def _query_blocks(
         self, query: Mapping[str, np.ndarray], weights: Mapping[str, float]
@@ -205,33 +249,33 @@ class Mirror:
         stored: np.ndarray,
         units: dict[str, np.ndarray],
         fractions: dict[str, float],
+        k: int,
     ) -> list[MirrorHit]:
         # Recomputed in float64 from the stored blocks so that each hit's score is exactly
-        # the weighted mean of the cosines it reports; faiss only chose the candidates.
+        # the weighted mean of the cosines it reports; the earlier stages only chose the
+        # candidates.
+        # einsum, not BLAS: for a few hundred rows OpenBLAS's threads cost more than they
+        # give, and on busy cores waking them stalled searches for 4-8 ms.
         cosines: dict[str, np.ndarray] = {}
-        present: dict[str, np.ndarray] = {}
         for name, unit in units.items():
-            block = stored[:, self._slices[name]].astype(np.float64)
-            cosines[name] = block @ unit
-            present[name] = np.asarray(block.any(axis=1))
+            cosines[name] = np.einsum("ij,j->i", stored[:, self._slices[name]], unit)
         fused = sum(
             (frac * cosines[name] for name, frac in fractions.items()),
             start=np.zeros(len(point_ids)),
         )
-        hits = [
+        order = np.argsort(-fused, kind="stable")[:k]
+        return [
             MirrorHit(
-                id=pid,
+                id=point_ids[row],
                 score=round(float(fused[row]), SCORE_DIGITS),
                 scores={
                     name: round(float(cos[row]), SCORE_DIGITS)
                     for name, cos in cosines.items()
-                    if present[name][row]
+                    if stored[row, self._slices[name]].any()
                 },
             )
-            for row, pid in enumerate(point_ids)
+            for row in order.tolist()
         ]
-        order = np.argsort(-fused, kind="stable")
-        return [hits[i] for i in order]
 
     # --- writes -----------------------------------------------------------------------
     def upsert(self, records: Sequence[Record], *, advance_watermark: bool = True) -> int:
@@ -243,39 +287,50 @@ class Mirror:
         recs = list(latest.values())
         fused = self._fuse(recs)
         revs = [int(r.payload.get("rev", 0)) for r in recs]
-        with self._lock.write():
-            st = self._state
-            known = [i for i, r in enumerate(recs) if r.id in st.fid_of]
-            if known:
-                # Most updates are payload edits (tags) that bump the rev only. Rows that
-                # come out bit-identical keep their place, sparing the O(n) compaction.
-                old = st.index.reconstruct_batch(
-                    np.fromiter((st.fid_of[recs[i].id] for i in known), np.int64, len(known))
+        with self._writer:
+            with self._lock.write():
+                st = self._state
+                known = np.asarray([i for i, r in enumerate(recs) if r.id in st.fid_of], np.int64)
+                fresh = np.asarray(
+                    [i for i, r in enumerate(recs) if r.id not in st.fid_of], np.int64
                 )
-                same = (old == fused[known]).all(axis=1)
-                for i in np.asarray(known)[same].tolist():
-                    st.rev_of[recs[i].id] = revs[i]
-                self._drop(st, [recs[i].id for i in np.asarray(known)[~same].tolist()])
-                fresh = [i for i, r in enumerate(recs) if r.id not in st.fid_of]
-            else:
-                fresh = list(range(len(recs)))
-            if fresh:
-                fids = np.arange(st.next_fid, st.next_fid + len(fresh), dtype=np.int64)
-                st.index.add_with_ids(fused[fresh], fids)
-                st.next_fid += len(fresh)
-                for i, fid in zip(fresh, fids.tolist(), strict=True):
-                    st.fid_of[recs[i].id] = fid
-                    st.uuid_of[fid] = recs[i].id
-                    st.rev_of[recs[i].id] = revs[i]
-            if advance_watermark:
-                st.watermark = max(st.watermark, *revs)
+                if len(known):
+                    # Most updates are payload edits (tags) that bump the rev only: rows that
+                    # come out bit-identical are not rewritten.
+                    slots = np.asarray([st.fid_of[recs[i].id] for i in known], np.int64)
+                    moved = ~(st.rows.get(slots) == fused[known]).all(axis=1)
+                    self._store(st, slots[moved], fused[known[moved]])
+                if len(fresh):
+                    slots = st.rows.alloc(len(fresh))
+                    self._store(st, slots, fused[fresh])
+                    for i, slot in zip(fresh.tolist(), slots.tolist(), strict=True):
+                        st.fid_of[recs[i].id] = slot
+                        st.uuid_of[slot] = recs[i].id
+                    st.order = None
+                for rec, rev in zip(recs, revs, strict=True):
+                    st.rev_of[rec.id] = rev
+                if advance_watermark:
+                    st.watermark = max(st.watermark, *revs)
+            self._refit_if_due()
         return len(recs)
 
     def remove(self, ids: Iterable[str]) -> int:
         """Remove these points (unknown ids are ignored); returns how many went."""
         wanted = set(ids)
-        with self._lock.write():
-            return self._drop(self._state, [i for i in wanted if i in self._state.fid_of])
+        with self._writer, self._lock.write():
+            st = self._state
+            gone = [i for i in wanted if i in st.fid_of]
+            if not gone:
+                return 0
+            slots = np.fromiter((st.fid_of.pop(i) for i in gone), np.int64, len(gone))
+            for i, slot in zip(gone, slots.tolist(), strict=True):
+                del st.uuid_of[slot]
+                st.rev_of.pop(i, None)
+            st.rows.release(slots)
+            if st.compact is not None:
+                st.compact.clear(slots)
+            st.order = None
+            return len(gone)
 
     def advance_watermark(self, rev: int) -> None:
         with self._lock.write():
@@ -285,21 +340,41 @@ class Mirror:
         """Take over ``other``'s contents at once: readers see all old or all new."""
         if other.blocks != self.blocks:
             raise ValueError(f"cannot adopt a mirror of {other.blocks}; this one is {self.blocks}")
-        with self._lock.write():
+        with self._writer, self._lock.write():
             self._state = other._state
 
     @staticmethod
-    def _drop(st: _State, ids: list[str]) -> int:
-        """Remove existing points; caller holds the write lock."""
-        if not ids:
-            return 0
-        fids = np.fromiter((st.fid_of.pop(i) for i in ids), dtype=np.int64, count=len(ids))
-        for i, fid in zip(ids, fids.tolist(), strict=True):
-            del st.uuid_of[fid]
-            st.rev_of.pop(i, None)
-        # One compaction pass over the whole index per call, however many ids: batch them.
-        st.index.remove_ids(fids)
-        return len(ids)
+    def _store(st: _State, slots: np.ndarray, rows: np.ndarray) -> None:
+        """Write rows and their codes; caller holds the write lock."""
+        if len(slots):
+            st.rows.put(slots, rows)
+            if st.compact is not None:
+                st.compact.set_rows(slots, rows)
+
+    def _refit_if_due(self) -> None:
+        """Fit the compact projection once there are enough points, and again whenever
+        they have doubled since. Caller holds ``_writer``, so rows do not change meanwhile;
+        searches go on with the old codes until the new ones are swapped in."""
+        st = self._state
+        live = len(st.fid_of)
+        if live < self.exact_below:
+            return
+        if st.compact is not None and live < 2 * st.compact.model.trained_on:
+            return
+        slots = np.fromiter(st.uuid_of, dtype=np.int64, count=live)
+        rng = np.random.default_rng(live)  # reproducible for a given collection size
+        if live > mirror_compact.TRAIN_SAMPLE:
+            slots = np.sort(rng.choice(slots, mirror_compact.TRAIN_SAMPLE, replace=False))
+        model = mirror_compact.fit(st.rows.get(slots), list(self._slices.values()), live)
+        compact = CompactIndex(model)
+        compact.grow(st.rows.n_slots)
+        for first, part in st.rows.parts():
+            for at in range(0, len(part), 65_536):  # bounded temporaries at 1M points
+                rows = part[at : at + 65_536]
+                compact.set_codes(np.arange(first + at, first + at + len(rows)), model.encode(rows))
+        compact.clear(np.asarray(st.rows.free, dtype=np.int64))
+        with self._lock.write():
+            st.compact = compact
 
     def _fuse(self, recs: list[Record]) -> np.ndarray:
         fused = np.zeros((len(recs), self.dim), dtype=np.float32)
@@ -344,18 +419,22 @@ class Mirror:
         """Write a snapshot under ``path``; a crash mid-way leaves the previous one.
 
         Call it from the writing thread: it holds off writes for its duration (seconds for
-        a large index), and a queued write would in turn hold off new searches."""
+        a large mirror), and a queued write would in turn hold off new searches."""
         with self._save_lock, self._lock.read():
             st = self._state
             uuids = list(st.fid_of)
+            compact = st.compact
             snap = mirror_snapshot.Snapshot(
-                index=st.index,
+                vectors=np.zeros((0, self.dim), np.float32),  # streamed from parts instead
                 uuids=uuids,
-                fids=np.fromiter(st.fid_of.values(), dtype=np.int64, count=len(uuids)),
+                slots=np.fromiter(st.fid_of.values(), dtype=np.int64, count=len(uuids)),
                 revs=np.fromiter((st.rev_of[u] for u in uuids), dtype=np.int64, count=len(uuids)),
                 watermark=st.watermark,
+                codes=compact.codes() if compact is not None else None,
+                compact=compact.model.as_arrays() if compact is not None else None,
             )
-            mirror_snapshot.write(self.path, self.blocks, snap)
+            parts = (part for _, part in st.rows.parts())
+            mirror_snapshot.write(self.path, self.blocks, snap, (st.rows.n_slots, parts))
 
     @classmethod
     def load(cls, path: Path, blocks: Sequence[tuple[str, int]]) -> Mirror | None:
@@ -364,13 +443,58 @@ class Mirror:
         snap = mirror_snapshot.read(mirror.path, mirror.blocks)
         if snap is None:
             return None
-        uuids, fids = snap.uuids, snap.fids.tolist()
-        mirror._state = _State(
-            index=snap.index,
-            fid_of=dict(zip(uuids, fids, strict=True)),
-            uuid_of=dict(zip(fids, uuids, strict=True)),
-            rev_of=dict(zip(uuids, snap.revs.tolist(), strict=True)),
-            next_fid=max(fids, default=-1) + 1,
-            watermark=snap.watermark,
-        )
+        compact = None
+        if snap.codes is not None and snap.compact is not None:
+            try:
+                model = CompactModel.from_arrays(snap.compact, list(mirror._slices.values()))
+            except (KeyError, ValueError) as exc:  # refitted below instead
+                mirror_snapshot.log.warning("mirror codes at %s not used: %s", path, exc)
+            else:
+                compact = CompactIndex(model)
+                compact.set_codes(np.arange(len(snap.vectors)), snap.codes)
+        mirror._attach(snap.vectors, snap.uuids, snap.slots, snap.revs, snap.watermark, compact)
         return mirror
+
+    @classmethod
+    def from_rows(
+        cls,
+        path: Path,
+        blocks: Sequence[tuple[str, int]],
+        rows: np.ndarray,
+        ids: Sequence[str],
+        revs: Sequence[int] | np.ndarray,
+        watermark: int = 0,
+    ) -> Mirror:
+        """A mirror over fused rows stored as a mirror stores them (each block unit-norm or
+        zero), used in place: a memory-mapped .npy stays mapped. For bulk loads and
+        benchmarks; ``upsert`` is the checked way in."""
+        mirror = cls(path, blocks)
+        slots = np.arange(len(ids), dtype=np.int64)
+        mirror._attach(rows, list(ids), slots, np.asarray(revs, np.int64), watermark, None)
+        return mirror
+
+    def _attach(
+        self,
+        vectors: np.ndarray,
+        uuids: list[str],
+        slots: np.ndarray,
+        revs: np.ndarray,
+        watermark: int,
+        compact: CompactIndex | None,
+    ) -> None:
+        rows = Rows(self.dim, base=vectors)
+        taken = np.zeros(rows.n_slots, dtype=bool)
+        taken[slots] = True
+        rows.set_free(np.flatnonzero(~taken).tolist())
+        slot_list = slots.tolist()
+        self._state = _State(
+            rows=rows,
+            compact=compact,
+            fid_of=dict(zip(uuids, slot_list, strict=True)),
+            uuid_of=dict(zip(slot_list, uuids, strict=True)),
+            rev_of=dict(zip(uuids, revs.tolist(), strict=True)),
+            watermark=watermark,
+        )
+        if compact is None:
+            with self._writer:
+                self._refit_if_due()  # no usable codes saved: make them now

@@ -30,7 +30,13 @@ UVICORN = [
     "--host",
     "127.0.0.1",
 ]
-FAST_MODELS = {"LOOKALIKE_CLIP_WEIGHTS": "off", "LOOKALIKE_CNN": "effnet-lite0"}
+# Models that need no download; no background torch.compile (15-35 s of CPU that would only
+# slow these short-lived processes down).
+FAST_MODELS = {
+    "LOOKALIKE_CLIP_WEIGHTS": "off",
+    "LOOKALIKE_CNN": "effnet-lite0",
+    "LOOKALIKE_COMPILE": "off",
+}
 
 
 def free_port() -> int:

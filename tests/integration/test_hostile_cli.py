@@ -20,8 +20,7 @@ from engine.core import UNNAMED, Engine
 from engine.library import IMAGE_SUFFIXES
 from engine.settings import Settings
 from tests.hostile.corpus import write_corpus
-
-FAST = {"LOOKALIKE_CLIP_WEIGHTS": "off", "LOOKALIKE_CNN": "effnet-lite0"}
+from tests.hostile.live import FAST_MODELS as FAST
 
 
 def _cli(tmp: Path, *args: str | bytes) -> subprocess.CompletedProcess[bytes]:

@@ -200,16 +200,23 @@ def test_upsert_replaces_and_keeps_the_last_of_duplicates(
     assert mirror.revs([target.id]) == {target.id: 9}
 
 
-def test_a_rev_only_update_keeps_the_row_in_place(filled: Filled, rng: np.random.Generator) -> None:
+def test_a_rev_only_update_keeps_the_row_in_place(
+    filled: Filled, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mirror, records = filled
     (changed,) = make_records(rng, 1, rev=8)
     changed.id = records[1].id
     same = Record(records[0].id, {"rev": 8}, records[0].vectors)
-    rows_before = dict(mirror._state.fid_of)  # white-box: which faiss row holds each point
+    slots_before = dict(mirror._state.fid_of)  # white-box: which slot holds each point
+    rows = mirror._state.rows
+    written: list[int] = []
+    put = rows.put
+    monkeypatch.setattr(rows, "put", lambda slots, new: (written.extend(slots), put(slots, new)))
     mirror.upsert([same, changed])
     assert mirror.revs([same.id, changed.id]) == {same.id: 8, changed.id: 8}
-    assert mirror._state.fid_of[same.id] == rows_before[same.id]  # not removed and re-added
-    assert mirror._state.fid_of[changed.id] != rows_before[changed.id]
+    assert mirror._state.fid_of == slots_before  # a changed vector is rewritten in place
+    assert written == [slots_before[changed.id]]  # and only the changed one is rewritten
+    np.testing.assert_allclose(mirror.vector(changed.id)["cnn"], unit(changed.vectors["cnn"]))
     assert len(mirror) == 300
     top = mirror.search(records[0].vectors, {"clip": 1.0, "cnn": 1.0}, k=1)[0]
     assert top.id == same.id and top.score == pytest.approx(1.0, abs=1e-6)

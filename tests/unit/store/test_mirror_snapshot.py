@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +53,19 @@ def saved(tmp_path: Path) -> Mirror:
 
 def data_files(directory: Path) -> dict[str, Path]:
     manifest = json.loads((directory / MANIFEST).read_text())
-    return {key: directory / manifest[key]["file"] for key in ("index", "ids")}
+    keys = ("vectors", "ids", "codes", "compact")
+    return {key: directory / manifest[key]["file"] for key in keys if key in manifest}
+
+
+@pytest.fixture
+def two_stage(tmp_path: Path) -> Mirror:
+    """A saved mirror large enough (for its lowered threshold) to have compact codes."""
+    mirror = Mirror(tmp_path / "mirror", BLOCKS)
+    mirror.exact_below = 100
+    mirror.upsert(make_records(np.random.default_rng(8), 400, rev=5))
+    mirror.remove(list(mirror.ids())[:30])
+    mirror.save()
+    return mirror
 
 
 def test_round_trip(saved: Mirror) -> None:
@@ -123,12 +136,12 @@ def flip_byte(path: Path, at: int) -> None:
     [
         (lambda d: (d / MANIFEST).write_text('{"format": 1, "blo'), "unreadable manifest"),
         (lambda d: (d / MANIFEST).write_text('{"format": 99}'), "unknown format"),
-        (lambda d: flip_byte(data_files(d)["index"], 5_000), "fails its checksum"),
+        (lambda d: flip_byte(data_files(d)["vectors"], 5_000), "fails its checksum"),
         (lambda d: flip_byte(data_files(d)["ids"], 100), "fails its checksum"),
-        (lambda d: os.truncate(data_files(d)["index"], 1_000), "bytes, want"),
+        (lambda d: os.truncate(data_files(d)["vectors"], 1_000), "bytes, want"),
         (lambda d: data_files(d)["ids"].unlink(), "is missing"),
     ],
-    ids=["torn-manifest", "format", "index-bits", "ids-bits", "truncated-index", "no-ids"],
+    ids=["torn-manifest", "format", "vector-bits", "ids-bits", "truncated-vectors", "no-ids"],
 )
 def test_damaged_snapshot_is_refused(
     saved: Mirror, caplog: pytest.LogCaptureFixture, damage: Callable[[Path], object], why: str
@@ -138,11 +151,55 @@ def test_damaged_snapshot_is_refused(
     assert why in caplog.text
 
 
+def test_compact_codes_round_trip(two_stage: Mirror) -> None:
+    assert two_stage._state.compact is not None and set(data_files(two_stage.path)) == {
+        "vectors",
+        "ids",
+        "codes",
+        "compact",
+    }
+    loaded = Mirror.load(two_stage.path, BLOCKS)
+    assert loaded is not None and loaded._state.compact is not None
+    np.testing.assert_array_equal(loaded._state.compact.codes(), two_stage._state.compact.codes())
+    assert loaded._state.rows.free == two_stage._state.rows.free  # removed slots stay free
+    query = {name: np.linspace(-1, 1, dim) for name, dim in BLOCKS}
+    weights = {"clip": 1.0, "cnn": 0.5, "hsv": 0.25}
+    assert loaded.search(query, weights, k=10) == two_stage.search(query, weights, k=10)
+    # New points take the freed slots first, and get codes.
+    loaded.upsert(make_records(np.random.default_rng(9), 40, rev=6))
+    assert len(loaded) == 410 and loaded._state.rows.free == []
+
+
+@pytest.mark.parametrize("key", ["codes", "compact"])
+def test_damaged_codes_are_refused(
+    two_stage: Mirror, caplog: pytest.LogCaptureFixture, key: str
+) -> None:
+    flip_byte(data_files(two_stage.path)[key], 200)
+    assert Mirror.load(two_stage.path, BLOCKS) is None
+    assert "fails its checksum" in caplog.text
+
+
+def test_a_vector_file_claiming_another_shape_is_refused(
+    saved: Mirror, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CRCs only prove that files are what the save wrote; the .npy header must also agree
+    with the manifest before numpy maps anything (a size is never trusted)."""
+    path = data_files(saved.path)["vectors"]
+    data = path.read_bytes().replace(b"(208, 72)", b"(9999999, 72)")
+    path.write_bytes(data)
+    manifest = json.loads((saved.path / MANIFEST).read_text())
+    manifest["vectors"].update(bytes=len(data), crc32=zlib.crc32(data))
+    (saved.path / MANIFEST).write_text(json.dumps(manifest))
+    assert Mirror.load(saved.path, BLOCKS) is None
+    assert "want (208, 72)" in caplog.text
+
+
 def test_leftovers_of_an_interrupted_save_are_ignored_then_removed(saved: Mirror) -> None:
     # What a save killed before its manifest replace leaves behind.
     (saved.path / f"{MANIFEST}.1a2b3c4d.tmp").write_text('{"format": 1, "blocks": [[')
-    (saved.path / "index-0123456789ab.faiss").write_bytes(b"IxMp" + b"\0" * 100)
+    (saved.path / "vectors-0123456789ab.npy").write_bytes(b"\x93NUMPY" + b"\0" * 100)
     (saved.path / "ids-0123456789ab.npz").write_bytes(b"PK\x03\x04")
+    (saved.path / "index-0123456789ab.faiss").write_bytes(b"IxMp")  # format 1's index file
     loaded = Mirror.load(saved.path, BLOCKS)
     assert loaded is not None and loaded.ids() == saved.ids()
     loaded.save()

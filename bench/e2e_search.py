@@ -1,0 +1,131 @@
+"""End-to-end search latency: ``POST /api/v1/search`` with real JPEGs against a running server
+holding N points (default 100k), with 1 and with 8 concurrent clients. Prints one JSON object.
+
+The server (bench/served.py) runs ``lookalike serve`` over a data directory filled through the
+store with synthetic vectors of the three seed models (random weights: same compute); the
+queries are real photos (bench/jpeg_corpus.py, ~1.2 MP JPEGs) sent as multipart uploads with
+a read-scoped API key (``lookalike apikey create --scope read --json``). Each request decodes,
+embeds (CLIP + ResNet-50 + HSV), searches the mirror (k=10) and reads the hits' payloads.
+
+The same run then restarts the server as the naive baseline (``baseline_*`` keys): fp32 eager
+inference and no dynamic batching (LOOKALIKE_PRECISION=fp32, LOOKALIKE_SEARCH_BATCH_MAX=1).
+
+    python -m bench.e2e_search [--n 100000] [--requests 100] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench import jpeg_corpus, served
+
+CLIENTS = 8
+
+
+def search(client: httpx.Client, url: str, key: str, image: bytes) -> float:
+    t0 = time.perf_counter()
+    r = client.post(
+        f"{url}/api/v1/search",
+        files={"image": ("query.jpg", image, "image/jpeg")},
+        data={"k": "10"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    elapsed = time.perf_counter() - t0
+    if r.status_code != 200 or len(r.json()["hits"]) != 10:
+        raise RuntimeError(f"search failed: {r.status_code} {r.text[:300]}")
+    return elapsed
+
+
+def one_client(url: str, key: str, images: list[bytes], requests: int) -> list[float]:
+    with httpx.Client(timeout=60) as client:
+        for image in images[:5]:  # warm-up: first-call costs, caches
+            search(client, url, key, image)
+        return [search(client, url, key, images[i % len(images)]) for i in range(requests)]
+
+
+def many_clients(url: str, key: str, images: list[bytes], seconds: float) -> tuple[list[float], float]:
+    times: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(CLIENTS + 1)
+    stop_at = [0.0]
+
+    def client_loop(offset: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            start.wait()
+            i = offset
+            while time.perf_counter() < stop_at[0]:
+                t = search(client, url, key, images[i % len(images)])
+                with lock:
+                    times.append(t)
+                i += CLIENTS
+
+    threads = [threading.Thread(target=client_loop, args=(c,)) for c in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    start.wait()
+    for t in threads:
+        t.join()
+    return times, time.perf_counter() - t0
+
+
+def measure(root: Path, images: list[bytes], args: argparse.Namespace, **env: str) -> dict[str, Any]:
+    environment = served.env_for(root, **env)
+    key = served.api_key(environment)
+    server = served.Server(environment, root / "server.log")
+    try:
+        ready_s = server.wait_ready()
+        single = one_client(server.url, key, images, args.requests)
+        times, wall = many_clients(server.url, key, images, args.seconds)
+    finally:
+        server.stop()
+    return {
+        "p50_ms_1": round(float(np.percentile(single, 50)) * 1e3, 1),
+        "p99_ms_1": round(float(np.percentile(single, 99)) * 1e3, 1),
+        "p50_ms_8": round(float(np.percentile(times, 50)) * 1e3, 1),
+        "p99_ms_8": round(float(np.percentile(times, 99)) * 1e3, 1),
+        "searches_per_s_8": round(len(times) / wall, 2),
+        "ready_s": round(ready_s, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--requests", type=int, default=100, help="1-client requests")
+    ap.add_argument("--seconds", type=float, default=20.0, help="8-client duration")
+    ap.add_argument("--images", type=int, default=40)
+    ap.add_argument("--no-baseline", action="store_true")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        root = Path(tmp_name)
+        corpus = jpeg_corpus.make(root / "queries", args.images, seed=7)
+        images = [p.read_bytes() for p in corpus.paths]
+        build_s = served.build(root, args.n)
+        ours = measure(root, images, args)
+        base = {} if args.no_baseline else measure(
+            root, images, args, LOOKALIKE_PRECISION="fp32", LOOKALIKE_SEARCH_BATCH_MAX="1"
+        )
+    result: dict[str, Any] = {
+        **{k: v for k, v in ours.items() if k != "ready_s"},
+        "n": args.n,
+        **{f"baseline_{k}": v for k, v in base.items() if k != "ready_s"},
+        "query_megapixels": round(corpus.megapixels, 2),
+        "build_s": round(build_s, 1),
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
