@@ -21,6 +21,7 @@ from api.errors import NotReady
 from api.jobs import JobRunner
 from api.metrics import AppMetrics
 from engine import images
+from engine.background import MirrorSyncer
 from engine.errors import LookalikeError
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Services:
         self.checks = dict.fromkeys(CHECKS, False)
         self.failure: str | None = None
         self._warmup: threading.Thread | None = None
+        self.syncer: MirrorSyncer | None = None
 
     # -- lifespan ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -68,6 +70,10 @@ class Services:
             engine.mirror  # noqa: B018 - loads the snapshot and catches up with the store
             engine.payloads  # noqa: B018 - what hits show while the store is down
             self.checks["mirror"] = True
+            if engine.store.backend == "server":
+                # Other processes may write to a shared server; an embedded store is ours alone.
+                self.syncer = MirrorSyncer(engine, full_every_s=self.settings.mirror_full_diff_s)
+                self.syncer.start()
             swept = images.sweep_stale_uploads(engine)
             if swept:
                 log.warning("removed %d temporary file(s) of interrupted uploads", swept)
@@ -83,6 +89,8 @@ class Services:
         self.jobs.join(timeout=5)
         if self._warmup is not None:
             self._warmup.join(timeout=60)
+        if self.syncer is not None:
+            self.syncer.stop()
         if self.engine is not None:
             self.engine.close()
 
