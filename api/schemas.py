@@ -219,6 +219,16 @@ class ModelInfo(Struct, kw_only=True):
     reason: str | None = None
 
 
+class RoleInfo(Struct, kw_only=True):
+    """Every role, including one that is off after a weight fallback (name None)."""
+
+    role: str
+    name: str | None = None
+    weights: str | None = None
+    fallback: bool = False
+    reason: str | None = None
+
+
 class MirrorInfo(Struct, kw_only=True):
     points: int
     watermark: int
@@ -230,6 +240,11 @@ class Status(Struct, kw_only=True):
     data_dir: str
     library_dir: str
     models: list[ModelInfo]
+    roles: list[RoleInfo] = []
+    # Chosen on the quality benchmark for these models (bench/QUALITY.md); the threshold is
+    # None when this model set is uncalibrated, and the UI then shows no badge.
+    default_weights: dict[str, float] = {}
+    near_duplicate_threshold: float | None = None
     models_loaded: bool
     mirror: MirrorInfo
     mirror_lag: int

@@ -155,6 +155,16 @@ class Engine:
         meta = self.store.get_meta(EMBEDDING_META) or {}
         return list(meta.get("roles") or meta.get("models") or [])
 
+    def calibrated(self) -> tuple[dict[str, float], float | None]:
+        """Default fusion weights and near-duplicate threshold for the active models, as
+        chosen on the quality benchmark (engine/calibration.json, see bench/QUALITY.md)."""
+        from engine.calibration import defaults_for
+
+        return defaults_for({m["role"]: m["name"] for m in self.active_models()})
+
+    def default_weights(self) -> dict[str, float]:
+        return self.calibrated()[0]
+
     def vector_tags(self) -> list[str]:
         return [f"{m['name']}@{m['weights']}" for m in self.active_models()]
 
@@ -389,10 +399,8 @@ class Engine:
         weights: dict[str, float] | None = None,
         flt: Filter | None = None,
     ) -> SearchResult:
-        from engine.search import DEFAULT_WEIGHTS
-
         k = check_k(k)
-        role_weights = check_weights(weights if weights is not None else DEFAULT_WEIGHTS)
+        role_weights = check_weights(weights if weights is not None else self.default_weights())
         models = {m["role"]: m["name"] for m in self.active_models()}
         used = {r: w for r, w in role_weights.items() if r in models and models[r] in vectors}
         if not any(used.values()):
@@ -439,6 +447,8 @@ class Engine:
             "library_dir": str(self.settings.library_dir.resolve()),
             "models": models,
             "roles": self.model_roles(),
+            "default_weights": self.calibrated()[0],
+            "near_duplicate_threshold": self.calibrated()[1],
             "models_loaded": self.models_loaded,
             "mirror": {"points": len(mirror), "watermark": mirror.watermark},
             "mirror_lag": mirror.lag(store),

@@ -97,7 +97,7 @@ def test_log_in_upload_search_inspect_log_out(
     page.screenshot(path=artifacts / "04_crop.png")
 
     # Inspect the best hit: full image, metadata, "search with this image".
-    first.locator("button").click()
+    first.locator("button.hit__button").click()
     dialog = page.get_by_test_id("inspect")
     expect(dialog).to_be_visible()
     expect(dialog.locator("#inspect-title")).to_have_text("chelsea.jpg")

@@ -10,7 +10,8 @@ import {
 } from "./ui.js";
 
 const page = $("#search-page");
-const threshold = Number(page.dataset.nearDuplicate) || 0.9;
+// Replaced by the calibrated threshold for the active models once /api/v1/status answers.
+let threshold = Number(page.dataset.nearDuplicate) || 0.9;
 const PREFS_KEY = "lookalike.search.prefs";
 
 const els = {
@@ -89,17 +90,20 @@ function savePrefs() {
   localStorage.setItem(PREFS_KEY, JSON.stringify(prefs));
 }
 
+/** Restores the user's last k and weights; false when there are none yet. */
 function loadPrefs() {
   try {
     const prefs = JSON.parse(localStorage.getItem(PREFS_KEY) || "null");
-    if (!prefs) return;
+    if (!prefs) return false;
     if ([...els.k.options].some((o) => o.value === prefs.k)) els.k.value = prefs.k;
     for (const [role, value] of Object.entries(prefs.weights || {})) {
       const input = $(`#w-${role}`);
       if (input) input.value = value;
     }
+    return true;
   } catch {
     localStorage.removeItem(PREFS_KEY);
+    return false;
   }
 }
 
@@ -334,7 +338,7 @@ function wire() {
 }
 
 async function init() {
-  loadPrefs();
+  const hasPrefs = loadPrefs();
   syncSliderOutputs();
   wire();
   // The Library page links here with ?image=<id> for "search with this image".
@@ -346,6 +350,15 @@ async function init() {
   const status = await loadStatus();
   if (!status) return;
   warnFallbacks(status);
+  // No badge when the active models are uncalibrated (null): a guess would mislead.
+  if ("near_duplicate_threshold" in status) threshold = status.near_duplicate_threshold ?? Infinity;
+  if (!hasPrefs) {
+    for (const [role, value] of Object.entries(status.default_weights || {})) {
+      const input = $(`#w-${role}`);
+      if (input) input.value = value;
+    }
+    syncSliderOutputs();
+  }
   // A model that is off has no vectors to weigh: its slider says so instead of doing nothing.
   activeRoles = new Set((status.models || []).map((m) => m.role));
   // Text search needs CLIP: without it the box would only ever answer an error.
