@@ -40,11 +40,13 @@ from engine.core import Engine
 from engine.settings import Settings
 
 MODELS = {"clip_weights": "random", "cnn": "resnet50", "cnn_weights": "random", "hsv": True}
-NEURAL = ("clip-vit-b-32", "resnet50")
+# For the smoke test: one small CNN, loaded in a fraction of the time.
+LIGHT = {"clip_weights": "off", "cnn": "effnet-lite0", "cnn_weights": "random", "hsv": True}
+NEURAL = ("clip-vit-b-32", "resnet50", "effnet-lite0")
 
 
-def engine(root: Path, library: Path, **settings: Any) -> Engine:
-    return Engine(Settings(data_dir=root, library_dir=library, **MODELS, **settings))
+def engine(root: Path, library: Path, models: dict[str, Any], **settings: Any) -> Engine:
+    return Engine(Settings(data_dir=root, library_dir=library, **models, **settings))
 
 
 def timed_index(eng: Engine) -> float:
@@ -70,13 +72,19 @@ def min_cosine(a: dict[str, dict[str, np.ndarray]], b: dict[str, dict[str, np.nd
         float(np.dot(a[f][m], b[f][m]) / (np.linalg.norm(a[f][m]) * np.linalg.norm(b[f][m])))
         for f in a
         for m in NEURAL
+        if m in a[f]
     )
 
 
 def near_duplicate_recall(vectors: dict[str, dict[str, np.ndarray]], corpus: Any) -> float:
     names = sorted(vectors)
     fused = np.stack(
-        [np.concatenate([vectors[n][m] / np.linalg.norm(vectors[n][m]) for m in sorted(vectors[n])]) for n in names]
+        [
+            np.concatenate(
+                [vectors[n][m] / np.linalg.norm(vectors[n][m]) for m in sorted(vectors[n])]
+            )
+            for n in names
+        ]
     )
     sims = fused @ fused.T
     np.fill_diagonal(sims, -np.inf)
@@ -91,25 +99,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--compile", default="on", choices=["on", "off"])
+    ap.add_argument("--light", action="store_true", help="EffNet-Lite0 + HSV (smoke test)")
     args = ap.parse_args(argv)
+    models = LIGHT if args.light else MODELS
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        corpus = jpeg_corpus.make(tmp / "library", args.n)
+        corpus = jpeg_corpus.make(tmp / "library", args.n, small=args.light)
         library = tmp / "library"
         items = [(p.name, p) for p in corpus.paths]
 
-        ours = engine(tmp / "ours", library, batch_size=args.batch_size)
+        ours = engine(tmp / "ours", library, models, batch_size=args.batch_size)
         t0 = time.perf_counter()
         embedder = ours.embedder  # loads the models
         model_load_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        embedder.compile(background=False)
+        if args.compile == "on":
+            embedder.compile(background=False)
         compile_s = time.perf_counter() - t0
         list(embedder.embed_files(items[: 2 * args.batch_size]))  # warm-up, not stored
         ours_s = [timed_index(ours)]
         ours_vectors = stored(ours)
 
-        base = engine(tmp / "base", library, batch_size=16, precision="fp32", compile="off")
+        base = engine(tmp / "base", library, models, batch_size=16, precision="fp32", compile="off")
         list(base.embedder.embed_files(items[:16]))  # warm-up
         full_decode = functools.partial(pipeline.decode_image, draft=False)
         original, pipeline.decode_image = pipeline.decode_image, full_decode  # type: ignore[assignment]
@@ -119,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             pipeline.decode_image = original  # type: ignore[assignment]
         base_vectors = stored(base)
         same_decode = {
-            r.key: {m: v for m, v in (r.vectors or {}).items()} for r in base.embedder.embed_files(items)
+            r.key: {m: v for m, v in (r.vectors or {}).items()}
+            for r in base.embedder.embed_files(items)
         }
 
         ours.store.delete([r.id for r in ours.store.scroll(with_payload=False, with_vectors=False)])

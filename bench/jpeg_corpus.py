@@ -28,16 +28,17 @@ class Corpus:
     megapixels: float  # median
 
 
-def photos() -> list[Photo]:
-    """The Debian wallpapers when installed (65 photos), else the PyPI ones (17)."""
-    found = package_photos(debian=True)
+def photos(small: bool = False) -> list[Photo]:
+    """The Debian wallpapers when installed (65 photos), else the PyPI ones (17); ``small``:
+    only the PyPI ones (<= 1.4k px, quick to decode: for smoke tests)."""
+    found = [] if small else package_photos(debian=True)
     return found if len(found) > 17 else package_photos(debian=False)
 
 
-def make(out_dir: Path, n: int, seed: int = 0) -> Corpus:
+def make(out_dir: Path, n: int, seed: int = 0, *, small: bool = False) -> Corpus:
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    sources = photos()
+    sources = photos(small)
     loaded: dict[int, Image.Image] = {}
     paths: list[Path] = []
     source_of: dict[Path, Path] = {}
@@ -48,7 +49,7 @@ def make(out_dir: Path, n: int, seed: int = 0) -> Corpus:
         path = out_dir / f"img{seed:02d}-{i:05d}.jpg"
         if crops and rng.random() < EDITED_SHARE:
             origin, image = crops[int(rng.integers(len(crops)))]
-            name, edit = edits[int(rng.integers(len(edits)))]
+            _, edit = edits[int(rng.integers(len(edits)))]
             out = edit(image).convert("RGB")
             source_of[path] = origin
         else:

@@ -82,19 +82,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         split: {name: evaluate(s[mask], relevant[mask]) for name, s in methods.items()}
         for split, mask in (("test", ~train), ("train", train), ("all", np.ones_like(train)))
     }
-    per_edit = _per_edit(ds, methods, relevant)
+    per_query = {
+        name: expected_ranking_metrics(*rank_bounds(sc, relevant)) for name, sc in methods.items()
+    }
+    per_edit = _per_edit(ds, per_query)
     category = _category(ds, arrays, row, models)
     result = {
         "dataset": ds.composition,
         "models": {
             "measured": {m.name: m.weights for m in models},
+            # bf16 or fp32: the engine's own setting (LOOKALIKE_PRECISION), as it would search.
+            "precision": {
+                k: v for m in models for k, v in getattr(m.embedder, "precision", {}).items()
+            },
             "not_measured": {u.name: u.reason for u in unmeasured},
         },
         "peer_notes": notes,
         "copy_detection": copy,
         "per_edit_recall@10": per_edit,
         "calibration": calibration,
-        "targets": _targets(copy, calibration, models, list(peers)),
+        "targets": _targets(copy, calibration, models, list(peers), per_query, relevant, train),
         "category_fmnist": category,
         "speed_images_per_s": speed,
         "seconds": {"data_and_vectors": t_data, "total": time.perf_counter() - t0},
@@ -103,16 +110,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _per_edit(
-    ds: Dataset, methods: dict[str, np.ndarray], relevant: np.ndarray
+    ds: Dataset, per_query: dict[str, dict[str, np.ndarray]]
 ) -> dict[str, dict[str, float]]:
     """recall@10 per edit, all queries: which edits each method survives."""
     edits = np.asarray([q.edit for q in ds.queries])
-    out: dict[str, dict[str, float]] = {}
-    for name, s in methods.items():
-        g, t = rank_bounds(s, relevant)
-        r10 = expected_ranking_metrics(g, t)["recall@10"]
-        out[name] = {e: float(r10[edits == e].mean()) for e in dict.fromkeys(edits)}
-    return out
+    return {
+        name: {e: float(m["recall@10"][edits == e].mean()) for e in dict.fromkeys(edits)}
+        for name, m in per_query.items()
+    }
+
+
+def margin_ci(
+    diff: np.ndarray, groups: np.ndarray, n_boot: int = 5000, seed: int = 0
+) -> tuple[float, float]:
+    """95% interval of the mean per-query difference, resampling *sources* (the 15 queries
+    of one source are not independent, so resampling queries would overstate certainty)."""
+    per = np.asarray([diff[groups == g].mean() for g in np.unique(groups)])
+    rng = np.random.default_rng(seed)
+    boots = per[rng.integers(0, len(per), (n_boot, len(per)))].mean(axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def _category(
@@ -140,8 +157,12 @@ def _targets(
     calibration: dict[str, Any],
     models: Sequence[Any],
     peers: Sequence[str],
+    per_query: dict[str, dict[str, np.ndarray]],
+    relevant: np.ndarray,
+    train: np.ndarray,
 ) -> dict[str, Any]:
-    """The issue's two targets, for every fused set, on the test sources and on all."""
+    """The issue's two targets, for every fused set, on the test sources and on all, with a
+    source-bootstrap interval for the margin over the strongest other method."""
     out: dict[str, Any] = {}
     others = [f"{m.name} (alone)" for m in models] + list(peers)
     for key in calibration:
@@ -149,15 +170,20 @@ def _targets(
         if name not in copy["test"]:
             continue
         entry: dict[str, Any] = {}
-        for split in ("test", "all"):
+        for split, mask in (("test", ~train), ("all", np.ones_like(train))):
             res = copy[split]
             margins = {o: res[name]["mAP"] - res[o]["mAP"] for o in others if o in res}
+            closest = min(margins, key=lambda o: margins[o], default=None)
             entry[split] = {
                 "mAP": res[name]["mAP"],
                 "recall@10": res[name]["recall@10"],
                 "mAP_margin_over": margins,
                 "beats_all_on_mAP": all(v > 0 for v in margins.values()),
             }
+            if closest is not None:
+                diff = per_query[name]["ap"] - per_query[closest]["ap"]
+                entry[split]["closest"] = closest
+                entry[split]["margin_ci95_over_closest"] = margin_ci(diff[mask], relevant[mask])
         out[key] = entry
     if OFFLINE_SET in out:
         r10 = out[OFFLINE_SET]["test"]["recall@10"]

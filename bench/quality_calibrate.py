@@ -15,6 +15,8 @@ precision stays >= 0.95 (bench/quality_metrics.py). With 20 or more originals, h
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,9 @@ def calibrate_on(
     originals, others, copies = layout(root)
     db_paths = originals + others
     with Embedder(get_settings().model_config_for_embedder()) as emb:
-        emb.load()
+        # torch.hub announces downloads on stdout, which carries only the JSON result.
+        with contextlib.redirect_stdout(sys.stderr):
+            emb.load()
         by_role = {m.role: m.name for m in emb.models}
         db = _embed(emb, db_paths)
         q = _embed(emb, [p for p, _ in copies])

@@ -2,9 +2,18 @@
 
 The engine fuses per-model cosines as sum(w_i * cos_i) / sum(w_i) (DESIGN.md, "Fusion"), so
 only the ratios of the weights matter for ranking, and the fused score stays on the cosine
-scale, which is what a threshold is set on. Weights are grid-searched on the queries of the
-*train* sources only (mAP), and the threshold is chosen on the same train queries; the test
-sources are touched only to report how both carry over.
+scale, which is what a threshold is set on.
+
+Weights are grid-searched on the queries of the *train* sources only (mAP); the test sources
+only report how they carry over.
+
+The threshold is different: a threshold fitted on the 33 train sources alone reached only
+0.81 precision on the 27 test sources, because the negatives that decide it are a handful of
+look-alike photo pairs (two orange flowers, two cloudy ridges), and a split puts them on one
+side or the other. So the shipped threshold must keep precision >= target on *each* half of
+the sources separately (the larger of the two per-half thresholds). That uses the test
+sources, so no untouched estimate is left for it; the train-only threshold and its held-out
+precision are reported beside it to show how much a threshold moves between source sets.
 """
 
 from __future__ import annotations
@@ -95,32 +104,40 @@ def calibrate(
         weights, trials = grid_search(tr, names, relevant[train])
     else:
         weights, trials = {names[0]: 1.0}, []
-    fused_tr = fuse(tr, weights)
-    pick = threshold_for_precision(pr_curve(fused_tr, relevant[train]), target)
+    fused = fuse(own, weights)
+    halves = {"train": train, "test": ~train}
+    halves = {h: m for h, m in halves.items() if m.any()}
+    picks = {
+        h: threshold_for_precision(pr_curve(fused[m], relevant[m]), target)
+        for h, m in halves.items()
+    }
+    per_half = [p["threshold"] for p in picks.values()]
+    threshold = None if None in per_half else max(float(t) for t in per_half if t is not None)
     role_of = {n: r for r, n in names_by_role.items()}
     entry: dict[str, object] = {
         "roles": {role_of[n]: n for n in names},
         "weights": {role_of[n]: w for n, w in weights.items()},
-        "near_duplicate_threshold": pick["threshold"],
-        "train": {
-            **evaluate(fused_tr, relevant[train]),
-            "threshold_precision": pick["precision"],
-            "threshold_recall": pick["recall"],
-        },
+        "near_duplicate_threshold": threshold,
         "grid_trials": len(trials),
     }
-    test = ~train
-    if not test.any():
-        return entry
-    fused_te = fuse(own, weights)[test]
-    held: dict[str, object] = dict(evaluate(fused_te, relevant[test]))
-    if pick["threshold"] is not None:
-        at = at_threshold(fused_te, relevant[test], float(pick["threshold"]))
-        held |= {"threshold_precision": at["precision"], "threshold_recall": at["recall"]}
-    entry["test"] = held
-    if len(names) > 1:
+    for h, m in halves.items():
+        res: dict[str, object] = dict(evaluate(fused[m], relevant[m]))
+        if threshold is not None:
+            at = at_threshold(fused[m], relevant[m], threshold)
+            res |= {"threshold_precision": at["precision"], "threshold_recall": at["recall"]}
+        entry[h] = res
+    t_train = picks["train"]["threshold"]
+    if "test" in halves and t_train is not None:
+        # The held-out check of a threshold fitted on the train sources alone.
+        at = at_threshold(fused[~train], relevant[~train], float(t_train))
+        entry["train_only_threshold"] = {
+            "threshold": t_train,
+            "test_precision": at["precision"],
+            "test_recall": at["recall"],
+        }
+    if "test" in halves and len(names) > 1:
         equal = dict.fromkeys(names, 1.0)
-        entry["test_equal_weights"] = evaluate(fuse(own, equal)[test], relevant[test])
+        entry["test_equal_weights"] = evaluate(fuse(own, equal)[~train], relevant[~train])
     return entry
 
 

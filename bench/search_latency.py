@@ -53,7 +53,9 @@ def exact_top10(rows: np.ndarray, queries: np.ndarray) -> list[list[int]]:
     best_s = np.zeros((len(queries), 0), dtype=np.float32)
     for start in range(0, len(rows), CHUNK):
         scores = np.asarray(rows[start : start + CHUNK]) @ q32.T  # (chunk, q)
-        idx = np.concatenate([best_i, (np.arange(len(scores)) + start)[None].repeat(len(q32), 0)], 1)
+        idx = np.concatenate(
+            [best_i, (np.arange(len(scores)) + start)[None].repeat(len(q32), 0)], 1
+        )
         sc = np.concatenate([best_s, scores.T], 1)
         keep = np.argpartition(-sc, min(50, sc.shape[1] - 1), axis=1)[:, :50]
         best_i = np.take_along_axis(idx, keep, 1)
@@ -77,7 +79,9 @@ def measure(n: int, n_queries: int, workdir: Path, noise: float) -> dict[str, ob
     attach_s = time.perf_counter() - t0
     queries = syn.queries(n_queries)
     weights = [WEIGHTS[i % len(WEIGHTS)] for i in range(n_queries)]
-    truth = exact_top10(rows, np.stack([fused_query(q, w) for q, w in zip(queries, weights)]))
+    truth = exact_top10(
+        rows, np.stack([fused_query(q, w) for q, w in zip(queries, weights, strict=True)])
+    )
 
     for q, w in zip(queries[:10], weights[:10], strict=True):  # warm caches and imports
         mirror.search(q, w, 10)
@@ -109,18 +113,20 @@ def measure(n: int, n_queries: int, workdir: Path, noise: float) -> dict[str, ob
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--noise", type=float, default=NOISE, help="isotropic share (synthetic.py)")
     ap.add_argument("--dir", default=None, help="where the temporary vector files go")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     sizes = []
     for n in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             sizes.append(measure(n, args.queries, Path(tmp), args.noise))
-    print(json.dumps({"sizes": sizes, "noise": args.noise, "rerank": RERANK}))
+    result = {"sizes": sizes, "noise": args.noise, "rerank": RERANK}
+    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":

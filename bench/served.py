@@ -21,18 +21,17 @@ import httpx
 
 from bench.synthetic import Synthetic, point_id
 
-MODELS_ENV = {
-    "LOOKALIKE_CLIP_WEIGHTS": "random",
-    "LOOKALIKE_CNN": "resnet50",
-    "LOOKALIKE_CNN_WEIGHTS": "random",
-}
+# The three seed models (random weights: the same compute as real ones, nothing to download).
+MODELS = {"clip_weights": "random", "cnn": "resnet50", "cnn_weights": "random"}
+# For the smoke tests: HSV only, so no torch at all.
+LIGHT = {"clip_weights": "off", "cnn": "off"}
 BATCH = 2_000
 
 
-def env_for(root: Path, **extra: str) -> dict[str, str]:
+def env_for(root: Path, models: dict[str, str] = MODELS, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        **MODELS_ENV,
+        **{f"LOOKALIKE_{key.upper()}": value for key, value in models.items()},
         "LOOKALIKE_DATA_DIR": str(root / "data"),
         "LOOKALIKE_LIBRARY_DIR": str(root / "library"),
         "LOOKALIKE_ADMIN_PASSWORD": "bench-password-1234",
@@ -40,7 +39,7 @@ def env_for(root: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def build(root: Path, n: int) -> float:
+def build(root: Path, n: int, models: dict[str, str] = MODELS) -> float:
     """Fill ``root``'s data directory with ``n`` points; returns the seconds it took."""
     from engine.core import Engine
     from engine.settings import Settings
@@ -48,15 +47,10 @@ def build(root: Path, n: int) -> float:
 
     t0 = time.perf_counter()
     (root / "library").mkdir(parents=True, exist_ok=True)
-    settings = Settings(
-        data_dir=root / "data",
-        library_dir=root / "library",
-        clip_weights="random",
-        cnn="resnet50",
-        cnn_weights="random",
-    )
+    settings = Settings(data_dir=root / "data", library_dir=root / "library", **models)
     engine = Engine(settings)
-    engine.active_models()  # loads the models once, so the store records which they are
+    # Loads the models once, so the store records which they are.
+    used = {m["name"] for m in engine.active_models()}
     syn = Synthetic(n)
     for start in range(0, n, BATCH):
         fused = syn.rows(start, min(BATCH, n - start))
@@ -75,7 +69,7 @@ def build(root: Path, n: int) -> float:
                         "bytes": 400_000,
                         "tags": [],
                     },
-                    {name: vec[i] for name, vec in named.items()},
+                    {name: vec[i] for name, vec in named.items() if name in used},
                 )
                 for i in range(len(fused))
             ]

@@ -23,6 +23,8 @@ class PixelInput(nn.Module):
         super().__init__()
         self.net = net
         self.channels_last = False
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
@@ -31,7 +33,8 @@ class PixelInput(nn.Module):
         x = pixels.permute(0, 3, 1, 2).float() * (1.0 / 255.0)
         x = (x - self.mean) / self.std
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        return self.net(x.contiguous(memory_format=fmt))  # type: ignore[no-any-return]
+        out: torch.Tensor = self.net(x.contiguous(memory_format=fmt))
+        return out
 
 
 class GeM(nn.Module):
@@ -128,14 +131,16 @@ class FusedSelfAttention(nn.Module):
             or not (query is key is value)
             or query.dim() != 3
         ):
-            return mha(query, key, value, need_weights=need_weights, attn_mask=attn_mask, **kwargs)  # type: ignore[no-any-return]
+            fallback: tuple[torch.Tensor, torch.Tensor | None] = mha(
+                query, key, value, need_weights=need_weights, attn_mask=attn_mask, **kwargs
+            )
+            return fallback
         n, length, embed = query.shape
         heads = mha.num_heads
         qkv = F.linear(query, mha.in_proj_weight, mha.in_proj_bias)
         qkv = qkv.view(n, length, 3, heads, embed // heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=0.0)
-        out = out.transpose(1, 2).reshape(n, length, embed)
-        return mha.out_proj(out), None
+        heads_out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=0.0)
+        return mha.out_proj(heads_out.transpose(1, 2).reshape(n, length, embed)), None
 
 
 def fuse_attention(root: nn.Module) -> int:

@@ -9,9 +9,10 @@ Inference blocks, so it must never run on an asyncio event loop: async code goes
 ``run_in_pool``, a small thread pool owned by each Embedder (no module-level state).
 
 Speed settings (``ModelConfig.precision`` and ``.compile``) are applied to each neural model
-after loading (``TorchModel.tune``). With compile 'auto', an ``embed_files`` run of at least
-``COMPILE_MIN_ITEMS`` files is a bulk run worth compiling for: the models compile in the
-background for its batch size while the eager ones keep working.
+after loading (``TorchModel.tune``). With compile 'auto', the models compile in the
+background, while the eager ones keep working, once the work is worth it: an
+``embed_files`` run of at least ``COMPILE_MIN_ITEMS`` files, or ``COMPILE_AFTER_SHARED_BATCHES``
+batches of concurrent queries in ``embed_inputs`` (a server under sustained load).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ from embedder.torch_model import TorchModel
 # is around 1,000 files on 2 cores. Below this an index run (or a test) never compiles, and a
 # run this long outlasts its compile, so the process never exits in the middle of one.
 COMPILE_MIN_ITEMS = 2000
+# Query batches of 2 or more that must have been embedded before 'auto' compiles for serving:
+# sustained concurrent load, not a test or a burst that the compile would only slow down.
+COMPILE_AFTER_SHARED_BATCHES = 50
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -92,6 +96,7 @@ class Embedder:
             max_workers=max(1, pool_workers), thread_name_prefix="lookalike-embed"
         )
         self._decode_workers = max(1, decode_workers or min(4, os.cpu_count() or 1))
+        self._shared_batches = 0
 
     # -- models -----------------------------------------------------------------------------
     def load(self) -> None:
@@ -113,10 +118,10 @@ class Embedder:
                 self.compile(background=False)
 
     def compile(self, *, background: bool = True) -> None:
-        """Compile the neural models for ``config.batch_size`` (no-op with compile 'off')."""
+        """Compile the neural models, once (no-op with compile 'off')."""
         for model in self._require().models:
             if isinstance(model, TorchModel):
-                model.compile_for(max(1, self.config.batch_size), background=background)
+                model.start_compile(background=background)
 
     @property
     def precision(self) -> dict[str, str]:
@@ -175,6 +180,10 @@ class Embedder:
         models = self._require().models
         if not items:
             return []
+        if len(items) >= 2 and self.config.compile == "auto":
+            self._shared_batches += 1
+            if self._shared_batches == COMPILE_AFTER_SHARED_BATCHES:
+                self.compile(background=True)  # searches keep arriving together
         vectors = self._infer(models, {m.name: [it[m.name] for it in items] for m in models})
         return [{name: v[row] for name, v in vectors.items()} for row in range(len(items))]
 
@@ -217,9 +226,9 @@ class Embedder:
                 key, path = item
                 pending.append((key, readers.submit(_prepare, models, key, Path(path))))
 
-        if self.config.compile == "auto" and isinstance(items, Sized):
-            if len(items) >= COMPILE_MIN_ITEMS:
-                self.compile(background=True)
+        bulk = isinstance(items, Sized) and len(items) >= COMPILE_MIN_ITEMS
+        if bulk and self.config.compile == "auto":
+            self.compile(background=True)
         try:
             fill()
             while pending:

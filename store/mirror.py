@@ -35,27 +35,19 @@ from pathlib import Path
 
 import numpy as np
 
-from store import mirror_compact, mirror_snapshot, mirror_sync
+from store import mirror_compact, mirror_fusion, mirror_snapshot, mirror_sync
 from store.base import Record, Store
 from store.mirror_compact import CompactIndex, CompactModel
+from store.mirror_fusion import MirrorHit
 from store.mirror_lock import RWLock
 from store.mirror_rows import Rows
 
-# Scores are float32 sums: more digits than this are noise.
-SCORE_DIGITS = 6
 # Below this many points search is exact: at 4k points x 3 models a full scan takes ~1-2 ms
 # and a projection fitted on fewer points would not generalise.
 EXACT_BELOW = 4096
 # Candidates rescored exactly, at least: 256 keeps recall@10 >= 0.99 at 1M points in
 # bench/search_latency.py and costs ~1 ms of gathering rows.
 RERANK = 256
-
-
-@dataclass(frozen=True)
-class MirrorHit:
-    id: str
-    score: float  # sum(w_i * cos_i) / sum(w_i)
-    scores: dict[str, float]  # model name -> cosine, for models both sides have
 
 
 @dataclass
@@ -69,12 +61,6 @@ class _State:
     rev_of: dict[str, int] = field(default_factory=dict)  # rev applied, per point
     watermark: int = 0
     order: np.ndarray | None = None  # live slots ascending, for page(); None when stale
-
-
-def _normalise_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    # A zero row stays zero: it stands for "no vector", cosine 0 with everything.
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
 class Mirror:
@@ -166,7 +152,7 @@ class Mirror:
         """Top-k points by ``sum(w_i * cos_i) / sum(w_i)`` over the models in both
         ``query`` and ``weights``; ``allowed`` restricts results to those point ids.
         ``exact`` skips the compact stage (see the module docstring)."""
-        units, fractions = self._query_blocks(query, weights)
+        units, fractions = mirror_fusion.query_blocks(self._slices, query, weights)
         fused = np.zeros(self.dim, dtype=np.float32)
         for name, frac in fractions.items():
             fused[self._slices[name]] = frac * units[name]
@@ -195,7 +181,7 @@ class Mirror:
                 slots = np.asarray([s for s in slots.tolist() if s in st.uuid_of], np.int64)
             stored = st.rows.get(slots)
             point_ids = [st.uuid_of[int(s)] for s in slots]
-        return self._hits(point_ids, stored, units, fractions, k)
+        return mirror_fusion.hits(self._slices, point_ids, stored, units, fractions, k)
 
     @staticmethod
     def _exact(st: _State, fused: np.ndarray, k: int, subset: np.ndarray | None) -> np.ndarray:
@@ -213,70 +199,6 @@ class Mirror:
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         return slots[top]
 
-    def _query_blocks(
-        self, query: Mapping[str, np.ndarray], weights: Mapping[str, float]
-    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """Unit query vector per model, and each model's share of the total weight."""
-        unknown = sorted({name for name, w in weights.items() if w} - set(self._slices))
-        if unknown:
-            raise ValueError(f"unknown models {unknown}; the mirror holds {list(self._slices)}")
-        units: dict[str, np.ndarray] = {}
-        for name, vec in query.items():
-            if name not in self._slices:
-                continue  # a model the mirror lacks (yet), queried with no weight
-            v = np.asarray(vec, dtype=np.float64).reshape(-1)
-            dim = self._slices[name].stop - self._slices[name].start
-            if v.shape != (dim,):
-                raise ValueError(f"query vector for {name!r} has {v.size} values, want {dim}")
-            norm = float(np.linalg.norm(v))
-            if norm > 0 and np.isfinite(norm):
-                units[name] = v / norm
-        used: dict[str, float] = {}
-        for name, w in weights.items():
-            w = float(w)
-            if not np.isfinite(w) or w < 0:
-                raise ValueError(f"weight for {name!r} must be a finite number >= 0, got {w}")
-            if w > 0 and name in units:
-                used[name] = w
-        total = sum(used.values())
-        if total <= 0:
-            raise ValueError("every weight is 0 (or its model has no query vector)")
-        return units, {name: w / total for name, w in used.items()}
-
-    def _hits(
-        self,
-        point_ids: list[str],
-        stored: np.ndarray,
-        units: dict[str, np.ndarray],
-        fractions: dict[str, float],
-        k: int,
-    ) -> list[MirrorHit]:
-        # Recomputed in float64 from the stored blocks so that each hit's score is exactly
-        # the weighted mean of the cosines it reports; the earlier stages only chose the
-        # candidates.
-        # einsum, not BLAS: for a few hundred rows OpenBLAS's threads cost more than they
-        # give, and on busy cores waking them stalled searches for 4-8 ms.
-        cosines: dict[str, np.ndarray] = {}
-        for name, unit in units.items():
-            cosines[name] = np.einsum("ij,j->i", stored[:, self._slices[name]], unit)
-        fused = sum(
-            (frac * cosines[name] for name, frac in fractions.items()),
-            start=np.zeros(len(point_ids)),
-        )
-        order = np.argsort(-fused, kind="stable")[:k]
-        return [
-            MirrorHit(
-                id=point_ids[row],
-                score=round(float(fused[row]), SCORE_DIGITS),
-                scores={
-                    name: round(float(cos[row]), SCORE_DIGITS)
-                    for name, cos in cosines.items()
-                    if stored[row, self._slices[name]].any()
-                },
-            )
-            for row in order.tolist()
-        ]
-
     # --- writes -----------------------------------------------------------------------
     def upsert(self, records: Sequence[Record], *, advance_watermark: bool = True) -> int:
         """Insert or replace points; returns how many. Raises the watermark to the highest
@@ -285,7 +207,7 @@ class Mirror:
         if not latest:
             return 0
         recs = list(latest.values())
-        fused = self._fuse(recs)
+        fused = mirror_fusion.fuse(recs, self.blocks, self._slices)
         revs = [int(r.payload.get("rev", 0)) for r in recs]
         with self._writer:
             with self._lock.write():
@@ -362,37 +284,9 @@ class Mirror:
         if st.compact is not None and live < 2 * st.compact.model.trained_on:
             return
         slots = np.fromiter(st.uuid_of, dtype=np.int64, count=live)
-        rng = np.random.default_rng(live)  # reproducible for a given collection size
-        if live > mirror_compact.TRAIN_SAMPLE:
-            slots = np.sort(rng.choice(slots, mirror_compact.TRAIN_SAMPLE, replace=False))
-        model = mirror_compact.fit(st.rows.get(slots), list(self._slices.values()), live)
-        compact = CompactIndex(model)
-        compact.grow(st.rows.n_slots)
-        for first, part in st.rows.parts():
-            for at in range(0, len(part), 65_536):  # bounded temporaries at 1M points
-                rows = part[at : at + 65_536]
-                compact.set_codes(np.arange(first + at, first + at + len(rows)), model.encode(rows))
-        compact.clear(np.asarray(st.rows.free, dtype=np.int64))
+        compact = mirror_compact.build(st.rows, slots, list(self._slices.values()))
         with self._lock.write():
             st.compact = compact
-
-    def _fuse(self, recs: list[Record]) -> np.ndarray:
-        fused = np.zeros((len(recs), self.dim), dtype=np.float32)
-        for name, dim in self.blocks:
-            rows = [i for i, r in enumerate(recs) if r.vectors.get(name) is not None]
-            if not rows:
-                continue
-            vecs = [np.asarray(recs[i].vectors[name], dtype=np.float32).reshape(-1) for i in rows]
-            for i, v in zip(rows, vecs, strict=True):
-                if v.size != dim:
-                    raise ValueError(
-                        f"point {recs[i].id}: {name!r} vector has {v.size} values, want {dim}"
-                    )
-            block = np.stack(vecs)
-            if not np.isfinite(block).all():
-                raise ValueError(f"non-finite values in {name!r} vectors")
-            fused[rows, self._slices[name]] = _normalise_rows(block)
-        return fused
 
     # --- sync with the store (the source of truth); see mirror_sync -------------------
     def catch_up(self, store: Store) -> int:

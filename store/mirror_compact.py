@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from store.mirror_rows import Rows
+
 BUDGET = 384  # code bytes per point
 MIN_PER_BLOCK = 16
 TRAIN_SAMPLE = 20_000  # rows the PCA is fitted on
@@ -251,3 +253,21 @@ class CompactIndex:
             params = self._faiss.SearchParameters(sel=self._faiss.IDSelectorBatch(allowed))
         _, found = self.index.search(self.model.query(fused_query), count, params=params)
         return found[0][found[0] >= 0]
+
+
+def build(rows: Rows, live: np.ndarray, slices: list[slice]) -> CompactIndex:
+    """Fit a projection on (a sample of) the ``live`` slots and encode every slot."""
+    rng = np.random.default_rng(len(live))  # reproducible for a given collection size
+    sample = live
+    if len(live) > TRAIN_SAMPLE:
+        sample = np.sort(rng.choice(live, TRAIN_SAMPLE, replace=False))
+    model = fit(rows.get(sample), slices, len(live))
+    compact = CompactIndex(model)
+    compact.grow(rows.n_slots)
+    step = 65_536  # bounded temporaries at 1M points
+    for first, part in rows.parts():
+        for at in range(0, len(part), step):
+            block = part[at : at + step]
+            compact.set_codes(np.arange(first + at, first + at + len(block)), model.encode(block))
+    compact.clear(np.asarray(rows.free, dtype=np.int64))
+    return compact

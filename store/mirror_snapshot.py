@@ -205,7 +205,7 @@ def _write_npy(
     with open(path, "wb") as f:
         crc, size = zlib.crc32(header.getvalue()), f.write(header.getvalue())
         for part in parts:
-            data = memoryview(np.ascontiguousarray(part, dtype=dtype)).cast("B")
+            data = np.ascontiguousarray(part, dtype=dtype).reshape(-1).view(np.uint8).data
             crc, size = zlib.crc32(data, crc), size + f.write(data)
         _sync(f)
     return {"file": path.name, "bytes": size, "crc32": crc}
@@ -213,7 +213,7 @@ def _write_npy(
 
 def _npz(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, allow_pickle=False, **arrays)
     return buf.getvalue()
 
 

@@ -20,7 +20,6 @@ the overlap) is reflected in the mirror.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from store.base import Filter, Record, Store
@@ -34,20 +33,24 @@ BATCH = 512
 
 def catch_up(mirror: Mirror, store: Store) -> int:
     """Apply the points whose rev is above the watermark (less the overlap); returns how
-    many were applied. Interrupting it is safe: the watermark moves only at the end."""
+    many were applied. Interrupting it is safe: the watermark moves only at the end.
+
+    Two passes: ids and revs first, then vectors only for the points whose rev moved. Most
+    of what the overlap re-reads is already applied (all of it after a restart that follows
+    an index run: 18k points re-read at 20k, 1.4 s when fetched with their vectors)."""
     started = time.time_ns() // 1000
     watermark = mirror.watermark
     flt = Filter(rev_gt=watermark - OVERLAP_US) if watermark > 0 else None
     names = _vector_names(mirror, store)
     applied = newest = 0
-    pending: list[Record] = []
-    for rec in store.scroll(flt, with_payload=["rev"], with_vectors=names or False, batch=BATCH):
+    pending: dict[str, int] = {}
+    for rec in store.scroll(flt, with_payload=["rev"], with_vectors=False, batch=4 * BATCH):
         newest = max(newest, _rev(rec))
-        pending.append(rec)
-        if len(pending) >= BATCH:
-            applied += _apply_changed(mirror, pending)
-            pending = []
-    applied += _apply_changed(mirror, pending)
+        pending[rec.id] = _rev(rec)
+        if len(pending) >= 4 * BATCH:
+            applied += _fetch_changed(mirror, store, pending, names)
+            pending = {}
+    applied += _fetch_changed(mirror, store, pending, names)
     if newest:
         mirror.advance_watermark(min(newest, started))
     return applied
@@ -88,10 +91,16 @@ def lag(mirror: Mirror, store: Store) -> int:
     return store.count(Filter(rev_gt=mirror.watermark))
 
 
-def _apply_changed(mirror: Mirror, batch: Sequence[Record]) -> int:
-    applied = mirror.revs(rec.id for rec in batch)
-    changed = [rec for rec in batch if applied.get(rec.id) != _rev(rec)]
-    return mirror.upsert(changed, advance_watermark=False)
+def _fetch_changed(mirror: Mirror, store: Store, revs: dict[str, int], names: list[str]) -> int:
+    """Fetch and apply the points among ``revs`` whose rev differs from the applied one."""
+    applied = mirror.revs(revs)
+    changed = [i for i, rev in revs.items() if applied.get(i) != rev]
+    done = 0
+    for start in range(0, len(changed), BATCH):
+        recs = store.retrieve(changed[start : start + BATCH], with_vectors=names or False)
+        # A point deleted between the two passes is simply not returned.
+        done += mirror.upsert(recs, advance_watermark=False)
+    return done
 
 
 def _vector_names(mirror: Mirror, store: Store) -> list[str]:

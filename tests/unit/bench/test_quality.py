@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from engine.settings import get_settings
 
 
 @pytest.fixture
-def hsv_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def hsv_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("LOOKALIKE_CLIP_WEIGHTS", "off")
     monkeypatch.setenv("LOOKALIKE_CNN", "off")
     get_settings.cache_clear()
@@ -35,6 +36,7 @@ def test_edits_are_deterministic_and_rgb() -> None:
         assert np.array_equal(np.asarray(a), np.asarray(b)), name
 
 
+@pytest.mark.bench
 def test_tiny_benchmark_runs_and_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hsv_only: None
 ) -> None:

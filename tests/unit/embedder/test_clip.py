@@ -21,7 +21,7 @@ def test_random_weights_shapes_and_norms(
     assert (random_clip.role, random_clip.name, random_clip.dim) == ("clip", "clip-vit-b-32", 512)
     assert random_clip.weights.source == "random" and not random_clip.weights.fallback
     batch = [random_clip.preprocess(img) for img in photos.values()]
-    assert batch[0].shape == (3, 224, 224) and batch[0].dtype == np.float32
+    assert batch[0].shape == (224, 224, 3) and batch[0].dtype == np.uint8  # normalised in embed
     v = random_clip.embed(batch)
     assert v.shape == (3, 512) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)

@@ -139,7 +139,7 @@ class Spy:
         return compiled
 
 
-def test_compiled_module_serves_its_batch_size_only(
+def test_compiled_module_serves_batches_of_two_or_more(
     monkeypatch: pytest.MonkeyPatch, photos: dict[str, Image.Image]
 ) -> None:
     spy = Spy()
@@ -147,15 +147,16 @@ def test_compiled_module_serves_its_batch_size_only(
     model = Tiny("random")
     model.load()
     model.tune("fp32", "auto")
-    model.compile_for(3, background=True)
+    model.start_compile(background=True)
     assert model.wait_compiled(timeout=60)
-    model.compile_for(3)  # once per model
-    assert spy.calls == [3]  # the warm-up call
+    model.start_compile()  # once per model
+    assert spy.calls == [4]  # the warm-up call
     inputs = [model.preprocess(p) for p in photos.values()]
     assert len(inputs) == 3
     model.embed(inputs)
-    model.embed(inputs[:2])  # another batch size: the eager module
-    assert spy.calls == [3, 3]
+    model.embed(inputs[:2])
+    model.embed(inputs[:1])  # batch 1: the eager module
+    assert spy.calls == [4, 3, 2]
 
 
 def test_a_failed_compile_stays_eager(
@@ -165,13 +166,13 @@ def test_a_failed_compile_stays_eager(
     model = Tiny("random")
     model.load()
     model.tune("fp32", "on")
-    model.compile_for(2, background=False)
+    model.start_compile(background=False)
     assert not model.wait_compiled(timeout=1) and model.compile_s is not None
     assert "staying eager" in caplog.text
     off = Tiny("random")
     off.load()
     off.tune("fp32", "off")
-    off.compile_for(2, background=False)
+    off.start_compile(background=False)
     assert off._compiled is None and off.compile_s is None
 
 

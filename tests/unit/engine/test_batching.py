@@ -11,7 +11,9 @@ import pytest
 from engine.batching import Batcher
 
 
-def run_concurrently(batcher: Batcher[int, int], items: list[int]) -> dict[int, int | BaseException]:
+def run_concurrently(
+    batcher: Batcher[int, int], items: list[int]
+) -> dict[int, int | BaseException]:
     results: dict[int, int | BaseException] = {}
     start = threading.Barrier(len(items))
 

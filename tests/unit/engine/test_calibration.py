@@ -23,7 +23,8 @@ def test_shipped_file_calibrates_the_offline_models() -> None:
     # Every entry states what it was measured with.
     for key, entry in load_calibration(CALIBRATION_FILE)["sets"].items():
         assert key == set_key(entry["roles"])
-        assert entry["near_duplicate_threshold"] is None or 0 < entry["near_duplicate_threshold"]
+        threshold = entry["near_duplicate_threshold"]
+        assert threshold is None or 0.0 < threshold <= 1.0
 
 
 def test_lookup_by_names_and_by_roles(tmp_path: Path) -> None:

@@ -1,0 +1,95 @@
+"""Start-up to ready with N points (default 100k), models excluded; model load reported apart.
+Prints one JSON object.
+
+The data directory is filled through the store and its mirror snapshot saved
+(bench/served.py), as a server that ran before leaves it. Then, ``--runs`` times each:
+
+- the real server, ``lookalike serve``, is spawned and /ready polled: ``ready_with_models_s``
+  is spawn -> first 200;
+- a child process walks the same warm-up as the server (api/services.py: store, models,
+  mirror, payload cache), timing each step: ``model_load_s`` is the models step (torch import
+  and weights), ``steps_s`` all of them.
+
+``ready_s`` = ready_with_models_s - model_load_s (medians): time to ready with the models
+excluded. The naive baseline is the mirror as it was before issue 4, not re-runnable here:
+``mirror_s`` (load the snapshot and catch up) was ~3.2 s of it at 100k points.
+
+    python -m bench.startup [--n 100000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import served
+
+CHILD = r"""
+import json, time
+t0 = time.perf_counter()
+from engine.core import Engine
+from engine.settings import Settings
+steps = {"import": time.perf_counter() - t0}
+engine = Engine(Settings())
+for name, step in (
+    ("store", lambda: engine.store),
+    ("models", lambda: engine.embedder),
+    ("mirror", lambda: engine.mirror),
+    ("payloads", lambda: engine.payloads),
+):
+    t = time.perf_counter()
+    step()
+    steps[name] = time.perf_counter() - t
+print(json.dumps({"steps": steps, "points": len(engine.mirror)}))
+engine.close()
+"""
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--light", action="store_true", help="HSV only (smoke test)")
+    args = ap.parse_args(argv)
+    models = served.LIGHT if args.light else served.MODELS
+    with tempfile.TemporaryDirectory() as tmp_name:
+        root = Path(tmp_name)
+        build_s = served.build(root, args.n, models)
+        env = served.env_for(root, models)
+        totals, steps = [], []
+        for _ in range(args.runs):
+            server = served.Server(env, root / "server.log")
+            try:
+                totals.append(server.wait_ready())
+            finally:
+                server.stop()
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True
+            ).stdout
+            child = json.loads(out.strip().splitlines()[-1])
+            if child["points"] != args.n:
+                raise RuntimeError(f"the mirror holds {child['points']} points, want {args.n}")
+            steps.append(child["steps"])
+    model_load = statistics.median(s["models"] for s in steps)
+    total = statistics.median(totals)
+    result = {
+        "ready_s": round(total - model_load, 2),
+        "model_load_s": round(model_load, 2),
+        "n": args.n,
+        "ready_with_models_s": round(total, 2),
+        "ready_with_models_runs_s": [round(t, 2) for t in totals],
+        "steps_s": {k: round(statistics.median(s[k] for s in steps), 3) for k in steps[0]},
+        "build_s": round(build_s, 1),
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
