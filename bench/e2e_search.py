@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import threading
 import time
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **{f"baseline_{k}": v for k, v in base.items() if k != "ready_s"},
         "query_megapixels": round(corpus.megapixels, 2),
         "build_s": round(build_s, 1),
+        # Other tenants of the cores, at the end: the figures drift with this.
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
     return result

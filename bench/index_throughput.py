@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -162,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "precision": precision,
         "median_megapixels": round(corpus.megapixels, 2),
         "gpu_img_s": None,  # no GPU on this machine: not measured
+        # Other tenants of the cores, at the end: the figures drift with this.
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
     return result

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             sizes.append(measure(n, args.queries, Path(tmp), args.noise))
     result = {"sizes": sizes, "noise": args.noise, "rerank": RERANK}
+    result["loadavg_1m"] = round(os.getloadavg()[0], 2)  # other tenants of the cores
     print(json.dumps(result))
     return result
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ready_with_models_runs_s": [round(t, 2) for t in totals],
         "steps_s": {k: round(statistics.median(s[k] for s in steps), 3) for k in steps[0]},
         "build_s": round(build_s, 1),
+        # Other tenants of the cores, at the end: the figures drift with this.
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
     return result
