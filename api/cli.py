@@ -271,10 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A server's operator wants its start-up steps (models loaded, ready in N s) in the log.
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # faiss logs every SIMD build it tries and fails to find, which reads like an error.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     global _json_out
     _json_out = sys.stdout
     quiet = getattr(args, "json", False) or args.command == "reconcile"

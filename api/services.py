@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -62,22 +63,42 @@ class Services:
     def _warm_up(self) -> None:
         engine = self.engine
         assert engine is not None
+        steps: dict[str, float] = {}
+        started = time.perf_counter()
+
+        def step(name: str, fn: Callable[[], object]) -> None:
+            t = time.perf_counter()
+            fn()
+            steps[name] = time.perf_counter() - t
+
         try:
-            engine.store  # noqa: B018 - opening the store applies pending migrations
+            # Opening the store applies pending migrations; loading the models reads their
+            # weights (slow on a first start); the mirror loads its snapshot and catches up.
+            step("store", lambda: engine.store)
             self.checks["store"] = True
-            engine.embedder  # noqa: B018 - loads the models' weights (slow on first start)
+            step("models", lambda: engine.embedder)
             self.checks["models"] = True
-            engine.mirror  # noqa: B018 - loads the snapshot and catches up with the store
-            engine.payloads  # noqa: B018 - what hits show while the store is down
+            step("mirror", lambda: engine.mirror)
+            # Before ready: after it, a new upload's temporary file could look stale.
+            swept = images.sweep_stale_uploads(engine)
+            if swept:
+                log.warning("removed %d temporary file(s) of interrupted uploads", swept)
             self.checks["mirror"] = True
+            log.info(
+                "ready in %.2f s (%s)",
+                time.perf_counter() - started,
+                ", ".join(f"{name} {s:.2f} s" for name, s in steps.items()),
+            )
+            # After ready, off the start-up path: searches answer without it while it loads,
+            # and a failure here only means it loads again when first needed.
+            try:
+                engine.payloads  # noqa: B018 - what hits show while the store is down
+            except Exception:
+                log.exception("loading the payload cache failed; it loads again when needed")
             if engine.store.backend == "server":
                 # Other processes may write to a shared server; an embedded store is ours alone.
                 self.syncer = MirrorSyncer(engine, full_every_s=self.settings.mirror_full_diff_s)
                 self.syncer.start()
-            swept = images.sweep_stale_uploads(engine)
-            if swept:
-                log.warning("removed %d temporary file(s) of interrupted uploads", swept)
-            log.info("ready: store, models and mirror are up")
         except LookalikeError as exc:
             self.failure = exc.detail
             log.error("start-up failed: %s", exc.detail)

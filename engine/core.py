@@ -55,6 +55,7 @@ class Engine:
         self._migrated = False
         self.health = StoreHealth()  # searches go on from the mirror while the store is down
         self._payloads: PayloadCache | None = None
+        self._payloads_lock = threading.Lock()  # not _open_lock: loading it blocks no search
         self._models: list[dict[str, Any]] | None = None  # fixed once the embedder loaded
         self._batcher: Batcher[dict[str, Any], dict[str, np.ndarray]] | None = None
 
@@ -202,8 +203,10 @@ class Engine:
 
     @property
     def payloads(self) -> PayloadCache:
-        """Display payloads of the mirror's points, for searches while the store is down."""
-        with self._open_lock:
+        """Display payloads of the mirror's points: what hits show while the store is down,
+        and the duplicates report's payloads. Loaded on first use (the server loads it right
+        after /ready, so start-up does not wait for it)."""
+        with self._payloads_lock:
             if self._payloads is None:
                 from store.mirror_payloads import PayloadCache
 
@@ -215,6 +218,10 @@ class Engine:
                     self.health.failed(exc)
                 self._payloads = cache
             return self._payloads
+
+    def loaded_payloads(self) -> PayloadCache | None:
+        """The payload cache if it is loaded, without loading it."""
+        return self._payloads
 
     @contextmanager
     def writing(self, timeout: float | None = None) -> Iterator[None]:

@@ -92,7 +92,9 @@ def mirror_search(
         except StoreUnavailable as exc:
             engine.health.failed(exc)
         else:
-            engine.payloads.put(records)
+            cache = engine.loaded_payloads()  # not loaded yet: its load syncs with the store
+            if cache is not None:
+                cache.put(records)
             _answered(engine)
             return found, {r.id: r.payload for r in records}, False
     allowed = engine.payloads.matching(flt) if filtered else None

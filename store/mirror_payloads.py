@@ -134,7 +134,11 @@ class PayloadCache:
             raw = msgspec.msgpack.decode(cache.path.read_bytes())
             if raw.get("format") != FORMAT:
                 raise ValueError(f"format {raw.get('format')!r}, want {FORMAT}")
-            cache._items = {str(k): _display(v) for k, v in dict(raw["items"]).items()}
+            items = raw["items"]
+            if not isinstance(items, dict):
+                raise ValueError("items is not a map")
+            # Saved entries are display payloads already (``put`` filters them).
+            cache._items = items
         except FileNotFoundError:
             pass
         except Exception as exc:  # a damaged file is only a cache: start over
