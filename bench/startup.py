@@ -12,8 +12,9 @@ The data directory is filled through the store and its mirror snapshot saved
 ``ready_s`` = ready_with_models_s - the server's own models step (torch import and weights,
 from its log line "ready in ... (store, models, mirror)"), per run, then the median: time to
 ready with the models excluded. ``model_load_s`` is the median of that models step. The
-naive baseline is the start-up as it was before issue 4, not re-runnable here: 3.97 s, of
-which the mirror was ~3.2 s, the Edge open 1.5 s and the payload cache 1.2 s at 100k.
+naive baseline is the start-up as it was before issue 4, not re-runnable here: the mirror
+step alone took ~3.2 s at 100k; with the faster mirror, ready_s was still 3.97 s (Edge open
+1.5 s with in-RAM vectors, payload cache 1.2 s before /ready).
 
     python -m bench.startup [--n 100000] [--runs 3]
 """
