@@ -33,10 +33,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Blocking calls (inference, store reads, file I/O) run on at most this many threads at once.
-# Inference already spreads over every core through torch's own threads, so more would only
-# queue inside torch; a few extra let cheap reads (lists, thumbnails) pass a running search.
-WORKER_THREADS = 6
+# Blocking calls (inference, store reads, file I/O) run on at most this many threads at
+# once, beyond one per query of a full search batch: inference spreads over every core
+# through torch's own threads, searches share batches (engine.batching), and a few extra
+# threads let cheap reads (lists, thumbnails) pass running searches. With 6 in all, 8
+# concurrent searches could never share one batch (they alternated batches of 5 and 1).
+EXTRA_WORKER_THREADS = 4
 CHECKS = ("store", "models", "mirror")
 
 
@@ -44,7 +46,7 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine: Engine | None = None
-        self.limiter = anyio.CapacityLimiter(WORKER_THREADS)
+        self.limiter = anyio.CapacityLimiter(settings.search_batch_max + EXTRA_WORKER_THREADS)
         self.jobs = JobRunner()
         self.metrics = AppMetrics(self._status_if_ready)
         self.checks = dict.fromkeys(CHECKS, False)

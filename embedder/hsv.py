@@ -1,4 +1,4 @@
-"""Colour: an HSV histogram model and the dominant-colour palette kept in the payload.
+"""Colour: the HSV histogram model (the palette kept in the payload is embedder.palette).
 
 numpy and Pillow only. Both work on a small copy of the image: colour statistics do not need
 more than a few thousand pixels, and Pillow's box filter averages the rest in C.
@@ -41,23 +41,6 @@ def hsv_histogram(image: Image.Image) -> np.ndarray:
     # Bhattacharyya coefficient: less dominated by one large flat area than raw counts are.
     hellinger = np.sqrt(counts / max(counts.sum(), 1.0))
     return l2_normalise(hellinger)
-
-
-def dominant_colours(image: Image.Image, k: int = 5) -> list[str]:
-    """Up to ``k`` colours as '#rrggbb', the most frequent first."""
-    small = downscale(image if image.mode == "RGB" else image.convert("RGB"), PALETTE_SIDE)
-    quantised = small.quantize(colors=k, method=Image.Quantize.MEDIANCUT)
-    palette = quantised.getpalette() or []
-    counts = np.bincount(np.asarray(quantised).ravel(), minlength=len(palette) // 3)
-    out: list[str] = []
-    for index in np.argsort(-counts, kind="stable"):
-        if counts[index] == 0:
-            break
-        r, g, b = palette[3 * int(index) : 3 * int(index) + 3]
-        colour = f"#{r:02x}{g:02x}{b:02x}"
-        if colour not in out:
-            out.append(colour)
-    return out[:k]
 
 
 class HsvHistogram(Model):

@@ -197,6 +197,7 @@ class Engine:
                     self.embedder.embed_inputs,
                     max_batch=self.settings.search_batch_max,
                     max_wait_s=self.settings.search_batch_wait_ms / 1e3,
+                    max_gather_s=self.settings.search_batch_gather_ms / 1e3,
                     name="query-batcher",
                 )
             return self._batcher
@@ -343,17 +344,20 @@ class Engine:
         from engine.errors import UndecodableImage
 
         t0 = time.perf_counter()
-        try:
-            decoded = decode_image(data, name)
-        except DecodeError as exc:
-            raise UndecodableImage(str(exc)) from exc
-        image = decoded.image
-        if box is not None:
-            image = _crop(image, box, (decoded.width, decoded.height))
-        t1 = time.perf_counter()
-        # Preprocessing here, in parallel per request; inference batched with concurrent
-        # queries (engine.batching).
-        vectors = self.query_batcher.submit(self.embedder.prepare(image))
+        # Announced before decoding, so that a batch about to leave waits for this query
+        # (engine.batching); preprocessing runs here, in parallel per request.
+        with self.query_batcher.coming() as submit:
+            try:
+                # A region is cut from the full-resolution image: draft decoding could leave
+                # a small box only a few dozen pixels to look at.
+                decoded = decode_image(data, name, draft=box is None)
+            except DecodeError as exc:
+                raise UndecodableImage(str(exc)) from exc
+            image = decoded.image
+            if box is not None:
+                image = _crop(image, box, (decoded.width, decoded.height))
+            t1 = time.perf_counter()
+            vectors = submit(self.embedder.prepare(image))
         t2 = time.perf_counter()
         result = self.search_vectors(vectors, k=k, weights=weights, flt=flt)
         result.timings = {
@@ -500,8 +504,8 @@ def _printable(key: str) -> str:
 
 
 def _crop(image: Any, box: tuple[int, int, int, int], size: tuple[int, int]) -> Any:
-    """Crop by a box given in the original image's pixels. Large JPEGs are decoded at a
-    reduced size (draft mode), so the box is scaled to the decoded image."""
+    """Crop by a box given in the original image's pixels, scaled to the decoded image in
+    case it was decoded at a reduced size."""
     x, y, w, h = box
     width, height = size
     if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:

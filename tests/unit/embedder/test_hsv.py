@@ -1,4 +1,4 @@
-"""The HSV histogram model and the dominant-colour palette."""
+"""The HSV histogram model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from embedder_test_helpers import cosine, recompressed, solid
 from PIL import Image
 
-from embedder.hsv import HsvHistogram, dominant_colours, downscale, hsv_histogram
+from embedder.hsv import HsvHistogram, downscale, hsv_histogram
 
 
 def test_identity_and_shape() -> None:
@@ -53,12 +53,3 @@ def test_downscale_keeps_aspect_and_small_images() -> None:
     assert downscale(small, 128) is small
     assert downscale(solid((1, 2, 3), (1000, 250)), 128).size == (128, 32)
     assert downscale(solid((1, 2, 3), (1, 5000)), 128).size == (1, 128)
-
-
-def test_dominant_colours_most_frequent_first() -> None:
-    img = solid((255, 0, 0), (100, 100))
-    img.paste((0, 0, 255), (0, 0, 30, 100))  # 30 % blue, 70 % red
-    colours = dominant_colours(img)
-    assert colours[:2] == ["#ff0000", "#0000ff"]
-    assert all(len(c) == 7 and c.startswith("#") for c in colours)
-    assert dominant_colours(solid((1, 2, 3), (1, 1))) == ["#010203"]

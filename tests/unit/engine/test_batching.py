@@ -113,3 +113,80 @@ def test_closed_batcher_refuses_new_items() -> None:
     Batcher(lambda items: items).close()  # never started: nothing to join
     with pytest.raises(ValueError):
         Batcher(lambda items: items, max_batch=0)
+
+
+def test_a_batch_waits_for_an_announced_item_still_being_prepared() -> None:
+    batches, fn = recording(lambda items: items)
+    batcher = Batcher(fn, max_batch=8, max_wait_s=0.001, max_gather_s=5.0)
+    announced = threading.Event()
+    results: dict[str, int] = {}
+
+    def slow_caller() -> None:
+        with batcher.coming() as submit:
+            announced.set()
+            time.sleep(0.1)  # decoding its upload
+            results["slow"] = submit(2)
+
+    t = threading.Thread(target=slow_caller)
+    t.start()
+    announced.wait(5)
+    results["fast"] = batcher.submit(1)  # ready at once, but someone is on the way
+    t.join(10)
+    assert results == {"fast": 1, "slow": 2}
+    assert batches == [[1, 2]]
+    batcher.close()
+
+
+def test_an_announced_item_that_fails_to_prepare_stops_the_wait() -> None:
+    batches, fn = recording(lambda items: items)
+    batcher = Batcher(fn, max_batch=8, max_wait_s=0.001, max_gather_s=30.0)
+    announced = threading.Event()
+
+    def failing_caller() -> None:
+        with pytest.raises(ValueError), batcher.coming():
+            announced.set()
+            time.sleep(0.05)
+            raise ValueError("undecodable upload")
+
+    t = threading.Thread(target=failing_caller)
+    t.start()
+    announced.wait(5)
+    started = time.monotonic()
+    assert batcher.submit(1) == 1
+    assert time.monotonic() - started < 10  # not the 30 s gathering limit
+    t.join(10)
+    assert batches == [[1]]
+    batcher.close()
+
+
+def test_after_a_shared_batch_the_next_one_gathers_companions() -> None:
+    # Under steady load the callers of the batch that just ended come back moments later:
+    # the next batch waits for them (up to max_gather_s) instead of leaving alone.
+    batches, fn = recording(lambda items: items)
+    batcher = Batcher(fn, max_batch=8, max_wait_s=0.3, max_gather_s=5.0)
+    assert run_concurrently(batcher, [1, 2]) == {1: 1, 2: 2}
+    assert [sorted(b) for b in batches] == [[1, 2]]
+    batcher.max_wait_s = 0.001  # from now on a lone caller would leave at once
+
+    def late() -> None:
+        time.sleep(0.1)
+        batcher.submit(4)
+
+    t = threading.Thread(target=late)
+    t.start()
+    assert batcher.submit(3) == 3
+    t.join(10)
+    assert batches[1:] == [[3, 4]]
+    batcher.close()
+
+
+def test_a_lone_caller_without_load_does_not_wait_for_the_gathering_limit() -> None:
+    batcher = Batcher(lambda items: items, max_batch=8, max_wait_s=0.0, max_gather_s=30.0)
+    started = time.monotonic()
+    assert batcher.submit(1) == 1
+    with batcher.coming() as submit:
+        assert submit(2) == 2
+        with pytest.raises(RuntimeError, match="once"):
+            submit(3)
+    assert time.monotonic() - started < 10
+    batcher.close()
