@@ -293,4 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m api.cli` runs this file as __main__; the commands import api.cli, a second
+    # copy whose settings (where JSON goes) main() would not have set. Run that one instead.
+    from api.cli import main as canonical_main
+
+    sys.exit(canonical_main())

@@ -57,3 +57,23 @@ def test_apikey_create_list_revoke(data_dir: Path, capsys: pytest.CaptureFixture
 def test_apikey_scope_is_required() -> None:
     with pytest.raises(SystemExit):
         main(["apikey", "create", "--scope", "admin"])
+
+
+def test_apikey_json_goes_to_stdout_when_run_as_a_module(data_dir: Path) -> None:
+    # `python -m api.cli` once printed the key to stderr: the command imported a second
+    # copy of the module, whose JSON output still pointed at the redirected stream.
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "apikey", "create", "--scope", "read", "--json"],
+        env={**os.environ, "LOOKALIKE_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    created = json.loads(done.stdout)
+    assert created["scope"] == "read" and created["key"] not in done.stderr
+    assert ApiKeyStore(data_dir).verify(created["key"]) is not None
