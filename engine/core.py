@@ -10,21 +10,20 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import outage
-from engine.errors import STORE_DOWN, BadInput, Busy, ConfigError, NotFound, StoreUnavailableError
+from engine import outage, search
+from engine.errors import STORE_DOWN, BadInput, Busy, ConfigError, StoreUnavailableError
 from engine.indexing import Indexer, IndexReport, Progress
 from engine.library import FileStat, PathKeys, scan
 from engine.outage import StoreHealth
 from engine.plan import Current, plan_index
-from engine.search import SearchHit, SearchResult, check_k, check_weights
+from engine.search import SearchResult
 from engine.settings import Settings
-from store.base import Filter, Store, StoreUnavailable
+from store.base import Store, StoreUnavailable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -329,119 +328,21 @@ class Engine:
         self.payloads.save()  # a no-op unless an entry changed
         return changed
 
-    def search_image(
-        self,
-        data: bytes,
-        *,
-        name: str = "query",
-        k: int = 10,
-        weights: dict[str, float] | None = None,
-        flt: Filter | None = None,
-        box: tuple[int, int, int, int] | None = None,
-    ) -> SearchResult:
-        from embedder.decode import decode_image
-        from embedder.errors import DecodeError
-        from engine.errors import UndecodableImage
+    # -- searches (engine.search) -------------------------------------------------------------
+    def search_image(self, data: bytes, **kw: Any) -> SearchResult:
+        """Images like the picture in ``data`` (optionally a ``box`` region of it)."""
+        return search.by_image(self, data, **kw)
 
-        t0 = time.perf_counter()
-        # Announced before decoding, so that a batch about to leave waits for this query
-        # (engine.batching); preprocessing runs here, in parallel per request.
-        with self.query_batcher.coming() as submit:
-            try:
-                # A region is cut from the full-resolution image: draft decoding could leave
-                # a small box only a few dozen pixels to look at.
-                decoded = decode_image(data, name, draft=box is None)
-            except DecodeError as exc:
-                raise UndecodableImage(str(exc)) from exc
-            image = decoded.image
-            if box is not None:
-                image = _crop(image, box, (decoded.width, decoded.height))
-            t1 = time.perf_counter()
-            vectors = submit(self.embedder.prepare(image))
-        t2 = time.perf_counter()
-        result = self.search_vectors(vectors, k=k, weights=weights, flt=flt)
-        result.timings = {
-            "decode_ms": (t1 - t0) * 1e3,
-            "embed_ms": (t2 - t1) * 1e3,
-            "search_ms": result.timings["search_ms"],
-        }
-        return result
-
-    def search_text(
-        self,
-        text: str,
-        *,
-        k: int = 10,
-        weights: dict[str, float] | None = None,
-        flt: Filter | None = None,
-    ) -> SearchResult:
-        """Images matching a sentence (CLIP's text encoder; ``ModelUnavailable`` without
-        CLIP). Only the clip block shares the text's space, so ``weights`` are ignored."""
-        from engine.text import TEXT_WEIGHTS, text_vectors
-
-        t0 = time.perf_counter()
-        vectors = text_vectors(self, text)
-        t1 = time.perf_counter()
-        result = self.search_vectors(vectors, k=k, weights=dict(TEXT_WEIGHTS), flt=flt)
-        result.timings = {"embed_ms": (t1 - t0) * 1e3, **result.timings}
-        return result
+    def search_text(self, text: str, **kw: Any) -> SearchResult:
+        """Images matching a sentence (needs CLIP)."""
+        return search.by_text(self, text, **kw)
 
     def search_id(self, point_id: str, **kw: Any) -> SearchResult:
-        if self.health.should_try():
-            try:
-                records = self.store.retrieve([point_id], with_vectors=True)
-            except StoreUnavailable as exc:
-                self.health.failed(exc)
-            else:
-                if not records:
-                    raise NotFound(f"No image with id {point_id}.")
-                return self.search_vectors(records[0].vectors, **kw)
-        try:  # the store is down: the mirror keeps every point's (normalised) vectors
-            vectors = self.mirror.vector(point_id)
-        except KeyError:
-            raise NotFound(f"No image with id {point_id}.") from None
-        return self.search_vectors(vectors, **kw)
+        """Images like a stored one."""
+        return search.by_id(self, point_id, **kw)
 
-    def search_vectors(
-        self,
-        vectors: dict[str, np.ndarray],
-        *,
-        k: int = 10,
-        weights: dict[str, float] | None = None,
-        flt: Filter | None = None,
-    ) -> SearchResult:
-        k = check_k(k)
-        role_weights = check_weights(weights if weights is not None else self.default_weights())
-        models = {m["role"]: m["name"] for m in self.active_models()}
-        used = {r: w for r, w in role_weights.items() if r in models and models[r] in vectors}
-        if not any(used.values()):
-            raise BadInput(
-                "Every weight is zero for the models in use "
-                f"({', '.join(models) or 'none'}): give at least one a positive weight."
-            )
-        t0 = time.perf_counter()
-        name_weights = {models[r]: w for r, w in used.items()}
-        found, payloads, degraded = outage.mirror_search(self, vectors, name_weights, k, flt)
-        t1 = time.perf_counter()
-        role_of = {name: role for role, name in models.items()}
-        hits = [
-            SearchHit(
-                id=h.id,
-                path=(payloads[h.id].get("paths") or [""])[0],
-                score=float(h.score),
-                scores={role_of[n]: float(s) for n, s in h.scores.items() if n in role_of},
-                payload=payloads[h.id],
-            )
-            for h in found
-            if h.id in payloads  # deleted since the mirror last caught up
-        ]
-        return SearchResult(
-            hits=hits,
-            timings={"search_ms": (t1 - t0) * 1e3},
-            models=models,
-            weights=used,
-            degraded=degraded,
-        )
+    def search_vectors(self, vectors: dict[str, np.ndarray], **kw: Any) -> SearchResult:
+        return search.by_vectors(self, vectors, **kw)
 
     def check_store(self) -> bool:
         """Whether the store answers (see ``engine.outage.check_store``)."""
@@ -501,19 +402,3 @@ def _storable(key: str) -> bool:
 def _printable(key: str) -> str:
     """The name's original bytes, the undecodable ones written as escapes (\\xe9)."""
     return os.fsencode(key).decode("utf-8", "backslashreplace")
-
-
-def _crop(image: Any, box: tuple[int, int, int, int], size: tuple[int, int]) -> Any:
-    """Crop by a box given in the original image's pixels, scaled to the decoded image in
-    case it was decoded at a reduced size."""
-    x, y, w, h = box
-    width, height = size
-    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
-        raise BadInput(
-            f"The box {list(box)} (x, y, width, height) must lie inside the {width}x{height} image."
-        )
-    sx, sy = image.width / width, image.height / height
-    left, top = round(x * sx), round(y * sy)
-    right = max(left + 1, round((x + w) * sx))
-    bottom = max(top + 1, round((y + h) * sy))
-    return image.crop((left, top, right, bottom))
