@@ -13,8 +13,8 @@ split the same cores. So concurrent queries are embedded together:
 - a caller may announce its item before preparing it (``coming``: a search announces its
   query before decoding the upload). While announced items are on their way, a batch waits
   for them up to ``max_gather_s`` instead of ``max_wait_s``. It also waits, as long, while
-  fewer items are queued than shared the previous batch: under steady load the callers of
-  the batch that just ended come back moments later. Otherwise a batch leaves with whoever
+  fewer items are queued than shared the previous batch, if that batch ended just now: under
+  steady load its callers come back moments later. Otherwise a batch leaves with whoever
   happens to be ready and the rest follow as a batch of one: with 8 clients, batches
   alternated 5 and 1, then 7 and 1.
 
@@ -135,9 +135,11 @@ class Batcher(Generic[T, R]):
             # the worker was free: items that queued during the previous batch have waited
             # for it, not for companions.
             gather_until = max(first, free_at) + self.max_gather_s
+            # The callers of the last batch may be coming back only if it ended just now.
+            expected = self._last_size if first - free_at < self.max_gather_s else 0
             while len(self._queue) < self.max_batch and not self._closed:
                 # Someone is on the way, or fewer are here than shared the last batch.
-                gather = self._coming > 0 or len(self._queue) < self._last_size
+                gather = self._coming > 0 or len(self._queue) < expected
                 deadline = gather_until if gather else first + self.max_wait_s
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

@@ -180,6 +180,19 @@ def test_after_a_shared_batch_the_next_one_gathers_companions() -> None:
     batcher.close()
 
 
+def test_after_a_pause_a_lone_caller_does_not_wait_for_the_last_batchs_callers() -> None:
+    batches, fn = recording(lambda items: items)
+    batcher = Batcher(fn, max_batch=8, max_wait_s=0.3, max_gather_s=0.5)
+    assert run_concurrently(batcher, [1, 2]) == {1: 1, 2: 2}
+    batcher.max_wait_s = 0.0
+    time.sleep(0.6)  # longer than max_gather_s: that burst is over
+    started = time.monotonic()
+    assert batcher.submit(3) == 3
+    assert time.monotonic() - started < 0.45
+    assert batches[1:] == [[3]]
+    batcher.close()
+
+
 def test_a_lone_caller_without_load_does_not_wait_for_the_gathering_limit() -> None:
     batcher = Batcher(lambda items: items, max_batch=8, max_wait_s=0.0, max_gather_s=30.0)
     started = time.monotonic()
