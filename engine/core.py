@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from engine.outage import StoreHealth
 from engine.plan import Current, plan_index
 from engine.search import SearchResult
 from engine.settings import Settings
-from store.base import Store, StoreUnavailable
+from store.base import Filter, Record, Store, StoreUnavailable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -273,12 +273,12 @@ class Engine:
         for p in paths:
             st = p.stat()
             desired[self.keys.key(p)] = FileStat(st.st_size, st.st_mtime_ns)
-        return self._index(desired, desired.__contains__, tags, progress)
+        return self._index(desired, desired.__contains__, tags, progress, only=list(desired))
 
     def unindex_files(self, paths: Sequence[Path]) -> IndexReport:
         """Drop these files' claims (an upload rolled back after its files were removed)."""
         keys = {self.keys.key(p) for p in paths}
-        return self._index({}, keys.__contains__, (), None)
+        return self._index({}, keys.__contains__, (), None, only=sorted(keys))
 
     def _index(
         self,
@@ -286,13 +286,23 @@ class Engine:
         in_scope: Callable[[str], bool],
         tags: Sequence[str],
         progress: Progress | None,
+        *,
+        only: Sequence[str] | None = None,
     ) -> IndexReport:
+        """``only``: the run concerns just these keys (uploads), so only the points listing
+        them are read, not the whole store (1.1 s a call at 100k points)."""
         # A file name that is not valid UTF-8 cannot be written in a payload (JSON): one
         # such file used to abort the whole run. Skip it and say so instead.
         unnamed = [key for key in desired if not _storable(key)]
         desired = {k: v for k, v in desired.items() if k not in unnamed} if unnamed else desired
         with self._index_lock:
-            points = self.store.scroll(with_payload=["files", "vectors", "tags"])
+            fields = ["files", "vectors", "tags"]
+            if only is None:
+                points: Iterable[Record] = self.store.scroll(with_payload=fields)
+            else:
+                keys = [k for k in only if _storable(k)]
+                scope = Filter(paths=keys)
+                points = self.store.scroll(scope, with_payload=fields) if keys else ()
             current = Current.from_payloads(((r.id, r.payload) for r in points), in_scope)
             plan = plan_index(current, desired, self.vector_tags(), tags)
             log.info("index plan: %s", plan.summary())

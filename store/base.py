@@ -39,6 +39,7 @@ class Filter:
     max_height: int | None = None
     rev_gt: int | None = None
     ids: Sequence[str] | None = None
+    paths: Sequence[str] = ()  # points listing any of these library keys (payload 'paths')
 
     def is_empty(self) -> bool:
         return self == Filter()

@@ -65,6 +65,8 @@ def conditions(flt: Filter | None) -> list[Condition]:
         out.append(Between("rev", gt=flt.rev_gt))
     if flt.ids is not None:
         out.append(HasId(tuple(dict.fromkeys(str(i) for i in flt.ids))))
+    if flt.paths:
+        out.append(AnyOf("paths", tuple(dict.fromkeys(flt.paths))))
     return out
 
 

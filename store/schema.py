@@ -19,6 +19,7 @@ INDEXED_FIELDS: dict[str, str] = {
     "width": "integer",
     "height": "integer",
     "rev": "integer",
+    "paths": "keyword",  # since migration 0002: uploads look up their keys' points
 }
 
 

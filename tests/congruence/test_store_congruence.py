@@ -37,6 +37,10 @@ def _random_records(rng: np.random.Generator, n: int, dims: dict[str, int]) -> l
             "format": str(rng.choice(formats)),
             "width": int(rng.integers(100, 4000)),
             "height": int(rng.integers(100, 4000)),
+            "paths": sorted(
+                f"lib/{name}.jpg"
+                for name in rng.choice(40, size=int(rng.integers(1, 3)), replace=False)
+            ),
         }
         vectors = {name: rng.standard_normal(d).astype(np.float32) for name, d in dims.items()}
         records.append(Record(pid, payload, vectors))
@@ -57,6 +61,7 @@ def matches(flt: Filter, point_id: str, payload: dict[str, Any]) -> bool:
         flt.max_height is None or payload["height"] <= flt.max_height,
         flt.rev_gt is None or payload["rev"] > flt.rev_gt,
         flt.ids is None or point_id in flt.ids,
+        not flt.paths or bool(set(flt.paths) & set(payload.get("paths", []))),
     ]
     return all(checks)
 
@@ -196,6 +201,9 @@ def test_count_and_scroll_agree_with_the_reference_for_each_filter(store: Store)
         Filter(min_width=probe_width, max_width=probe_width),
         Filter(ids=some_ids),
         Filter(ids=some_ids, tags_any=["logo"]),
+        Filter(paths=["lib/3.jpg"]),
+        Filter(paths=["lib/3.jpg", "lib/17.jpg", "lib/not-there.jpg"]),
+        Filter(paths=["lib/5.jpg"], tags_any=["logo"]),
     ]
     for flt in FILTERS + extra:
         expected = sorted(i for i, p in payloads.items() if matches(flt, i, p))

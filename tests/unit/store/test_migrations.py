@@ -81,3 +81,19 @@ def test_edge_collection_gets_the_payload_indexes(tmp_path: Path) -> None:
         store.close()
     kinds = {name: str(info.data_type).rsplit(".", 1)[-1].lower() for name, info in schema.items()}
     assert kinds == INDEXED_FIELDS
+
+
+def test_a_store_from_before_0002_gets_the_paths_index(tmp_path: Path) -> None:
+    store = EdgeStore(StoreConfig(data_dir=tmp_path))
+    try:
+        older = {k: v for k, v in INDEXED_FIELDS.items() if k != "paths"}
+        with pytest.MonkeyPatch.context() as mp:  # what 0001 created before 0002 existed
+            mp.setattr("store.edge.INDEXED_FIELDS", older)
+            migrations.m0001_create_collection.apply(store, MODELS)
+        store.set_meta(migrations.META_KEY, {"0001_create_collection": "2026-01-01T00:00:00"})
+        assert store._shard is not None
+        assert "paths" not in store._shard.info().payload_schema
+        assert apply_pending(store, MODELS) == ["0002_index_paths"]
+        assert "paths" in store._shard.info().payload_schema
+    finally:
+        store.close()
