@@ -104,7 +104,8 @@ def test_log_in_upload_search_inspect_log_out(
     expect(dialog.locator("#inspect-meta")).to_contain_text("451 × 300 px")
     expect(dialog.locator("#inspect-meta")).to_contain_text("browser-test")
     expect(dialog.locator("#inspect-img")).to_have_attribute("src", _file_url_pattern())
-    page.wait_for_function("document.querySelector('#inspect-img').naturalWidth === 451")
+    # Not wait_for_function: the page's CSP forbids the eval it needs (a flaky EvalError).
+    expect(dialog.locator("#inspect-img")).to_have_js_property("naturalWidth", 451)
     page.screenshot(path=artifacts / "05_inspect.png")
     with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as by_id:
         dialog.get_by_test_id("search-with-this").click()

@@ -37,13 +37,17 @@ function group(g, i) {
     h("ol.grid.grid--compact", {}, g.members.map(member)));
 }
 
-async function run() {
-  const threshold = Number(els.threshold.value);
+// threshold null: the server's default, the calibrated one (the same the search page's
+// near-duplicate badge uses); the slider then shows it.
+async function run(threshold) {
   els.run.disabled = true;
   els.stats.textContent = "Comparing every image with every other…";
   try {
     const t0 = performance.now();
-    const report = await api(`/api/v1/duplicates?threshold=${threshold}`);
+    const query = threshold === null ? "" : `?threshold=${threshold}`;
+    const report = await api(`/api/v1/duplicates${query}`);
+    els.threshold.value = report.threshold;
+    els.value.textContent = percent(report.threshold);
     els.groups.replaceChildren(...report.groups.map(group));
     els.empty.hidden = report.groups.length > 0;
     const files = report.groups.reduce((n, g) => n + g.size, 0);
@@ -59,12 +63,10 @@ async function run() {
 
 function init() {
   wireInspector();
-  const start = new URLSearchParams(location.search).get("threshold") || els.page.dataset.nearDuplicate || "0.9";
-  els.threshold.value = start;
-  els.value.textContent = percent(Number(start));
+  const asked = new URLSearchParams(location.search).get("threshold");
   els.threshold.addEventListener("input", () => { els.value.textContent = percent(Number(els.threshold.value)); });
-  els.form.addEventListener("submit", (event) => { event.preventDefault(); run(); });
-  run();
+  els.form.addEventListener("submit", (event) => { event.preventDefault(); run(Number(els.threshold.value)); });
+  run(asked === null || asked === "" || Number.isNaN(Number(asked)) ? null : Number(asked));
 }
 
 init();

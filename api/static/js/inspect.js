@@ -86,9 +86,17 @@ export async function openInspector(id, { hit = null, threshold = null, onSearch
   fill(base, hit, threshold);
   const searchBtn = $("#inspect-search");
   searchBtn.hidden = !onSearch;
+  let image = base;
+  // Bound before the dialog shows: a click while the metadata loads searches this image
+  // (by id), never the one inspected before.
+  searchBtn.onclick = onSearch
+    ? () => {
+        el.close();
+        onSearch(image);
+      }
+    : null;
   if (!el.open) el.showModal();
 
-  let image = base;
   try {
     image = { ...base, ...(await api(`/api/v1/images/${encodeURIComponent(id)}`)) };
     if (showing !== id) return;
@@ -103,12 +111,6 @@ export async function openInspector(id, { hit = null, threshold = null, onSearch
   };
   full.src = fileUrl;
   $("#inspect-open").href = fileUrl;
-  searchBtn.onclick = onSearch
-    ? () => {
-        el.close();
-        onSearch(image);
-      }
-    : null;
 }
 
 export function wireInspector() {

@@ -79,7 +79,9 @@ function filters() {
   const colour = els.colour.value.trim();
   if (colour) {
     out.colour = colour.startsWith("#") ? colour : `#${colour}`;
-    out.colour_tolerance = Number(els.colourTolerance.value) || 20;
+    // 0 is a valid tolerance (the exact colour); only an empty or unreadable field means 20.
+    const tolerance = els.colourTolerance.value === "" ? NaN : Number(els.colourTolerance.value);
+    out.colour_tolerance = Number.isFinite(tolerance) ? tolerance : 20;
   }
   return Object.keys(out).length ? out : null;
 }
