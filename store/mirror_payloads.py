@@ -135,8 +135,8 @@ class PayloadCache:
             if raw.get("format") != FORMAT:
                 raise ValueError(f"format {raw.get('format')!r}, want {FORMAT}")
             items = raw["items"]
-            if not isinstance(items, dict):
-                raise ValueError("items is not a map")
+            if not isinstance(items, dict) or not all(isinstance(v, dict) for v in items.values()):
+                raise ValueError("items is not a map of payloads")
             # Saved entries are display payloads already (``put`` filters them).
             cache._items = items
         except FileNotFoundError:
