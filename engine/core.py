@@ -290,7 +290,7 @@ class Engine:
         only: Sequence[str] | None = None,
     ) -> IndexReport:
         """``only``: the run concerns just these keys (uploads), so only the points listing
-        them are read, not the whole store (1.1 s a call at 100k points)."""
+        them are read, not the whole store (0.6-1.1 s a call at 100k points)."""
         # A file name that is not valid UTF-8 cannot be written in a payload (JSON): one
         # such file used to abort the whole run. Skip it and say so instead.
         unnamed = [key for key in desired if not _storable(key)]
