@@ -25,8 +25,8 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PATH = "/static"
 
-# A first guess at "these are the same design": the duplicate report calibrates it on labelled
-# pairs later, and the page reads it from a data attribute so that change needs no script edit.
+# The search page's near-duplicate badge threshold until /api/v1/status answers with the
+# calibrated one (engine/calibration.json), which then replaces it.
 NEAR_DUPLICATE_THRESHOLD = 0.90
 K_CHOICES = (10, 20, 50, 100)
 DEFAULT_K = 20
