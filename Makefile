@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 PORT ?= 5050
 # torch and torchvision are pinned here (not in pyproject) because these exact builds
 # install from local disk on our machines; users may run any version pyproject allows.
-TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# torchao (int8) is released in step with torch: this one is the release for torch 2.14.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1 torchao==0.18.0
 
 .PHONY: install run test lint types unit clean
 

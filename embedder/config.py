@@ -19,3 +19,4 @@ class ModelConfig:
     threads: int = 0  # torch intra-op threads, 0 = torch default
     precision: str = "auto"  # 'auto' (bf16 where native) | 'fp32' | 'bf16'
     compile: str = "auto"  # torch.compile: 'auto' (lazily, for bulk runs) | 'on' | 'off'
+    int8: str = "auto"  # compiled CPU models go int8 where verified (embedder.int8) | 'off'

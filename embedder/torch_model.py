@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_MODES = ("auto", "on", "off")
+INT8_MODES = ("auto", "off")
+# How long a background compile waits for the images int8 calibrates on (embedder.int8)
+# before it compiles without int8 (and upgrades once they arrive).
+INT8_SAMPLE_WAIT_S = 60.0
 
 # Random weights exist for tests only; a fixed seed makes their vectors reproducible.
 RANDOM_SEED = 20240601
@@ -178,6 +182,16 @@ class TorchModel(Model):
         self._compile_lock = threading.Lock()
         self._compile_started = False
         self.compile_s: float | None = None  # how long compiling took, once it finished
+        # int8 (embedder.int8): asked for, and whether the compiled module runs it.
+        self.int8_mode = "off"
+        self.int8 = False
+        self.int8_note: str | None = None  # why int8 is not used, when it was asked for
+        self.int8_s: float | None = None  # how long quantizing and compiling int8 took
+        self._int8_claimed = False  # one attempt per model
+        self._samples: list[np.ndarray] = []  # the first inputs embedded, to calibrate int8
+        self._samples_ready = threading.Event()
+        self._int8_thread: threading.Thread | None = None
+        self._int8_busy = False
 
     @abstractmethod
     def _build(self) -> tuple[nn.Module, WeightsInfo]:
@@ -200,7 +214,7 @@ class TorchModel(Model):
         self._runner = PixelInput(self._module, spec.mean, spec.std).to(self.device).eval()
         self.weights = info
 
-    def tune(self, precision: str = "auto", compile_mode: str = "off") -> None:
+    def tune(self, precision: str = "auto", compile_mode: str = "off", int8: str = "off") -> None:
         """Apply the speed settings to the loaded module (see the module docstring).
 
         'fp32' leaves the module exactly as built: that is the reference the fidelity
@@ -224,6 +238,7 @@ class TorchModel(Model):
             # and at 0.4 GFLOP an image it costs little in fp32.
             self.precision = "fp32"
         self.compile_mode = compile_mode
+        self._plan_int8(int8)
         if self.precision == "fp32":
             return
         if isinstance(self._module, ClipImageTower):
@@ -244,6 +259,8 @@ class TorchModel(Model):
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._runner is None:
             raise RuntimeError(f"{self.name}: call load() before embed()")
+        if self.int8_mode == "auto" and not self._samples_ready.is_set():
+            self._collect(batch)
         x = self._input(np.stack(batch))
         runner: Callable[[Any], Any] = self._runner
         if self._compiled is not None and len(batch) >= 2:
@@ -280,42 +297,172 @@ class TorchModel(Model):
                 return
             self._compile_started = True
         if background:
-            threading.Thread(target=self._compile, name=f"compile-{self.name}", daemon=True).start()
+            threading.Thread(
+                target=self._compile,
+                args=(INT8_SAMPLE_WAIT_S,),
+                name=f"compile-{self.name}",
+                daemon=True,
+            ).start()
         else:
-            self._compile()
+            self._compile(0.0)
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
-        """For benchmarks and tests: wait until a started compile finished."""
+        """For benchmarks, tests and shutdown: wait until a started compile (and an int8 build
+        under way) finished. True when a compiled module is in use."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._compile_started and self.compile_s is None:
+        while (self._compile_started and self.compile_s is None) or self._int8_busy:
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
         return self._compiled is not None
 
-    def _compile(self) -> None:
-        import torch
-        import torch._inductor.config as inductor_config
+    def _compile(self, wait_for_samples: float) -> None:
+        """int8 when it is asked for and the calibration images are there (or arrive within
+        ``wait_for_samples`` seconds), else the plain compile; the plain one is upgraded to
+        int8 later, when enough images have been embedded (``_collect``)."""
+        started = time.perf_counter()
+        if (
+            self.int8_mode == "auto"
+            and self._samples_ready.wait(wait_for_samples)
+            and self._claim_int8()
+            and self._build_int8()
+        ):
+            self.compile_s = time.perf_counter() - started
+            return
+        self._compile_plain()
+        self.compile_s = time.perf_counter() - started
+        if self._claim_int8():
+            self._build_int8()
+
+    def _compile_plain(self) -> None:
 
         assert self._runner is not None
         started = time.perf_counter()
         spec = self.input_spec
         # A batch of 4: sizes 0 and 1 would be specialised, not traced as a dynamic size.
         dummy = self._input(np.zeros((4, spec.crop, spec.crop, 3), np.uint8))
+        try:
+            compiled, _ = self._torch_compile(self._runner, [dummy])
+        except Exception as exc:  # no C++ compiler, unsupported op...: eager still works
+            log.warning("%s: torch.compile failed, staying eager (%s)", self.name, exc)
+            return
+        self._compiled = compiled
+        log.info("%s: compiled in %.1f s", self.name, time.perf_counter() - started)
+
+    def _torch_compile(
+        self, module: nn.Module, examples: list[Any]
+    ) -> tuple[Callable[[Any], Any], list[Any]]:
+        """torch.compile ``module`` (dynamic batch) and run it on ``examples`` (returning its
+        outputs; this first call is what compiles). They must be
+        made the way ``embed`` makes its input (outside inference mode, not views): a call
+        that fails a guard recompiles, and a recompile outside this method has no freezing."""
+        import torch
+        import torch._inductor.config as inductor_config
+
         if self.cache_dir is not None:
             # Keep inductor's cache with the model weights, where it survives /tmp cleaning.
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.cache_dir / "inductor"))
-        try:
-            # freezing: weights become constants, so oneDNN gets pre-packed bf16 weights;
-            # one compile worker: the cores are busy embedding meanwhile.
-            with inductor_config.patch(freezing=True, compile_threads=1):
-                compiled = torch.compile(self._runner, dynamic=True)
-                with torch.inference_mode(), self._autocast():
-                    compiled(dummy)
-        except Exception as exc:  # no C++ compiler, unsupported op...: eager still works
-            log.warning("%s: torch.compile failed, staying eager (%s)", self.name, exc)
-            self.compile_s = time.perf_counter() - started
+        # freezing: weights become constants, so oneDNN gets pre-packed bf16 (or int8)
+        # weights; one compile worker: the cores are busy embedding meanwhile.
+        with inductor_config.patch(freezing=True, compile_threads=1):
+            compiled: Callable[[Any], Any] = torch.compile(module, dynamic=True)
+            with torch.inference_mode(), self._autocast():
+                outputs = [compiled(x) for x in examples]
+        return compiled, outputs
+
+    # -- int8 -------------------------------------------------------------------------------
+    def _plan_int8(self, int8: str) -> None:
+        """Decide, at tune(), whether compiling this model may go int8 (embedder.int8)."""
+        if int8 not in INT8_MODES:
+            raise ModelLoadError(
+                f"Unknown int8 mode {int8!r}: use LOOKALIKE_INT8=auto or off.",
+                setting="LOOKALIKE_INT8",
+            )
+        self.int8_mode = "off"
+        self.int8_note = None
+        if int8 == "off" or self.compile_mode == "off":
             return
+        from embedder import int8 as int8_lib
+
+        reason = int8_lib.unavailable_reason(self.device, self.precision)
+        if reason is not None:
+            self.int8_note = reason
+            log.info("%s: no int8 (%s)", self.name, reason)
+            return
+        self.int8_mode = "auto"
+
+    def _collect(self, batch: list[np.ndarray]) -> None:
+        """Keep the first inputs embedded, to calibrate and check int8 on."""
+        from embedder.int8 import SAMPLES
+
+        with self._compile_lock:
+            self._samples.extend(batch[: SAMPLES - len(self._samples)])
+            full = len(self._samples) >= SAMPLES
+        if not full:
+            return
+        self._samples_ready.set()
+        # The plain compile may have finished before there was anything to calibrate on.
+        if self.compile_s is not None and self._claim_int8():
+            self._int8_thread = threading.Thread(
+                target=self._build_int8, name=f"int8-{self.name}", daemon=True
+            )
+            self._int8_thread.start()
+
+    def _claim_int8(self) -> bool:
+        """True once per model: the caller builds int8 (and must call _build_int8)."""
+        with self._compile_lock:
+            if (
+                self._int8_claimed
+                or self.int8_mode != "auto"
+                or not self._compile_started
+                or not self._samples_ready.is_set()
+            ):
+                return False
+            self._int8_claimed = self._int8_busy = True
+            return True
+
+    def _build_int8(self) -> bool:
+        """Quantize, compile and check against fp32; swap the result in when it passes.
+        Never raises: any failure leaves the model as it was, with a warning."""
+        import torch
+
+        from embedder import int8 as int8_lib
+
+        assert self._runner is not None
+        started = time.perf_counter()
+        try:
+            samples = self._input(np.stack(self._samples))
+            calibration = samples[: int8_lib.CALIBRATION_IMAGES]
+            # Made here, outside inference mode, as embed() makes its input (see _torch_compile).
+            checks = [c.clone() for c in samples[int8_lib.CALIBRATION_IMAGES :].split(16)]
+            quantized = int8_lib.quantize(self._runner, calibration)
+            compiled, outputs = self._torch_compile(quantized, checks)
+            got = torch.cat([out.float() for out in outputs]).cpu().numpy()
+            with torch.inference_mode():  # the fp32 reference: the module as built
+                want = torch.cat([self._runner(c).float() for c in checks]).cpu().numpy()
+            cosine = int8_lib.min_cosine(got, want)
+        except Exception as exc:
+            self.int8_note = f"int8 failed ({type(exc).__name__}: {str(exc)[:200]})"
+            log.warning("%s: %s; staying %s", self.name, self.int8_note, self.precision)
+            return False
+        finally:
+            self._samples = []  # ~150 KB an image: not kept once used
+            self._int8_busy = False
+        self.int8_s = time.perf_counter() - started
+        if cosine < int8_lib.MIN_COSINE:
+            self.int8_note = (
+                f"int8 changed the vectors too much (min cosine to fp32 {cosine:.4f} < "
+                f"{int8_lib.MIN_COSINE} on {len(want)} check images)"
+            )
+            log.warning("%s: %s; staying %s", self.name, self.int8_note, self.precision)
+            return False
         self._compiled = compiled
-        self.compile_s = time.perf_counter() - started
-        log.info("%s: compiled in %.1f s", self.name, self.compile_s)
+        self.int8 = True
+        log.info(
+            "%s: int8 in %.1f s (min cosine to fp32 %.4f on %d check images)",
+            self.name,
+            self.int8_s,
+            cosine,
+            len(want),
+        )
+        return True
