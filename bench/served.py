@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -108,6 +109,7 @@ class Server:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
@@ -132,6 +134,20 @@ class Server:
                     pass
                 time.sleep(0.02)
         raise TimeoutError(f"not ready after {timeout} s")
+
+    def wait_log(self, pattern: str, count: int, timeout: float = 600.0) -> float:
+        """Wait until ``count`` lines of the server's log match ``pattern`` (a regex); returns
+        the seconds waited."""
+        started = time.perf_counter()
+        regex = re.compile(pattern)
+        while time.perf_counter() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            text = self.log_path.read_text(errors="replace")
+            if sum(1 for line in text.splitlines() if regex.search(line)) >= count:
+                return time.perf_counter() - started
+            time.sleep(0.5)
+        raise TimeoutError(f"{count} log lines matching {pattern!r} not seen in {timeout} s")
 
     def stop(self) -> None:
         self.proc.terminate()
