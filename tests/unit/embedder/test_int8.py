@@ -139,6 +139,24 @@ def test_a_plain_compile_is_upgraded_once_the_calibration_images_arrive(
 
 
 @needs_int8
+def test_two_models_upgraded_by_the_same_batches_both_get_int8() -> None:
+    """A server's models fill their calibration sets in the same batch and build at once:
+    the builds must not trip over each other (torch.export's tracing state is global)."""
+    models = [TinyResNet("random"), TinyResNet("random")]
+    for model in models:
+        model.load()
+        model.tune("bf16", "on", "auto")
+        model.start_compile(background=False)
+    inputs = [models[0].preprocess(im) for im in crops(int8.SAMPLES, seed=8)]
+    for start in range(0, len(inputs), 16):
+        for model in models:  # as Embedder._infer does: model after model, batch by batch
+            model.embed(inputs[start : start + 16])
+    for model in models:
+        assert model.wait_compiled(timeout=300)
+        assert model.int8, model.int8_note
+
+
+@needs_int8
 def test_int8_that_moves_the_vectors_too_far_is_not_used(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
