@@ -219,6 +219,16 @@ class ModelInfo(Struct, kw_only=True):
     reason: str | None = None
 
 
+class InferenceInfo(Struct, kw_only=True):
+    """How one neural model runs now: it is compiled (and may go int8) while serving."""
+
+    device: str
+    precision: str  # of the layers int8 leaves alone, when int8 is on
+    compiled: bool
+    int8: bool
+    int8_note: str | None = None  # why not int8, where it was asked for
+
+
 class RoleInfo(Struct, kw_only=True):
     """Every role, including one that is off after a weight fallback (name None)."""
 
@@ -246,6 +256,7 @@ class Status(Struct, kw_only=True):
     default_weights: dict[str, float] = {}
     near_duplicate_threshold: float | None = None
     models_loaded: bool
+    inference: dict[str, InferenceInfo] = {}  # neural model name -> how it runs now
     mirror: MirrorInfo
     mirror_lag: int
     job: Job | None = None

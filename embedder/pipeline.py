@@ -131,6 +131,10 @@ class Embedder:
         """Model name -> the precision its inference runs at."""
         return {m.name: m.precision for m in self.models if isinstance(m, TorchModel)}
 
+    def runtime(self) -> dict[str, dict[str, Any]]:
+        """Neural model name -> how its inference runs now (``TorchModel.runtime``)."""
+        return {m.name: m.runtime() for m in self.models if isinstance(m, TorchModel)}
+
     def _require(self) -> LoadedModels:
         if self._loaded is None:
             self.load()

@@ -260,6 +260,16 @@ class TorchModel(Model):
             self._module.to(memory_format=torch.channels_last)
             self._runner.channels_last = self._channels_last = True
 
+    def runtime(self) -> dict[str, Any]:
+        """How inference runs right now (for /api/v1/status): it changes once compiled."""
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "compiled": self._compiled is not None,
+            "int8": self.int8,
+            "int8_note": self.int8_note,
+        }
+
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """uint8 (crop, crop, 3) pixels; ``embed`` normalises (see embedder.preprocess)."""
         return to_pixels(image, self.input_spec)

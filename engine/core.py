@@ -372,6 +372,8 @@ class Engine:
             "default_weights": self.calibrated()[0],
             "near_duplicate_threshold": self.calibrated()[1],
             "models_loaded": self.models_loaded,
+            # Read without loading: precision, compiled and int8 change while serving.
+            "inference": self._embedder.runtime() if self._embedder is not None else {},
             "mirror": {"points": len(mirror), "watermark": mirror.watermark},
             "mirror_lag": mirror.lag(store),
         }

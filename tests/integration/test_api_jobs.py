@@ -45,6 +45,10 @@ def test_reindex_and_reconcile_jobs(make_app_client: Any) -> None:
     assert status["points"] == 2 and status["mirror"]["points"] == 2
     assert status["mirror_lag"] == 0 and status["models_loaded"] is True
     assert {m["role"] for m in status["models"]} == {"cnn", "hsv"}
+    (cnn,) = (m["name"] for m in status["models"] if m["role"] == "cnn")
+    inference = status["inference"][cnn]  # the neural model only: HSV has no inference mode
+    assert set(status["inference"]) == {cnn} and inference["device"] == "cpu"
+    assert inference["precision"] in ("fp32", "bf16") and inference["int8"] is False
     assert status["job"]["id"] == started.json()["id"]
 
     # The seed app's POST /reindex starts the same job; a folder outside the library is refused.
