@@ -78,9 +78,11 @@ def split_shared_relus(root: nn.Module) -> int:
     changed = 0
     for module in root.modules():
         if type(module).__name__ in ("Bottleneck", "BasicBlock") and not hasattr(module, "relu_in"):
-            module.__class__ = split_bottleneck if hasattr(module, "conv3") else split_basic
+            bottleneck = hasattr(module, "conv3")
+            module.__class__ = split_bottleneck if bottleneck else split_basic
             module.relu_in = copy.deepcopy(module.relu)
-            module.relu_mid = copy.deepcopy(module.relu)
+            if bottleneck:
+                module.relu_mid = copy.deepcopy(module.relu)
             changed += 1
     return changed
 
