@@ -17,7 +17,8 @@ cosine of at least ``MIN_COSINE`` to the fp32 vector (random weights, 160 held-o
 min 0.9998 for CLIP, 0.9994 for ResNet-50). Trained weights with activation outliers that
 int8 cannot hold fail the check and stay bf16, with a warning that says so.
 
-Nothing here is imported until a model compiles: torch and torchao are heavy.
+torch and torchao are imported inside the functions, torchao only when a model builds int8:
+the model classes import this module at load, and loading must not pay for torchao (1-2 s).
 """
 
 from __future__ import annotations

@@ -202,7 +202,6 @@ class TorchModel(Model):
         self._int8_claimed = False  # one attempt per model
         self._samples: list[np.ndarray] = []  # the first inputs embedded, to calibrate int8
         self._samples_ready = threading.Event()
-        self._int8_thread: threading.Thread | None = None
         self._int8_busy = False
 
     @abstractmethod
@@ -426,10 +425,7 @@ class TorchModel(Model):
         self._samples_ready.set()
         # The plain compile may have finished before there was anything to calibrate on.
         if self.compile_s is not None and self._claim_int8():
-            self._int8_thread = threading.Thread(
-                target=self._build_int8, name=f"int8-{self.name}", daemon=True
-            )
-            self._int8_thread.start()
+            threading.Thread(target=self._build_int8, name=f"int8-{self.name}", daemon=True).start()
 
     def _claim_int8(self) -> bool:
         """True once per model: the caller builds int8 (and must call _build_int8)."""
