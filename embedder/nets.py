@@ -113,6 +113,9 @@ class FusedSelfAttention(nn.Module):
     def __init__(self, mha: nn.MultiheadAttention) -> None:
         super().__init__()
         self.mha = mha  # keeps the parameters and the state dict keys, plus the fallback
+        # An nn.Linear over mha's own in_proj parameters, set on the int8 copy only
+        # (embedder.int8.expose_attention_linears): the quantizer quantizes nn.Linear calls.
+        self.in_proj: nn.Module | None = None
 
     def forward(
         self,
@@ -137,7 +140,10 @@ class FusedSelfAttention(nn.Module):
             return fallback
         n, length, embed = query.shape
         heads = mha.num_heads
-        qkv = F.linear(query, mha.in_proj_weight, mha.in_proj_bias)
+        if self.in_proj is not None:
+            qkv = self.in_proj(query)
+        else:
+            qkv = F.linear(query, mha.in_proj_weight, mha.in_proj_bias)
         qkv = qkv.view(n, length, 3, heads, embed // heads).permute(2, 0, 3, 1, 4)
         heads_out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=0.0)
         return mha.out_proj(heads_out.transpose(1, 2).reshape(n, length, embed)), None

@@ -11,8 +11,8 @@ img/s for CLIP ViT-B/32 / ResNet-50 (GeM), other tenants on the cores, so +-15 %
     eager bf16 autocast                              8 / 50    (CLIP: see FusedSelfAttention)
     + fused attention, channels_last (ResNet)       66 / 65
     + torch.compile (inductor, freezing)            88-91 / 110-112  (static or dynamic batch)
-    + int8 (torchao PT2E, VNNI; see embedder.int8)  105-111 / 118-126 (measured beside bf16
-                                                    in one run: 71-85 / 85-103)
+    + int8 (torchao PT2E, VNNI; see embedder.int8)  126-130 / 118-126 (bf16 measured beside
+                                                    it in one run: 71-85 / 85-103)
     ONNX Runtime 1.32 fp32 (no bf16 CPU kernels)    21 / 12.5
     AOTInductor package (bf16 weights)              14 / 88    (fast to load, slow CLIP)
 

@@ -23,7 +23,7 @@ from embedder.base import WeightsInfo
 from embedder.cnn import ResNet50Gem
 from embedder.config import ModelConfig
 from embedder.errors import ModelLoadError
-from embedder.nets import PooledFeatures
+from embedder.nets import PooledFeatures, fuse_attention
 from embedder.pipeline import Embedder
 from embedder.preprocess import InputSpec
 from embedder.torch_model import TorchModel, seeded
@@ -90,6 +90,54 @@ def test_split_relus_keeps_the_network_and_its_output() -> None:
     assert all(b.relu_in is not b.relu for b in blocks)
     assert set(net.state_dict()) == set(seeded(lambda: resnet18()).state_dict())
     assert isinstance(int8._split_blocks()[0](8, 2), Bottleneck)
+
+
+class TinyViTBlock(torch.nn.Module):
+    """Attention (fused, as tune() fuses CLIP's) and an MLP: the linear layers CLIP has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = torch.nn.MultiheadAttention(32, 4, batch_first=True)
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(32, 64), torch.nn.GELU(), torch.nn.Linear(64, 32)
+        )
+        fuse_attention(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(x, x, x, need_weights=False)[0]
+        return x + self.mlp(x)
+
+
+def test_every_attention_projection_becomes_a_quantizable_linear() -> None:
+    block = seeded(TinyViTBlock).eval()
+    x = torch.randn(2, 10, 32)
+    with torch.no_grad():
+        before = block(x)
+        # in_proj (q, k, v) and out_proj, which is torch's NonDynamicallyQuantizableLinear
+        assert int8.expose_attention_linears(block) == 2
+        assert int8.expose_attention_linears(block) == 0  # once
+        after = block(x)
+    torch.testing.assert_close(before, after, rtol=0, atol=0)
+    assert block.attn.in_proj.weight is block.attn.mha.in_proj_weight  # shared, not copied
+    assert type(block.attn.mha.out_proj) is torch.nn.Linear
+    assert set(block.state_dict()) >= set(seeded(TinyViTBlock).state_dict())
+
+
+@needs_int8
+def test_int8_quantizes_every_linear_layer_of_an_attention_block() -> None:
+    """Before the projections were exposed, q/k/v and the output projection stayed bf16: a
+    third of CLIP's linear work. Every linear now reads int8 weights."""
+    block = seeded(TinyViTBlock).eval()
+    converted = int8.quantize(block, torch.randn(16, 10, 32))
+    linears = [
+        n
+        for n in converted.graph.nodes  # type: ignore[union-attr]
+        if n.op == "call_function" and n.target == torch.ops.aten.linear.default
+    ]
+    assert len(linears) == 4
+    weights = [n.args[1] for n in linears]
+    assert all("dequantize_per_channel" in str(w.target) for w in weights), weights
+    assert block.attn.in_proj is None  # the block itself is untouched
 
 
 def test_int8_setting_is_checked_and_off_without_compile_or_bf16() -> None:
