@@ -115,7 +115,12 @@ class Embedder:
             loaded = load_models(self.config)
             for model in loaded.models:
                 if isinstance(model, TorchModel):
-                    model.tune(self.config.precision, self.config.compile, self.config.int8)
+                    model.tune(
+                        self.config.precision,
+                        self.config.compile,
+                        self.config.int8,
+                        self.config.batch_size,
+                    )
             self._loaded = loaded
             if self.config.compile == "on":
                 self.compile(background=False)

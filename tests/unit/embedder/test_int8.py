@@ -187,6 +187,35 @@ def test_a_plain_compile_is_upgraded_once_the_calibration_images_arrive(
 
 
 @needs_int8
+def test_batches_of_the_index_batch_size_run_their_own_compile() -> None:
+    """int8 compiled for a dynamic batch repacks weights on every call; the batch size that
+    indexing sends gets a compile of its own. Both keep the vectors of fp32."""
+    model = TinyResNet("random")
+    model.load()
+    held_out = crops(8, seed=9)
+    reference = embed_all(model, held_out, batch=5)  # fp32, as built
+    model.tune("bf16", "on", "auto", batch_size=5)
+    embed_all(model, crops(int8.SAMPLES, seed=10))
+    model.start_compile(background=False)
+    assert model.int8 and model._static is not None and model._compiled is not None
+    calls: list[tuple[str, int]] = []
+
+    def counted(name: str, fn: Any) -> Any:
+        def run(x: torch.Tensor) -> Any:
+            calls.append((name, len(x)))
+            return fn(x)
+
+        return run
+
+    model._static = counted("static", model._static)
+    model._compiled = counted("dynamic", model._compiled)
+    fast = embed_all(model, held_out, batch=5)  # a batch of 5, then one of 3
+    assert calls == [("static", 5), ("dynamic", 3)]
+    sims = [cosine(a, b) for a, b in zip(fast, reference, strict=True)]
+    assert min(sims) >= 0.995, sims
+
+
+@needs_int8
 def test_two_models_upgraded_by_the_same_batches_both_get_int8() -> None:
     """A server's models fill their calibration sets in the same batch and build at once:
     the builds must not trip over each other (torch.export's tracing state is global)."""
