@@ -34,6 +34,7 @@ from api.auth_store import ApiKeyStore, PasswordStore, load_secret_key
 from api.errors import exception_to_response
 from api.metrics import prometheus_config
 from api.openapi import CSRF_COOKIE, CSRF_HEADER, openapi_config
+from api.query_params import refuse_unknown_query_params
 from api.routes import api_routes
 from api.routes.deps import provide_services
 from api.services import Services
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers={Exception: exception_to_response},
+        before_request=refuse_unknown_query_params,
         before_send=[_security_headers],
         on_startup=[_startup],
         on_shutdown=[_shutdown],

@@ -551,3 +551,32 @@ def test_bad_requests_get_4xx_and_the_standard_body(hostile_client: Any) -> None
         _check_alive(client)
     assert snapshot(client) == before, "a refused request changed the store or the library"
     assert len(bad) >= 40
+
+
+def test_unknown_query_parameters_are_refused_by_name(hostile_client: Any) -> None:
+    """A misspelt parameter must not be ignored: the answer would be to another question."""
+    client = hostile_client
+    key = client.key
+    uploaded = client.post(
+        "/api/v1/images", files={"files": ("a.png", image_bytes(5))}, headers=key
+    )
+    image_id = uploaded.json()["images"][0]["id"]
+    before = snapshot(client)
+    body = assert_error(
+        client.get("/api/v1/duplicates?treshold=0.9", headers=key), 400, "bad_input"
+    )
+    assert "'treshold'" in body["detail"] and "threshold" in body["detail"], body
+    # An empty name, and a parameter the operation does not take at all.
+    assert_error(client.get("/api/v1/images?limit=5&=null", headers=key), 400, "bad_input")
+    body = assert_error(client.get("/api/v1/status?verbose=1", headers=key), 400, "bad_input")
+    assert "no query parameters" in body["detail"], body
+    body = assert_error(
+        client.get(f"/api/v1/images/{image_id}?fields=all", headers=key), 400, "bad_input"
+    )
+    assert "/api/v1/images/{image_id}" in body["detail"], body
+    # What the document lists still works; anonymous callers still get 401 first.
+    assert client.get("/api/v1/duplicates?threshold=0.9", headers=key).status_code == 200
+    assert_error(client.get("/api/v1/duplicates?treshold=0.9"), 401)
+    # Pages are not in the document: a browser's or a mail's extra parameters are fine.
+    assert client.get("/login?utm_source=mail").status_code == 200
+    assert snapshot(client) == before
