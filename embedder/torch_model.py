@@ -33,7 +33,9 @@ int8 (``int8='auto'``, the default, with compiling on a CPU with VNNI and native
 past the bf16 peak: the compile quantizes the model instead, calibrated on the first 64
 images it embedded, and keeps it only when its vectors stay within cosine 0.998 of fp32 on
 half of them (embedder.int8). A compile that starts before those images exist compiles bf16
-and is upgraded once they have been embedded.
+and is upgraded once they have been embedded. int8 compiles twice: for any batch, and for
+exactly ``batch_size`` rows, which indexing sends (see _build_int8: a dynamic-batch int8
+compile repacks weights on every call).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import torch
 from embedder_test_helpers import cosine, rgb
 from PIL import Image
 from skimage import data
+from torch._dynamo.utils import counters
 from torchvision.models.resnet import BasicBlock, Bottleneck, resnet18
 
 import embedder.int8 as int8
@@ -209,8 +210,10 @@ def test_batches_of_the_index_batch_size_run_their_own_compile() -> None:
 
     model._static = counted("static", model._static)
     model._compiled = counted("dynamic", model._compiled)
+    graphs = counters["stats"]["unique_graphs"]
     fast = embed_all(model, held_out, batch=5)  # a batch of 5, then one of 3
     assert calls == [("static", 5), ("dynamic", 3)]
+    assert counters["stats"]["unique_graphs"] == graphs  # served as compiled: no recompile
     sims = [cosine(a, b) for a, b in zip(fast, reference, strict=True)]
     assert min(sims) >= 0.995, sims
 
