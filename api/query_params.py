@@ -1,8 +1,8 @@
-"""Unknown query parameters are refused with 400, on every operation the OpenAPI document
-describes: a misspelt filter (``?treshhold=0.99``) that were silently ignored would answer
-another question than the one asked, with nothing to say so. The document is the contract:
-what it lists for an operation is what the operation takes. Routes it does not describe
-(the UI's pages, static files) are left as they are.
+"""Unknown query parameters are refused with 400 on every operation the OpenAPI document
+describes. A misspelt filter (``?treshold=0.99``), silently ignored, would answer another
+question than the one asked, and nothing would say so. The document is the contract: what
+it lists for an operation is what the operation takes. Routes it does not describe (the
+UI's pages, static files) accept what browsers and links add.
 """
 
 from __future__ import annotations
