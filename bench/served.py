@@ -135,16 +135,20 @@ class Server:
                 time.sleep(0.02)
         raise TimeoutError(f"not ready after {timeout} s")
 
+    def log_count(self, pattern: str) -> int:
+        """How many lines of the server's log match ``pattern`` (a regex) so far."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {self.proc.returncode}")
+        regex = re.compile(pattern)
+        text = self.log_path.read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if regex.search(line))
+
     def wait_log(self, pattern: str, count: int, timeout: float = 600.0) -> float:
         """Wait until ``count`` lines of the server's log match ``pattern`` (a regex); returns
         the seconds waited."""
         started = time.perf_counter()
-        regex = re.compile(pattern)
         while time.perf_counter() - started < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}")
-            text = self.log_path.read_text(errors="replace")
-            if sum(1 for line in text.splitlines() if regex.search(line)) >= count:
+            if self.log_count(pattern) >= count:
                 return time.perf_counter() - started
             time.sleep(0.5)
         raise TimeoutError(f"{count} log lines matching {pattern!r} not seen in {timeout} s")

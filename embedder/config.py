@@ -16,6 +16,7 @@ class ModelConfig:
     cache_dir: Path | None = None
     device: str = "auto"  # 'auto' | 'cpu' | 'cuda'
     batch_size: int = 16
+    query_batch: int = 8  # the most query images one search batch holds (search_batch_max)
     threads: int = 0  # torch intra-op threads, 0 = torch default
     precision: str = "auto"  # 'auto' (bf16 where native) | 'fp32' | 'bf16'
     compile: str = "auto"  # torch.compile: 'auto' (lazily, for bulk runs) | 'on' | 'off'

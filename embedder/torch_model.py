@@ -35,7 +35,8 @@ images it embedded, and keeps it only when its vectors stay within cosine 0.998 
 half of them (embedder.int8). A compile that starts before those images exist compiles bf16
 and is upgraded once they have been embedded. int8 compiles twice: for any batch, and for
 exactly ``batch_size`` rows, which indexing sends (see _build_int8: a dynamic-batch int8
-compile repacks weights on every call).
+compile repacks weights on every call); a server under load adds its full search batch
+(add_batch_size).
 """
 
 from __future__ import annotations
@@ -194,9 +195,13 @@ class TorchModel(Model):
         self._channels_last = False
         self.compile_mode = "off"
         self._compiled: Callable[[Any], Any] | None = None
-        # int8 only: a second compile for exactly ``batch_size`` rows (see _build_int8).
+        # int8 only: compiles for exactly these batch sizes (see _build_int8, add_batch_size).
         self.batch_size = 16
-        self._static: Callable[[Any], Any] | None = None
+        self._static: dict[int, Callable[[Any], Any]] = {}
+        self._static_asked: set[int] = set()
+        # After an int8 build: the quantized module, its check inputs and their fp32 vectors,
+        # for compiling (and checking) more batch sizes later.
+        self._int8_source: tuple[nn.Module, Any, np.ndarray] | None = None
         self._compile_lock = threading.Lock()
         self._compile_started = False
         self.compile_s: float | None = None  # how long compiling took, once it finished
@@ -298,8 +303,9 @@ class TorchModel(Model):
             self._collect(batch)
         x = self._input(np.stack(batch))
         runner: Callable[[Any], Any] = self._runner
-        if self._static is not None and len(batch) == self.batch_size:
-            runner = self._static
+        static = self._static.get(len(batch))
+        if static is not None:
+            runner = static
         elif self._compiled is not None and len(batch) >= 2:
             runner = self._compiled
         with torch.inference_mode(), self._autocast():
@@ -479,23 +485,13 @@ class TorchModel(Model):
             check = samples[int8_lib.CALIBRATION_IMAGES :]
             # Made here, outside inference mode, as embed() makes its input (see _torch_compile).
             checks = [c.clone() for c in check.split(16)]
-            # Whole batches of batch_size rows for the static compile, repeating check images
-            # where there are fewer (indexing with a tensor copies: no views).
-            batch = self.batch_size
-            rows = torch.arange(-(-len(check) // batch) * batch) % len(check)
-            static_checks = [check[r] for r in rows.split(batch)]
             with _BUILD_LOCK:
                 quantized = int8_lib.quantize(self._runner, calibration)
                 compiled, outputs = self._torch_compile(quantized, checks)
-                if batch >= 2:  # a batch of 1 is never compiled (see embed)
-                    static, static_outputs = self._torch_compile(
-                        copy.deepcopy(quantized), static_checks, dynamic=False
-                    )
-            got = [torch.cat([out.float() for out in outputs]).cpu().numpy()]
-            if static is not None:
-                got.append(
-                    torch.cat([o.float() for o in static_outputs])[: len(check)].cpu().numpy()
-                )
+                got = [torch.cat([out.float() for out in outputs]).cpu().numpy()]
+                if self.batch_size >= 2:  # a batch of 1 is never compiled (see embed)
+                    static, static_got = self._compile_static(quantized, check, self.batch_size)
+                    got.append(static_got)
             with torch.inference_mode():  # the fp32 reference: the module as built
                 want = torch.cat([self._runner(c).float() for c in checks]).cpu().numpy()
             cosine = min(int8_lib.min_cosine(g, want) for g in got)
@@ -515,7 +511,10 @@ class TorchModel(Model):
             log.warning("%s: %s; staying %s", self.name, self.int8_note, self.precision)
             return False
         self._compiled = compiled
-        self._static = static
+        self._static_asked.add(self.batch_size)
+        if static is not None:
+            self._static[self.batch_size] = static
+        self._int8_source = (quantized, check, want)
         self.int8 = True
         log.info(
             "%s: int8 in %.1f s (min cosine to fp32 %.4f on %d check images)",
@@ -525,3 +524,81 @@ class TorchModel(Model):
             len(want),
         )
         return True
+
+    def _compile_static(
+        self, quantized: nn.Module, check: Any, batch: int
+    ) -> tuple[Callable[[Any], Any], np.ndarray]:
+        """Compile ``quantized`` for exactly ``batch`` rows (a copy: the dynamic compile keeps
+        its own); returns it and its vectors for ``check``, whose rows are repeated to fill
+        whole batches (indexing with a tensor copies: no views, see _torch_compile)."""
+        import torch
+
+        rows = torch.arange(-(-len(check) // batch) * batch) % len(check)
+        examples = [check[r] for r in rows.split(batch)]
+        compiled, outputs = self._torch_compile(copy.deepcopy(quantized), examples, dynamic=False)
+        got = torch.cat([out.float() for out in outputs])[: len(check)].cpu().numpy()
+        return compiled, got
+
+    def add_batch_size(self, batch: int, *, background: bool = True) -> None:
+        """int8 only: compile for exactly ``batch`` rows too, once per size, checked against
+        fp32 as the first compiles were. For a batch size that keeps coming: a server's full
+        search batches (``Embedder.embed_inputs``). Until it is ready, the dynamic compile
+        serves that size. No-op when int8 is not in use."""
+        with self._compile_lock:
+            if (
+                not self.int8
+                or self._int8_source is None
+                or batch < 2
+                or batch in self._static_asked
+            ):
+                return
+            self._static_asked.add(batch)
+            self._int8_busy = True
+        if background:
+            threading.Thread(
+                target=self._add_static,
+                args=(batch,),
+                name=f"int8-{self.name}-{batch}",
+                daemon=True,
+            ).start()
+        else:
+            self._add_static(batch)
+
+    def _add_static(self, batch: int) -> None:
+        from embedder import int8 as int8_lib
+
+        assert self._int8_source is not None
+        quantized, check, want = self._int8_source
+        started = time.perf_counter()
+        try:
+            with _BUILD_LOCK:
+                compiled, got = self._compile_static(quantized, check, batch)
+            cosine = int8_lib.min_cosine(got, want)
+        except Exception as exc:
+            log.warning(
+                "%s: int8 for batches of %d failed (%s: %s); they keep the dynamic compile",
+                self.name,
+                batch,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
+            return
+        finally:
+            self._int8_busy = False
+        if cosine < int8_lib.MIN_COSINE:
+            log.warning(
+                "%s: int8 for batches of %d moved the vectors too far (min cosine to fp32 "
+                "%.4f); they keep the dynamic compile",
+                self.name,
+                batch,
+                cosine,
+            )
+            return
+        self._static[batch] = compiled
+        log.info(
+            "%s: int8 for batches of %d in %.1f s (min cosine to fp32 %.4f)",
+            self.name,
+            batch,
+            time.perf_counter() - started,
+            cosine,
+        )

@@ -162,6 +162,7 @@ class Settings(BaseSettings):
             cache_dir=self.model_cache_dir,
             device=self.device,
             batch_size=self.batch_size,
+            query_batch=self.search_batch_max,
             threads=self.inference_threads,
             precision=self.precision,
             compile=self.compile,

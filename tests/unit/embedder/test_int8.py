@@ -198,7 +198,7 @@ def test_batches_of_the_index_batch_size_run_their_own_compile() -> None:
     model.tune("bf16", "on", "auto", batch_size=5)
     embed_all(model, crops(int8.SAMPLES, seed=10))
     model.start_compile(background=False)
-    assert model.int8 and model._static is not None and model._compiled is not None
+    assert model.int8 and set(model._static) == {5} and model._compiled is not None
     calls: list[tuple[str, int]] = []
 
     def counted(name: str, fn: Any) -> Any:
@@ -208,7 +208,7 @@ def test_batches_of_the_index_batch_size_run_their_own_compile() -> None:
 
         return run
 
-    model._static = counted("static", model._static)
+    model._static[5] = counted("static", model._static[5])
     model._compiled = counted("dynamic", model._compiled)
     graphs = counters["stats"]["unique_graphs"]
     fast = embed_all(model, held_out, batch=5)  # a batch of 5, then one of 3
@@ -216,6 +216,45 @@ def test_batches_of_the_index_batch_size_run_their_own_compile() -> None:
     assert counters["stats"]["unique_graphs"] == graphs  # served as compiled: no recompile
     sims = [cosine(a, b) for a, b in zip(fast, reference, strict=True)]
     assert min(sims) >= 0.995, sims
+
+
+@needs_int8
+def test_full_search_batches_that_keep_coming_get_their_own_compile(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server under load embeds full query batches; after STATIC_AFTER_FULL_BATCHES of
+    them, int8 models compile for that size too, checked against fp32, then serve it."""
+    caplog.set_level("INFO", logger="embedder.torch_model")
+    monkeypatch.setattr(pipeline, "STATIC_AFTER_FULL_BATCHES", 3)
+    model = TinyResNet("random")
+    model.load()
+    held_out = crops(3, seed=11)
+    reference = embed_all(model, held_out)  # fp32, as built
+    model.add_batch_size(3, background=False)
+    assert model._static_asked == set()  # no int8 yet: nothing to compile
+    model.tune("bf16", "on", "auto", batch_size=5)
+    embed_all(model, crops(int8.SAMPLES, seed=12))
+    model.start_compile(background=False)
+    assert model.int8 and set(model._static) == {5}
+    config = ModelConfig(clip_weights="off", cnn="off", hsv=True, batch_size=5, query_batch=3)
+    with Embedder(config) as embedder:
+        embedder._require().models.append(model)
+        queries = [embedder.prepare(im) for im in held_out]
+        for _ in range(2):
+            embedder.embed_inputs(queries)
+        embedder.embed_inputs(queries[:2])  # not a full batch: not counted
+        assert 3 not in model._static_asked
+        embedder.embed_inputs(queries)  # the third full batch
+        assert model.wait_compiled(timeout=300)
+        assert set(model._static) == {3, 5}, caplog.text
+        graphs = counters["stats"]["unique_graphs"]
+        fast = embedder.embed_inputs(queries)
+        assert counters["stats"]["unique_graphs"] == graphs  # served as compiled
+    assert "int8 for batches of 3 in" in caplog.text
+    sims = [cosine(f["tiny-resnet"], r) for f, r in zip(fast, reference, strict=True)]
+    assert min(sims) >= 0.995, sims
+    model.add_batch_size(3, background=False)  # once per size
+    assert caplog.text.count("int8 for batches of 3") == 1
 
 
 @needs_int8
