@@ -197,6 +197,7 @@ class TorchModel(Model):
         self._compiled: Callable[[Any], Any] | None = None
         # int8 only: compiles for exactly these batch sizes (see _build_int8, add_batch_size).
         self.batch_size = 16
+        self.threads = 0  # torch threads for every thread that runs or compiles it (tune)
         self._static: dict[int, Callable[[Any], Any]] = {}
         self._static_asked: set[int] = set()
         # After an int8 build: the quantized module, its check inputs and their fp32 vectors,
@@ -268,6 +269,9 @@ class TorchModel(Model):
             self.precision = "fp32"
         self.compile_mode = compile_mode
         self.batch_size = batch_size
+        # torch's thread count is per OS thread, and set where the models load
+        # (LOOKALIKE_INFERENCE_THREADS); inference and compiles run on other threads.
+        self.threads = torch.get_num_threads()
         self._plan_int8(int8)
         if self.precision == "fp32":
             return
@@ -299,6 +303,7 @@ class TorchModel(Model):
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._runner is None:
             raise RuntimeError(f"{self.name}: call load() before embed()")
+        self._pin_threads()
         if self.int8_mode == "auto" and not self._samples_ready.is_set():
             self._collect(batch)
         x = self._input(np.stack(batch))
@@ -328,6 +333,16 @@ class TorchModel(Model):
                 yield
         else:
             yield
+
+    def _pin_threads(self) -> None:
+        """Run this OS thread's torch ops on ``self.threads`` threads. The count is per thread,
+        and a compiled module guards on it: compiled on a thread with another count, it
+        recompiles at its first call, without freezing (seen in the test suite: a compile
+        thread started with 2 threads, the thread calling the model had 1)."""
+        import torch
+
+        if self.threads and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
     # -- torch.compile ----------------------------------------------------------------------
     def start_compile(self, *, background: bool = True) -> None:
@@ -363,6 +378,7 @@ class TorchModel(Model):
         """int8 when it is asked for and the calibration images are there (or arrive within
         ``wait_for_samples`` seconds), else the plain compile; the plain one is upgraded to
         int8 later, when enough images have been embedded (``_collect``)."""
+        self._pin_threads()
         started = time.perf_counter()
         if (
             self.int8_mode == "auto"
@@ -477,6 +493,7 @@ class TorchModel(Model):
         from embedder import int8 as int8_lib
 
         assert self._runner is not None
+        self._pin_threads()
         started = time.perf_counter()
         static: Callable[[Any], Any] | None = None
         try:
@@ -569,6 +586,7 @@ class TorchModel(Model):
 
         assert self._int8_source is not None
         quantized, check, want = self._int8_source
+        self._pin_threads()
         started = time.perf_counter()
         try:
             with _BUILD_LOCK:

@@ -268,6 +268,29 @@ def test_full_search_batches_that_keep_coming_get_their_own_compile(
     assert caplog.text.count("int8 for batches of 3") == 1
 
 
+def test_a_compile_on_another_thread_uses_the_models_thread_count() -> None:
+    """torch's thread count is per OS thread and compiled code guards on it: a compile on a
+    thread with another count would recompile (unfrozen, slow) at its first real call."""
+    model = TinyResNet("random")
+    model.load()
+    model.tune("bf16", "on", "off")  # the plain compile: the same guard, and quick
+    threads = model.threads
+    assert threads == torch.get_num_threads()
+
+    def compile_elsewhere() -> None:
+        torch.set_num_threads(threads + 1)
+        model.start_compile(background=False)
+        assert torch.get_num_threads() == threads
+
+    worker = threading.Thread(target=compile_elsewhere)
+    worker.start()
+    worker.join()
+    assert model._compiled is not None
+    inputs = [model.preprocess(im) for im in crops(4, seed=13)]
+    with no_recompiles():
+        assert model.embed(inputs).shape == (4, model.dim)
+
+
 @needs_int8
 def test_two_models_upgraded_by_the_same_batches_both_get_int8() -> None:
     """A server's models fill their calibration sets in the same batch and build at once:
