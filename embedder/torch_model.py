@@ -200,6 +200,7 @@ class TorchModel(Model):
         self.threads = 0  # torch threads for every thread that runs or compiles it (tune)
         self._static: dict[int, Callable[[Any], Any]] = {}
         self._static_asked: set[int] = set()
+        self._static_pending = 0  # add_batch_size compiles under way
         # After an int8 build: the quantized module, its check inputs and their fp32 vectors,
         # for compiling (and checking) more batch sizes later.
         self._int8_source: tuple[nn.Module, Any, np.ndarray] | None = None
@@ -365,10 +366,15 @@ class TorchModel(Model):
             self._compile(0.0)
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
-        """For benchmarks, tests and shutdown: wait until a started compile (and an int8 build
-        under way) finished. True when a compiled module is in use."""
+        """For benchmarks, tests and shutdown: wait until a started compile (and any int8
+        build or batch-size compile under way) finished. True when a compiled module is in
+        use."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while (self._compile_started and self.compile_s is None) or self._int8_busy:
+        while (
+            (self._compile_started and self.compile_s is None)
+            or self._int8_busy
+            or self._static_pending
+        ):
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
@@ -570,7 +576,7 @@ class TorchModel(Model):
             ):
                 return
             self._static_asked.add(batch)
-            self._int8_busy = True
+            self._static_pending += 1
         if background:
             threading.Thread(
                 target=self._add_static,
@@ -602,7 +608,8 @@ class TorchModel(Model):
             )
             return
         finally:
-            self._int8_busy = False
+            with self._compile_lock:
+                self._static_pending -= 1
         if cosine < int8_lib.MIN_COSINE:
             log.warning(
                 "%s: int8 for batches of %d moved the vectors too far (min cosine to fp32 "
