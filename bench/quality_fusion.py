@@ -29,8 +29,8 @@ from bench.quality_metrics import (
     ranking_summary,
     threshold_for_precision,
 )
+from embedder.roles import ROLES
 
-ROLE_ORDER = ("clip", "cnn", "hsv")
 # Finer steps near 0: a weak model usually helps most as a small correction.
 GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 TARGET_PRECISION = 0.95
@@ -94,7 +94,7 @@ def calibrate(
     ``scores`` maps model name -> (n_queries, n_db); ``train`` is a boolean query mask.
     ``fixed_weights`` (by role) skips the weight search and calibrates the threshold only.
     """
-    names = [names_by_role[r] for r in ROLE_ORDER if r in names_by_role]
+    names = [names_by_role[r] for r in ROLES if r in names_by_role]
     own = {n: scores[n] for n in names}
     tr = {n: s[train] for n, s in own.items()}
     if fixed_weights is not None:
@@ -144,10 +144,10 @@ def calibrate(
 def model_sets(names_by_role: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
     """Every combination of at most one measured model per role, non-empty: each is a set of
     active models the engine can run with (e.g. {'cnn': 'effnet-lite0', 'hsv': 'hsv-8x8x8'})."""
-    options = [[None, *names_by_role.get(r, ())] for r in ROLE_ORDER]
+    options = [[None, *names_by_role.get(r, ())] for r in ROLES]
     out = []
     for combo in itertools.product(*options):
-        chosen = {r: n for r, n in zip(ROLE_ORDER, combo, strict=True) if n is not None}
+        chosen = {r: n for r, n in zip(ROLES, combo, strict=True) if n is not None}
         if chosen:
             out.append(chosen)
     return out

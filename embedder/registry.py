@@ -29,7 +29,6 @@ from embedder.torch_model import TorchModel
 
 log = logging.getLogger(__name__)
 
-ROLE_ORDER: tuple[str, ...] = ("clip", "cnn", "hsv")
 
 MODELS: dict[str, type[Model]] = {
     cls.name: cls for cls in (ClipViTB32, ResNet50Gem, EffNetLite0, HsvHistogram)
@@ -67,8 +66,8 @@ class ModelStatus:
 
 @dataclass
 class LoadedModels:
-    models: list[Model] = field(default_factory=list)  # in ROLE_ORDER
-    status: list[ModelStatus] = field(default_factory=list)  # one per role, in ROLE_ORDER
+    models: list[Model] = field(default_factory=list)  # in ROLES order
+    status: list[ModelStatus] = field(default_factory=list)  # one per role, in ROLES order
     warnings: list[str] = field(default_factory=list)
 
 

@@ -20,15 +20,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from embedder.roles import ROLES
+
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-ROLE_ORDER: tuple[str, ...] = ("clip", "cnn", "hsv")
 
 
 def set_key(models: Mapping[str, str]) -> str:
     """{role: model name} -> 'name+name' in role order (the key in calibration.json)."""
-    return "+".join(models[r] for r in ROLE_ORDER if r in models)
+    return "+".join(models[r] for r in ROLES if r in models)
 
 
 @lru_cache(maxsize=8)

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EMBEDDING_META = "embedding"
-ROLE_ORDER = ("clip", "cnn", "hsv")
 
 
 class Engine:
