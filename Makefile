@@ -11,7 +11,7 @@ PORT ?= 5050
 # torchao (int8) is released in step with torch: this one is the release for torch 2.14.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1 torchao==0.18.0
 
-.PHONY: install run test lint types unit clean
+.PHONY: install run test lint types unit suite clean
 
 install: $(STAMP)
 
@@ -25,18 +25,26 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/lookalike serve --port $(PORT)
 
+# Style, then the shape of the code: the import contracts in pyproject.toml and no cycles.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/check_cycles.py
 
 types: install
-	$(BIN)/mypy api/ embedder/ store/ engine/ migrations/
+	$(BIN)/mypy api/ cli/ common/ embedder/ store/ engine/ migrations/
 
+# The fast loop: no browser, no model compile, no subprocess servers (under a minute).
 unit: install
+	$(BIN)/python -m pytest -q -m "not slow and not browser" tests/unit tests/congruence
+
+# Everything: the browser tests, real servers, crash tests and the benchmarks' smoke runs.
+suite: install
 	bash scripts/install_browser.sh
 	$(BIN)/python -m pytest -q
 
-test: lint types unit
+test: lint types suite
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

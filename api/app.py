@@ -30,7 +30,6 @@ from litestar.stores.memory import MemoryStore
 from litestar.template.config import TemplateConfig
 
 from api.auth import PAGE_OPT, PUBLIC_OPT, AuthMiddleware, AuthState, CSRFMiddleware, SessionConfig
-from api.auth_store import ApiKeyStore, PasswordStore, load_secret_key
 from api.errors import exception_to_response
 from api.metrics import prometheus_config
 from api.openapi import CSRF_COOKIE, CSRF_HEADER, openapi_config
@@ -38,6 +37,7 @@ from api.query_params import refuse_unknown_query_params
 from api.routes import api_routes
 from api.routes.deps import provide_services
 from api.services import Services
+from engine.accounts import ApiKeyStore, PasswordStore, load_secret_key
 from engine.errors import ConfigError
 
 if TYPE_CHECKING:

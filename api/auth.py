@@ -29,7 +29,7 @@ from litestar.middleware.session.server_side import (
 )
 from litestar.types import Empty
 
-from api.auth_store import ApiKeyStore, PasswordStore, Scope
+from engine.accounts import ApiKeyStore, PasswordStore, Scope
 
 if TYPE_CHECKING:
     from litestar.config.csrf import CSRFConfig

@@ -12,6 +12,8 @@ import msgspec
 from litestar.datastructures import UploadFile
 from msgspec import Meta, Struct
 
+from engine.defaults import DEFAULT_K
+
 
 def image_urls(image_id: str) -> tuple[str, str]:
     base = f"/api/v1/images/{image_id}"
@@ -69,7 +71,7 @@ class ImagePage(Struct, kw_only=True):
     limit: int
 
 
-# A tag is 1 to 64 characters with no comma or line break (``engine.images`` checks the
+# A tag is 1 to 64 characters with no comma or line break (``engine.library`` checks the
 # same); stated here too so the OpenAPI document tells clients before they are refused.
 Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^,\r\n\t]*[^\s,][^,\r\n\t]*$")]
 TagList = Annotated[str, Meta(pattern=r"^(?:[^,\r\n\t]{0,64},)*[^,\r\n\t]{0,64}$")]
@@ -122,13 +124,14 @@ class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     (multipart fields): exactly one of ``image``, ``image_id`` and ``text``.
 
     ``weights`` maps a role (clip = meaning, cnn = shape, hsv = colour) to a weight >= 0;
-    left out, every role weighs 1. ``threshold`` drops hits scoring below it. ``box``
+    left out, the calibrated defaults apply (``default_weights`` in /api/v1/status).
+    ``threshold`` drops hits scoring below it. ``box``
     crops the query image first: [x, y, width, height] in pixels.
     """
 
     image_id: str | None = None
     text: str | None = None  # search by a sentence (CLIP's text encoder)
-    k: int = 10
+    k: int = DEFAULT_K
     weights: dict[str, float] | None = None
     filters: SearchFilters | None = None
     threshold: Annotated[float, Meta(ge=0, le=1)] | None = None
@@ -148,6 +151,8 @@ class SearchHit(Struct, kw_only=True):
     tags: list[str] = msgspec.field(default_factory=list)
     folder: list[str] = msgspec.field(default_factory=list)
     palette: list[str] = msgspec.field(default_factory=list)  # dominant colours, largest first
+    # A near duplicate by the calibrated fusion and threshold, whatever weights ranked it.
+    near_duplicate: bool = False
 
     @classmethod
     def from_hit(cls, hit: Any) -> SearchHit:
@@ -165,6 +170,7 @@ class SearchHit(Struct, kw_only=True):
             tags=image.tags,
             folder=image.folder,
             palette=image.palette,
+            near_duplicate=bool(hit.near_duplicate),
         )
 
 
@@ -244,6 +250,19 @@ class MirrorInfo(Struct, kw_only=True):
     watermark: int
 
 
+class SearchDefaultsInfo(Struct, kw_only=True):
+    """The one set of search defaults every way in uses (engine/defaults.py): weights and
+    near-duplicate threshold from the calibration file named in ``source``, and k."""
+
+    weights: dict[str, float]
+    near_duplicate_threshold: float | None = None
+    duplicates_threshold: float
+    k: int
+    max_k: int
+    k_choices: list[int]
+    source: str
+
+
 class Status(Struct, kw_only=True):
     points: int
     backend: str
@@ -255,6 +274,7 @@ class Status(Struct, kw_only=True):
     # None when this model set is uncalibrated, and the UI then shows no badge.
     default_weights: dict[str, float] = {}
     near_duplicate_threshold: float | None = None
+    defaults: SearchDefaultsInfo
     models_loaded: bool
     inference: dict[str, InferenceInfo] = {}  # neural model name -> how it runs now
     mirror: MirrorInfo

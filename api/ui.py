@@ -20,16 +20,12 @@ from litestar.types import ControllerRouterHandler
 
 from api.auth import PAGE_OPT, PUBLIC_OPT
 from api.openapi import CSRF_COOKIE, CSRF_HEADER
+from engine.defaults import DEFAULT_K, K_CHOICES
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PATH = "/static"
 
-# The search page's near-duplicate badge threshold until /api/v1/status answers with the
-# calibrated one (engine/calibration.json), which then replaces it.
-NEAR_DUPLICATE_THRESHOLD = 0.90
-K_CHOICES = (10, 20, 50, 100)
-DEFAULT_K = 20
 
 # Pages are not part of the REST API: keep them out of the OpenAPI document, and mark them so
 # auth can answer an anonymous page request with a redirect to /login instead of a 401.
@@ -39,7 +35,8 @@ _PAGE: dict[str, Any] = {"include_in_schema": False, "opt": {PAGE_OPT: True}}
 def _context(active: str) -> dict[str, Any]:
     return {
         "active": active,
-        "near_duplicate_threshold": f"{NEAR_DUPLICATE_THRESHOLD:.2f}",
+        # The one source of search defaults (engine/defaults.py); the near-duplicate badge
+        # comes with each hit from the server.
         "k_choices": K_CHOICES,
         "default_k": DEFAULT_K,
         # The scripts send the token from this cookie in this header (see api/app.py).

@@ -28,7 +28,7 @@ from tests.edits import crop_keep
 def lookalike(env: dict[str, str], *args: str) -> tuple[str, float]:
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -24,13 +24,13 @@ import numpy as np
 CHILD = r"""
 import sys, time, numpy as np
 t_import = time.perf_counter()
-from engine.core import Engine
+from engine.composition import Lookalike
 from engine.settings import Settings
-engine = Engine(Settings())
-names = {m["name"]: m["dim"] for m in engine.active_models()}
+engine = Lookalike(Settings())
+names = {m["name"]: m["dim"] for m in engine.catalog.active()}
 rng = np.random.default_rng(1)
 query = {n: rng.standard_normal(d).astype("float32") for n, d in names.items()}
-result = engine.search_vectors(query, k=10)
+result = engine.search.by_vectors(query, k=10)
 assert len(result.hits) == 10, result
 print(time.perf_counter() - t_import, "torch" in sys.modules)
 engine.close()
@@ -39,11 +39,12 @@ engine.close()
 
 def build(data_dir: Path, n: int, env: dict[str, str]) -> None:
     os.environ.update(env)
-    from engine.core import EMBEDDING_META, Engine
+    from engine.catalog import EMBEDDING_META
+    from engine.composition import Lookalike
     from engine.settings import Settings
     from store.base import Record
 
-    engine = Engine(Settings())
+    engine = Lookalike(Settings())
     models = [
         {"role": "cnn", "name": "effnet-lite0", "dim": 1280, "weights": "imagenet"},
         {"role": "hsv", "name": "hsv-8x8x8", "dim": 512, "weights": "none"},
@@ -51,7 +52,8 @@ def build(data_dir: Path, n: int, env: dict[str, str]) -> None:
     for m in models:
         m.update(fallback=False, reason=None)
     # Record the model resolution as a previous run would have, so no model is loaded.
-    engine.store.set_meta(EMBEDDING_META, {"config_key": engine._config_key(), "models": models})
+    meta = {"config_key": engine.catalog.config_key(), "models": models}
+    engine.store.set_meta(EMBEDDING_META, meta)
     rng = np.random.default_rng(0)
     for start in range(0, n, 1000):
         batch = []
@@ -60,7 +62,7 @@ def build(data_dir: Path, n: int, env: dict[str, str]) -> None:
             pid = f"00000000-0000-4000-8000-{i:012d}"
             batch.append(Record(id=pid, payload={"paths": [f"img{i}.jpg"]}, vectors=vecs))
         engine.store.upsert(batch)
-    engine.sync_mirror()
+    engine.mirror_keeper.sync()
     engine.close()
 
 

@@ -1,7 +1,7 @@
 """Index throughput: JPEG files on disk -> vectors persisted in the store, ours vs a naive
 baseline in the same run (issue 4). Prints one JSON object.
 
-Both paths run the real ``Engine.index`` (scan, hash, decode and preprocess on reader
+Both paths run the real ``Indexing.index`` (scan, hash, decode and preprocess on reader
 threads overlapping inference, Qdrant Edge upserts, mirror sync) over the same N files
 (bench/jpeg_corpus.py), each into its own temporary data directory, with all three seed
 models (CLIP ViT-B/32, ResNet-50, HSV; random weights offline, same compute):
@@ -38,7 +38,7 @@ import numpy as np
 
 from bench import jpeg_corpus
 from embedder import int8, pipeline
-from engine.core import Engine
+from engine.composition import Lookalike
 from engine.settings import Settings
 
 MODELS = {"clip_weights": "random", "cnn": "resnet50", "cnn_weights": "random", "hsv": True}
@@ -47,20 +47,20 @@ LIGHT = {"clip_weights": "off", "cnn": "effnet-lite0", "cnn_weights": "random", 
 NEURAL = ("clip-vit-b-32", "resnet50", "effnet-lite0")
 
 
-def engine(root: Path, library: Path, models: dict[str, Any], **settings: Any) -> Engine:
-    return Engine(Settings(data_dir=root, library_dir=library, **models, **settings))
+def engine(root: Path, library: Path, models: dict[str, Any], **settings: Any) -> Lookalike:
+    return Lookalike(Settings(data_dir=root, library_dir=library, **models, **settings))
 
 
-def timed_index(eng: Engine) -> float:
+def timed_index(eng: Lookalike) -> float:
     t0 = time.perf_counter()
-    report = eng.index()
+    report = eng.indexing.index()
     elapsed = time.perf_counter() - t0
     if report.failed or report.embedded != report.scanned:
         raise RuntimeError(f"index run incomplete: {report.as_dict()}")
     return elapsed
 
 
-def stored(eng: Engine) -> dict[str, dict[str, np.ndarray]]:
+def stored(eng: Lookalike) -> dict[str, dict[str, np.ndarray]]:
     """file name -> the point's vectors, as persisted."""
     out = {}
     for rec in eng.store.scroll(with_payload=["paths"], with_vectors=True):
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         ours = engine(tmp / "ours", library, models, batch_size=args.batch_size)
         t0 = time.perf_counter()
-        embedder = ours.embedder  # loads the models
+        embedder = ours.resources.embedder()  # loads the models
         model_load_s = time.perf_counter() - t0
         # Warm-up, not stored: also the images int8 calibrates and checks on (the first ones
         # a model embeds, as in an index run).
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ours_vectors = stored(ours)
 
         base = engine(tmp / "base", library, models, batch_size=16, precision="fp32", compile="off")
-        list(base.embedder.embed_files(items[:16]))  # warm-up
+        list(base.resources.embedder().embed_files(items[:16]))  # warm-up
         full_decode = functools.partial(pipeline.decode_image, draft=False)
         original, pipeline.decode_image = pipeline.decode_image, full_decode  # type: ignore[assignment]
         try:
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         base_vectors = stored(base)
         same_decode = {
             r.key: {m: v for m, v in (r.vectors or {}).items()}
-            for r in base.embedder.embed_files(items)
+            for r in base.resources.embedder().embed_files(items)
         }
 
         ours.store.delete([r.id for r in ours.store.scroll(with_payload=False, with_vectors=False)])

@@ -62,7 +62,7 @@ def _free_port() -> int:
 
 
 def start_server(base: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
-    from api.auth_store import ApiKeyStore
+    from engine.accounts import ApiKeyStore
 
     data, library = base / "data", base / "library"
     library.mkdir(parents=True)

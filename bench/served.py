@@ -42,16 +42,16 @@ def env_for(root: Path, models: dict[str, str] = MODELS, **extra: str) -> dict[s
 
 def build(root: Path, n: int, models: dict[str, str] = MODELS) -> float:
     """Fill ``root``'s data directory with ``n`` points; returns the seconds it took."""
-    from engine.core import Engine
+    from engine.composition import Lookalike
     from engine.settings import Settings
     from store.base import Record
 
     t0 = time.perf_counter()
     (root / "library").mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=root / "data", library_dir=root / "library", **models)
-    engine = Engine(settings)
+    engine = Lookalike(settings)
     # Loads the models once, so the store records which they are.
-    used = {m["name"] for m in engine.active_models()}
+    used = {m["name"] for m in engine.catalog.active()}
     syn = Synthetic(n)
     for start in range(0, n, BATCH):
         fused = syn.rows(start, min(BATCH, n - start))
@@ -75,7 +75,7 @@ def build(root: Path, n: int, models: dict[str, str] = MODELS) -> float:
                 for i in range(len(fused))
             ]
         )
-    engine.sync_mirror()
+    engine.mirror_keeper.sync()
     engine.close()
     return time.perf_counter() - t0
 
@@ -87,7 +87,7 @@ def free_port() -> int:
 
 
 def lookalike() -> str:
-    """The installed console script (``python -m api.cli`` would print --json output to
+    """The installed console script (``python -m cli`` would print --json output to
     stderr: api.cli is then imported twice, the second time under its stdout redirect)."""
     return str(Path(sys.executable).with_name("lookalike"))
 

@@ -37,15 +37,15 @@ from bench import served
 CHILD = r"""
 import json, time
 t0 = time.perf_counter()
-from engine.core import Engine
+from engine.composition import Lookalike
 from engine.settings import Settings
 steps = {"import": time.perf_counter() - t0}
-engine = Engine(Settings())
+engine = Lookalike(Settings())
 for name, step in (
     ("store", lambda: engine.store),
-    ("models", lambda: engine.embedder),
+    ("models", lambda: engine.resources.embedder()),
     ("mirror", lambda: engine.mirror),
-    ("payloads", lambda: engine.payloads),
+    ("payloads", lambda: engine.mirror_keeper.payloads),
 ):
     t = time.perf_counter()
     step()

@@ -37,14 +37,12 @@ CNN_CLASSES: dict[str, type[TorchModel]] = {c.name: c for c in (ResNet50Gem, Eff
 CNN_MODELS: tuple[str, ...] = tuple(CNN_CLASSES)
 FALLBACK_CNN = EffNetLite0.name
 
-# Every vector the store declares, whether or not this configuration uses it, so switching a
-# model never needs a schema change.
-KNOWN_VECTORS: dict[str, int] = {
-    "clip-vit-b-32": 512,
-    "resnet50": 2048,
-    "effnet-lite0": 1280,
-    "hsv-8x8x8": 512,
-}
+
+def vector_sizes() -> dict[str, int]:
+    """Every vector the store declares, whether or not this configuration uses it, so
+    switching a model never needs a schema change. The sizes come from the model classes."""
+    return {name: cls.dim for name, cls in MODELS.items()}
+
 
 STRICT_HINT = "LOOKALIKE_MODELS_STRICT=1 makes this fatal instead."
 

@@ -63,7 +63,7 @@ def defaults_for(
 ) -> tuple[dict[str, float], float | None]:
     """(weights by role, near-duplicate threshold) for the active models.
 
-    ``active_roles`` is best given as {role: model name}, as ``Engine.active_models()``
+    ``active_roles`` is best given as {role: model name}, as ``ModelCatalog.names()``
     yields (e.g. {'cnn': 'effnet-lite0', 'hsv': 'hsv-8x8x8'}); a plain collection of roles
     works when only one calibrated set has those roles. The threshold applies to the fused
     score sum(w_i * cos_i) / sum(w_i) with exactly these weights; None when uncalibrated.

@@ -3,14 +3,14 @@
 Qdrant cannot filter on a colour distance, so the palettes (5 '#rrggbb' per image, k-means
 in Lab, see ``embedder.palette``) are read once per mirror revision into one Lab array; a
 query measures delta E (CIE76) against all of them in one numpy expression and hands the
-matching ids on as an id filter. 100k images are 500k colours: 12 MB, a few ms per query.
+matching ids on as an id filter (``ColourFilter``). 100k images are 500k colours: 12 MB, a
+few ms per query.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -19,10 +19,10 @@ import numpy as np
 
 from embedder.palette import delta_e, rgb_to_lab
 from engine.errors import BadInput
-from store.base import Filter, StoreUnavailable
+from store.base import Filter
 
 if TYPE_CHECKING:
-    from engine.core import Engine
+    from engine.read_policy import ReadPolicy
 
 DEFAULT_TOLERANCE = 20.0  # delta E: 2 is barely visible, 10 "similar", 20+ same family
 _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
@@ -72,42 +72,37 @@ class PaletteIndex:
         return [self.ids[i] for i in hit.tolist()]
 
 
-_indexes: weakref.WeakKeyDictionary[Engine, PaletteIndex] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+class ColourFilter:
+    """Narrows a filter to the images with a palette colour near a given one. Keeps one
+    ``PaletteIndex``, read again whenever the images change."""
 
+    def __init__(self, reader: ReadPolicy) -> None:
+        self._reader = reader
+        self._index: PaletteIndex | None = None
+        self._lock = threading.Lock()
 
-def palette_index(engine: Engine) -> PaletteIndex:
-    """The palettes as of the mirror's current revision (read again after any write)."""
-    mirror = engine.mirror
-    key = (mirror.watermark, len(mirror))
-    with _lock:
-        cached = _indexes.get(engine)
-        if cached is not None and cached.key == key:
-            return cached
-        try:
-            records = engine.store.scroll(with_payload=["palette"])
-            index = PaletteIndex.build(key, ((r.id, r.payload.get("palette")) for r in records))
-        except StoreUnavailable as exc:  # searches go on from the mirror's payload cache
-            engine.health.failed(exc)
-            cached_payloads = engine.payloads.get(mirror.ids())
-            items = ((i, p.get("palette")) for i, p in cached_payloads.items())
-            return PaletteIndex.build(key, items)  # not kept: the store may have more
-        _indexes[engine] = index
-        return index
+    def index(self) -> PaletteIndex:
+        """The palettes as of the images' current revision (read again after any write)."""
+        key = self._reader.revision()
+        with self._lock:
+            if self._index is not None and self._index.key == key:
+                return self._index
+            items, complete = self._reader.payload_field("palette")
+            index = PaletteIndex.build(key, items)
+            if complete:  # from the cache while the store is down: not kept, it may lack some
+                self._index = index
+            return index
 
-
-def colour_filter(
-    engine: Engine, flt: Filter | None, colour: str, tolerance: float | None = None
-) -> Filter:
-    """``flt`` narrowed to the images with a palette colour within ``tolerance`` of
-    ``colour``."""
-    target = parse_colour(colour)
-    tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
-    if not np.isfinite(tol) or tol < 0:
-        raise BadInput(f"The colour tolerance must be a number >= 0; got {tolerance!r}.")
-    near = palette_index(engine).near(target, tol)
-    base = flt or Filter()
-    if base.ids is not None:
-        keep = set(base.ids)
-        near = [i for i in near if i in keep]
-    return replace(base, ids=near)
+    def narrow(self, flt: Filter | None, colour: str, tolerance: float | None = None) -> Filter:
+        """``flt`` narrowed to the images with a palette colour within ``tolerance`` (delta
+        E) of ``colour``."""
+        target = parse_colour(colour)
+        tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
+        if not np.isfinite(tol) or tol < 0:
+            raise BadInput(f"The colour tolerance must be a number >= 0; got {tolerance!r}.")
+        near = self.index().near(target, tol)
+        base = flt or Filter()
+        if base.ids is not None:
+            keep = set(base.ids)
+            near = [i for i in near if i in keep]
+        return replace(base, ids=near)

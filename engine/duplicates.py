@@ -12,20 +12,20 @@ at two paths are one point (one content), reported as a group of one image with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.errors import BadInput
-from engine.search import DEFAULT_WEIGHTS, check_weights
+from engine.search import check_weights
 
 if TYPE_CHECKING:
-    from engine.core import Engine
+    from engine.catalog import ModelCatalog
+    from store.mirror import Mirror, PayloadCache
 
 PAGE = 2048
-FALLBACK_THRESHOLD = 0.90
 
 
 @dataclass
@@ -47,47 +47,52 @@ class Group:
         return sum(max(1, len(m.paths)) for m in self.members)
 
 
-def defaults(engine: Engine) -> tuple[dict[str, float], float]:
-    """(weights, threshold) calibrated for the active models where a calibration exists."""
-    # {role: model name}: calibrations are per set of models, not only per set of roles.
-    roles = {str(m["role"]): str(m["name"]) for m in engine.active_models()}
-    try:
-        from engine.calibration import defaults_for  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return {r: DEFAULT_WEIGHTS[r] for r in roles if r in DEFAULT_WEIGHTS}, FALLBACK_THRESHOLD
-    weights, threshold = defaults_for(roles)
-    # None: these models are not calibrated (defaults_for's contract); schemathesis found
-    # the float(None) that was here as a 500.
-    return dict(weights), FALLBACK_THRESHOLD if threshold is None else float(threshold)
+@dataclass
+class Report:
+    threshold: float
+    weights: dict[str, float]  # role -> weight
+    groups: list[Group]
 
 
-def find_duplicates(
-    engine: Engine,
-    threshold: float | None = None,
-    weights: dict[str, float] | None = None,
-    *,
-    page_size: int = PAGE,
-) -> list[Group]:
-    """Groups of at least two files whose images score ``>= threshold`` with another
-    member (transitively), best first."""
-    default_weights, default_threshold = defaults(engine)
-    threshold = default_threshold if threshold is None else float(threshold)
-    if not np.isfinite(threshold) or not 0 < threshold <= 1:
-        raise BadInput(f"The threshold must be a number above 0 and at most 1; got {threshold}.")
-    scale = _block_scale(engine, check_weights(weights or default_weights))
-    parent: dict[str, str] = {}
-    best: dict[str, float] = {}
-    for pair_a, pair_b, score in _pairs(engine, scale, threshold, max(1, page_size)):
-        _union(parent, pair_a, pair_b)
-        best[pair_a] = max(best.get(pair_a, 0.0), score)
-        best[pair_b] = max(best.get(pair_b, 0.0), score)
-    return _groups(engine, parent, best)
+class Duplicates:
+    def __init__(
+        self,
+        mirror: Callable[[], Mirror],
+        payloads: Callable[[], PayloadCache],
+        catalog: ModelCatalog,
+        *,
+        page_size: int = PAGE,
+    ) -> None:
+        self._mirror = mirror
+        self._payloads = payloads
+        self._catalog = catalog
+        self.page_size = max(1, page_size)
+
+    def report(
+        self, threshold: float | None = None, weights: Mapping[str, float] | None = None
+    ) -> Report:
+        """Groups of at least two files whose images score ``>= threshold`` with another
+        member (transitively), best first. Left out, weights and threshold are the
+        calibrated defaults (``engine.defaults``)."""
+        defaults = self._catalog.defaults()
+        used = check_weights(defaults.weights if weights is None else weights)
+        t = defaults.duplicates_threshold if threshold is None else float(threshold)
+        if not np.isfinite(t) or not 0 < t <= 1:
+            raise BadInput(f"The threshold must be a number above 0 and at most 1; got {t}.")
+        mirror = self._mirror()
+        scale = _block_scale(mirror, self._catalog.names(), used)
+        parent: dict[str, str] = {}
+        best: dict[str, float] = {}
+        for pair_a, pair_b, score in _pairs(mirror, scale, t, self.page_size):
+            _union(parent, pair_a, pair_b)
+            best[pair_a] = max(best.get(pair_a, 0.0), score)
+            best[pair_b] = max(best.get(pair_b, 0.0), score)
+        payloads = self._payloads().get(mirror.ids())
+        return Report(threshold=t, weights=used, groups=_groups(payloads, parent, best))
 
 
-def _block_scale(engine: Engine, weights: dict[str, float]) -> np.ndarray:
+def _block_scale(mirror: Mirror, name_of: dict[str, str], weights: dict[str, float]) -> np.ndarray:
     """Per-column factor of the fused row: w_i / sum(w) on model i's block."""
-    mirror = engine.mirror
-    name_of = {m["role"]: m["name"] for m in engine.active_models()}
     used = {name_of[r]: w for r, w in weights.items() if r in name_of and w > 0}
     total = sum(used.values())
     if total <= 0:
@@ -104,10 +109,9 @@ def _block_scale(engine: Engine, weights: dict[str, float]) -> np.ndarray:
 
 
 def _pairs(
-    engine: Engine, scale: np.ndarray, threshold: float, page: int
+    mirror: Mirror, scale: np.ndarray, threshold: float, page: int
 ) -> Iterator[tuple[str, str, float]]:
     """(id, id, score) for every pair at or above the threshold, each pair once."""
-    mirror = engine.mirror
     n = len(mirror)
     for a0 in range(0, n, page):
         ids_a, rows_a = mirror.page(a0, page)
@@ -142,8 +146,9 @@ def _union(parent: dict[str, str], a: str, b: str) -> None:
         parent[max(ra, rb)] = min(ra, rb)
 
 
-def _groups(engine: Engine, parent: dict[str, str], best: dict[str, float]) -> list[Group]:
-    payloads = engine.payloads.get(engine.mirror.ids())
+def _groups(
+    payloads: dict[str, dict[str, Any]], parent: dict[str, str], best: dict[str, float]
+) -> list[Group]:
     members: dict[str, list[str]] = {}
     for point_id in best:
         members.setdefault(_find(parent, point_id), []).append(point_id)

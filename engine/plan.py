@@ -1,7 +1,7 @@
 """Pure planning of an index run: what the store holds versus what the folder holds.
 
 ``plan_index(current, desired, ...)`` does no I/O, so it is cheap to test exhaustively; the
-side effects live in ``engine.indexing.apply_plan``, which is idempotent and safe to kill at
+side effects live in ``engine.indexer.Indexer.apply``, which is idempotent and safe to kill at
 any point (see the notes there).
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.library import FileStat
+from engine.folder import FileStat
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,35 @@
-"""Search use cases: query by image bytes, by a sentence, by stored image id, or by vectors.
+"""The search use case: by an uploaded picture (or a region of it), by a stored image, or by
+a sentence. The CLI, the REST API and the seed-compatible ``/search`` all build a
+``SearchRequest`` and call ``Search.run``, so one query gets one answer whichever way in.
 
-The engine exposes them as methods (``Engine.search_image`` ...); they live here to keep
-engine/core.py about opening and indexing."""
+Scores are the fused score ``sum(w_i * cos_i) / sum(w_i)`` over the active models, with the
+weights the caller gave or, when none, the calibrated defaults (``engine.defaults``). Each
+hit also carries every model's cosine (why it matched) and ``near_duplicate``, decided by
+the calibrated fusion whatever weights ranked it: a badge must not follow the sliders.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import outage
-from engine.errors import BadInput, NotFound
-from store.base import Filter, StoreUnavailable
+from embedder.roles import ROLES
+from engine.errors import BadInput
+from engine.query import TEXT_WEIGHTS, Box
+from store.base import Filter
 
 if TYPE_CHECKING:
-    from engine.core import Engine
-
-MAX_K = 1000
-DEFAULT_WEIGHTS = {"clip": 1.0, "cnn": 1.0, "hsv": 1.0}
+    from engine.catalog import ModelCatalog
+    from engine.colour import ColourFilter
+    from engine.defaults import SearchDefaults
+    from engine.query import QueryEncoder
+    from engine.read_policy import ReadPolicy
 
 
 @dataclass
@@ -30,6 +39,7 @@ class SearchHit:
     score: float  # fused: sum(w_i * cos_i) / sum(w_i), for the models in use
     scores: dict[str, float]  # role -> cosine
     payload: dict[str, Any]
+    near_duplicate: bool = False  # by the calibrated fusion and threshold
 
 
 @dataclass
@@ -41,29 +51,223 @@ class SearchResult:
     degraded: bool = False
 
 
-def parse_weights(text: str | None) -> dict[str, float]:
-    """'clip=1,cnn=0.5' -> {'clip': 1.0, 'cnn': 0.5}; roles left out keep weight 0."""
-    if not text:
-        return dict(DEFAULT_WEIGHTS)
+@dataclass(frozen=True)
+class Filters:
+    """What a user narrows a search to. Empty fields do not constrain."""
+
+    folders: tuple[str, ...] = ()
+    tags_any: tuple[str, ...] = ()
+    tags_all: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+    min_width: int | None = None
+    max_width: int | None = None
+    min_height: int | None = None
+    max_height: int | None = None
+    colour: str | None = None  # a palette colour within colour_tolerance (delta E) of this
+    colour_tolerance: float | None = None
+
+    def store_filter(self) -> Filter:
+        """The store's filter, without the colour (which needs the palette index)."""
+        return Filter(
+            folders=tuple(f.strip("/") for f in self.folders),
+            tags_any=tuple(self.tags_any),
+            tags_all=tuple(self.tags_all),
+            formats=tuple(f.upper() for f in self.formats),
+            min_width=self.min_width,
+            max_width=self.max_width,
+            min_height=self.min_height,
+            max_height=self.max_height,
+        )
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Exactly one of ``image``, ``image_id`` and ``text``. ``weights`` None: the calibrated
+    defaults; ``k`` None: the default k."""
+
+    image: bytes | None = None
+    image_name: str = "query"
+    image_id: str | None = None
+    text: str | None = None
+    k: int | None = None
+    weights: Mapping[str, float] | None = None
+    filters: Filters | None = None
+    box: Box | None = None
+    threshold: float | None = None  # drop hits scoring below it
+
+
+class Search:
+    def __init__(
+        self,
+        reader: ReadPolicy,
+        queries: QueryEncoder,
+        catalog: ModelCatalog,
+        colours: ColourFilter,
+        file_of: Callable[[str], Path],
+    ) -> None:
+        self._reader = reader
+        self._queries = queries
+        self._catalog = catalog
+        self._colours = colours
+        self._file_of = file_of  # a stored image's file, to crop a region of it
+
+    def defaults(self) -> SearchDefaults:
+        return self._catalog.defaults()
+
+    def run(self, request: SearchRequest) -> SearchResult:
+        """The one dispatch every way in uses."""
+        given = [x for x in (request.image, request.image_id, request.text) if x is not None]
+        if len(given) != 1:
+            raise BadInput(
+                "Search with exactly one of an image, an image id and a text; "
+                f"got {len(given) or 'none'}."
+            )
+        flt = self.filter(request.filters)
+        if request.text is not None:
+            result = self.by_text(request.text, k=request.k, flt=flt)
+        elif request.image is not None:
+            result = self.by_image(
+                request.image,
+                name=request.image_name,
+                box=request.box,
+                k=request.k,
+                weights=request.weights,
+                flt=flt,
+            )
+        else:
+            image_id = check_id(str(request.image_id))
+            if request.box is None:
+                result = self.by_id(image_id, k=request.k, weights=request.weights, flt=flt)
+            else:  # a region of a stored image: search its pixels
+                path = self._file_of(image_id)
+                result = self.by_image(
+                    path.read_bytes(),
+                    name=path.name,
+                    box=request.box,
+                    k=request.k,
+                    weights=request.weights,
+                    flt=flt,
+                )
+        if request.threshold is not None:
+            result.hits = [h for h in result.hits if h.score >= request.threshold]
+        return result
+
+    def filter(self, filters: Filters | None) -> Filter | None:
+        if filters is None:
+            return None
+        flt = filters.store_filter()
+        if filters.colour:
+            return self._colours.narrow(flt, filters.colour, filters.colour_tolerance)
+        return flt
+
+    def by_image(
+        self,
+        data: bytes,
+        *,
+        name: str = "query",
+        box: Box | None = None,
+        k: int | None = None,
+        weights: Mapping[str, float] | None = None,
+        flt: Filter | None = None,
+    ) -> SearchResult:
+        vectors, timings = self._queries.image(data, name=name, box=box)
+        result = self.by_vectors(vectors, k=k, weights=weights, flt=flt)
+        result.timings = {**timings, **result.timings}
+        return result
+
+    def by_text(
+        self, text: str, *, k: int | None = None, flt: Filter | None = None
+    ) -> SearchResult:
+        """Images matching a sentence. Only the clip block shares the text's space."""
+        t0 = time.perf_counter()
+        vectors = self._queries.text(text)
+        t1 = time.perf_counter()
+        result = self.by_vectors(vectors, k=k, weights=TEXT_WEIGHTS, flt=flt)
+        result.timings = {"embed_ms": (t1 - t0) * 1e3, **result.timings}
+        return result
+
+    def by_id(
+        self,
+        point_id: str,
+        *,
+        k: int | None = None,
+        weights: Mapping[str, float] | None = None,
+        flt: Filter | None = None,
+    ) -> SearchResult:
+        """Images like a stored one."""
+        vectors = self._reader.vectors(check_id(point_id))
+        return self.by_vectors(vectors, k=k, weights=weights, flt=flt)
+
+    def by_vectors(
+        self,
+        vectors: dict[str, np.ndarray],
+        *,
+        k: int | None = None,
+        weights: Mapping[str, float] | None = None,
+        flt: Filter | None = None,
+    ) -> SearchResult:
+        defaults = self._catalog.defaults()
+        k = check_k(defaults.k if k is None else k, defaults.max_k)
+        role_weights = check_weights(defaults.weights if weights is None else weights)
+        models = self._catalog.names()
+        used = {r: w for r, w in role_weights.items() if r in models and models[r] in vectors}
+        if not any(used.values()):
+            raise BadInput(
+                "Every weight is zero for the models in use "
+                f"({', '.join(models) or 'none'}): give at least one a positive weight."
+            )
+        t0 = time.perf_counter()
+        found = self._reader.search(vectors, {models[r]: w for r, w in used.items()}, k, flt)
+        t1 = time.perf_counter()
+        role_of = {name: role for role, name in models.items()}
+        hits = []
+        for h in found.hits:
+            payload = found.payloads.get(h.id)
+            if payload is None:
+                continue  # deleted since the mirror last caught up
+            scores = {role_of[n]: float(s) for n, s in h.scores.items() if n in role_of}
+            hits.append(
+                SearchHit(
+                    id=h.id,
+                    path=(payload.get("paths") or [""])[0],
+                    score=float(h.score),
+                    scores=scores,
+                    payload=payload,
+                    near_duplicate=defaults.is_near_duplicate(scores),
+                )
+            )
+        return SearchResult(
+            hits=hits,
+            timings={"search_ms": (t1 - t0) * 1e3},
+            models=models,
+            weights=used,
+            degraded=found.degraded,
+        )
+
+
+def parse_weights(text: str | None) -> dict[str, float] | None:
+    """'clip=1,cnn=0.5' -> {'clip': 1.0, 'cnn': 0.5} (roles left out weigh 0); None or ''
+    -> None, which means the calibrated defaults."""
+    if not text or not text.strip():
+        return None
     out: dict[str, float] = {}
     for part in text.split(","):
         role, sep, value = part.partition("=")
         role = role.strip()
-        if not sep or role not in DEFAULT_WEIGHTS:
+        if not sep or role not in ROLES:
             raise BadInput(
                 f"Weights must look like 'clip=1,cnn=1,hsv=1'; got {part!r}. "
-                f"Known models: {', '.join(DEFAULT_WEIGHTS)}."
+                f"Known models: {', '.join(ROLES)}."
             )
         out[role] = _weight(role, value)
     return out
 
 
 def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    unknown = set(weights) - set(DEFAULT_WEIGHTS)
+    unknown = set(weights) - set(ROLES)
     if unknown:
         raise BadInput(
-            f"Unknown model(s) in weights: {', '.join(sorted(unknown))}. "
-            f"Known: {', '.join(DEFAULT_WEIGHTS)}."
+            f"Unknown model(s) in weights: {', '.join(sorted(unknown))}. Known: {', '.join(ROLES)}."
         )
     return {role: _weight(role, w) for role, w in weights.items()}
 
@@ -78,163 +282,14 @@ def _weight(role: str, value: object) -> float:
     return w
 
 
-def check_k(k: int) -> int:
-    if not isinstance(k, int) or k < 1 or k > MAX_K:
-        raise BadInput(f"k must be an integer between 1 and {MAX_K}; got {k!r}.")
+def check_k(k: int, max_k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k > max_k:
+        raise BadInput(f"k must be an integer between 1 and {max_k}; got {k!r}.")
     return k
 
 
-def filter_from(
-    folders: list[str] | None = None,
-    tags_any: list[str] | None = None,
-    tags_all: list[str] | None = None,
-    formats: list[str] | None = None,
-    min_width: int | None = None,
-    max_width: int | None = None,
-    min_height: int | None = None,
-    max_height: int | None = None,
-) -> Filter:
-    return Filter(
-        folders=tuple(f.strip("/") for f in folders or ()),
-        tags_any=tuple(tags_any or ()),
-        tags_all=tuple(tags_all or ()),
-        formats=tuple(f.upper() for f in formats or ()),
-        min_width=min_width,
-        max_width=max_width,
-        min_height=min_height,
-        max_height=max_height,
-    )
-
-
-def by_image(
-    engine: Engine,
-    data: bytes,
-    *,
-    name: str = "query",
-    k: int = 10,
-    weights: dict[str, float] | None = None,
-    flt: Filter | None = None,
-    box: tuple[int, int, int, int] | None = None,
-) -> SearchResult:
-    from embedder.decode import decode_image
-    from embedder.errors import DecodeError
-    from engine.errors import UndecodableImage
-
-    t0 = time.perf_counter()
-    # Announced before decoding, so that a batch about to leave waits for this query
-    # (engine.batching); preprocessing runs here, in parallel per request.
-    with engine.query_batcher.coming() as submit:
-        try:
-            # A region is cut from the full-resolution image: draft decoding could leave
-            # a small box only a few dozen pixels to look at.
-            decoded = decode_image(data, name, draft=box is None)
-        except DecodeError as exc:
-            raise UndecodableImage(str(exc)) from exc
-        image = decoded.image
-        if box is not None:
-            image = _crop(image, box, (decoded.width, decoded.height))
-        t1 = time.perf_counter()
-        vectors = submit(engine.embedder.prepare(image))
-    t2 = time.perf_counter()
-    result = by_vectors(engine, vectors, k=k, weights=weights, flt=flt)
-    result.timings = {
-        "decode_ms": (t1 - t0) * 1e3,
-        "embed_ms": (t2 - t1) * 1e3,
-        "search_ms": result.timings["search_ms"],
-    }
-    return result
-
-
-def by_text(
-    engine: Engine,
-    text: str,
-    *,
-    k: int = 10,
-    weights: dict[str, float] | None = None,
-    flt: Filter | None = None,
-) -> SearchResult:
-    """Images matching a sentence (CLIP's text encoder; ``ModelUnavailable`` without
-    CLIP). Only the clip block shares the text's space, so ``weights`` are ignored."""
-    from engine.text import TEXT_WEIGHTS, text_vectors
-
-    t0 = time.perf_counter()
-    vectors = text_vectors(engine, text)
-    t1 = time.perf_counter()
-    result = by_vectors(engine, vectors, k=k, weights=dict(TEXT_WEIGHTS), flt=flt)
-    result.timings = {"embed_ms": (t1 - t0) * 1e3, **result.timings}
-    return result
-
-
-def by_id(engine: Engine, point_id: str, **kw: Any) -> SearchResult:
-    if engine.health.should_try():
-        try:
-            records = engine.store.retrieve([point_id], with_vectors=True)
-        except StoreUnavailable as exc:
-            engine.health.failed(exc)
-        else:
-            if not records:
-                raise NotFound(f"No image with id {point_id}.")
-            return by_vectors(engine, records[0].vectors, **kw)
-    try:  # the store is down: the mirror keeps every point's (normalised) vectors
-        vectors = engine.mirror.vector(point_id)
-    except KeyError:
-        raise NotFound(f"No image with id {point_id}.") from None
-    return by_vectors(engine, vectors, **kw)
-
-
-def by_vectors(
-    engine: Engine,
-    vectors: dict[str, np.ndarray],
-    *,
-    k: int = 10,
-    weights: dict[str, float] | None = None,
-    flt: Filter | None = None,
-) -> SearchResult:
-    k = check_k(k)
-    role_weights = check_weights(weights if weights is not None else engine.default_weights())
-    models = {m["role"]: m["name"] for m in engine.active_models()}
-    used = {r: w for r, w in role_weights.items() if r in models and models[r] in vectors}
-    if not any(used.values()):
-        raise BadInput(
-            "Every weight is zero for the models in use "
-            f"({', '.join(models) or 'none'}): give at least one a positive weight."
-        )
-    t0 = time.perf_counter()
-    name_weights = {models[r]: w for r, w in used.items()}
-    found, payloads, degraded = outage.mirror_search(engine, vectors, name_weights, k, flt)
-    t1 = time.perf_counter()
-    role_of = {name: role for role, name in models.items()}
-    hits = [
-        SearchHit(
-            id=h.id,
-            path=(payloads[h.id].get("paths") or [""])[0],
-            score=float(h.score),
-            scores={role_of[n]: float(s) for n, s in h.scores.items() if n in role_of},
-            payload=payloads[h.id],
-        )
-        for h in found
-        if h.id in payloads  # deleted since the mirror last caught up
-    ]
-    return SearchResult(
-        hits=hits,
-        timings={"search_ms": (t1 - t0) * 1e3},
-        models=models,
-        weights=used,
-        degraded=degraded,
-    )
-
-
-def _crop(image: Any, box: tuple[int, int, int, int], size: tuple[int, int]) -> Any:
-    """Crop by a box given in the original image's pixels, scaled to the decoded image in
-    case it was decoded at a reduced size."""
-    x, y, w, h = box
-    width, height = size
-    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
-        raise BadInput(
-            f"The box {list(box)} (x, y, width, height) must lie inside the {width}x{height} image."
-        )
-    sx, sy = image.width / width, image.height / height
-    left, top = round(x * sx), round(y * sy)
-    right = max(left + 1, round((x + w) * sx))
-    bottom = max(top + 1, round((y + h) * sy))
-    return image.crop((left, top, right, bottom))
+def check_id(image_id: str) -> str:
+    try:
+        return str(uuid.UUID(image_id))
+    except (ValueError, AttributeError, TypeError):
+        raise BadInput(f"{image_id!r} is not an image id (a UUID).") from None

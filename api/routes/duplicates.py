@@ -11,7 +11,7 @@ from msgspec import Struct
 from api.errors import ERROR_RESPONSES
 from api.routes.deps import ServicesDep
 from api.schemas import image_urls
-from engine.duplicates import Group, defaults, find_duplicates
+from engine.duplicates import Report
 from engine.search import parse_weights
 
 
@@ -55,22 +55,17 @@ def _member(m: Any) -> DuplicateMember:
     )
 
 
-def report(engine: Any, threshold: float | None, weights: str | None) -> DuplicateReport:
-    """Blocking: the self-join (on the worker pool)."""
-    default_weights, default_threshold = defaults(engine)
-    used = parse_weights(weights) if weights else default_weights
-    t = default_threshold if threshold is None else threshold
-    groups: list[Group] = find_duplicates(engine, t, used)
+def to_report(report: Report) -> DuplicateReport:
     return DuplicateReport(
-        threshold=t,
-        weights=used,
+        threshold=report.threshold,
+        weights=report.weights,
         groups=[
             DuplicateGroup(
                 score=round(min(1.0, g.score), 6),
                 size=g.size,
                 members=[_member(m) for m in g.members],
             )
-            for g in groups
+            for g in report.groups
         ],
     )
 
@@ -100,4 +95,5 @@ class DuplicateController(Controller):
         """Groups of near-identical images across the whole library, best first: every pair
         in a group scores at least ``threshold`` (transitively), and an image stored at two
         paths is a group by itself. Runs over the whole library: seconds for 100k images."""
-        return await services.run(report, threshold, weights)
+        duplicates = services.ready_lookalike().duplicates
+        return to_report(await services.run(duplicates.report, threshold, parse_weights(weights)))

@@ -12,9 +12,8 @@ from api.auth import requires_write
 from api.errors import ERROR_RESPONSES
 from api.routes.deps import ServicesDep
 from api.schemas import Image, ImageCreate, ImagePage, ImageUpdate, UploadResult
-from api.thumbs import thumbnail_path
-from engine import images
-from engine.search import filter_from
+from engine.library import MAX_PAGE, parse_tags
+from engine.search import Filters
 
 # Documented as a UUID (and checked as one), so clients and fuzzers know a malformed id is
 # their mistake (400) and a well-formed unknown one is a 404.
@@ -47,8 +46,8 @@ class ImageController(Controller):
         safe name, and indexed. Nothing is saved if any file is not a readable image.
         During a reindex the upload waits for it (up to a minute, then 503)."""
         files = [(f.filename or "image", await f.read()) for f in data.files]
-        tags = images.parse_tags(data.tags)
-        stored = await services.run(images.upload, files, tags)
+        tags = parse_tags(data.tags)
+        stored = await services.run(services.ready_lookalike().library.upload, files, tags)
         return UploadResult(images=[Image.from_payload(i) for i in stored])
 
     @get(operation_id="listImages", responses=ERROR_RESPONSES)
@@ -56,21 +55,25 @@ class ImageController(Controller):
         self,
         services: ServicesDep,
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
-        limit: Annotated[int, QueryParameter(ge=1, le=images.MAX_PAGE)] = 50,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
         folder: Annotated[list[str] | None, QueryParameter(description="any of these")] = None,
         tag: Annotated[list[str] | None, QueryParameter(description="any of these tags")] = None,
         format: Annotated[list[str] | None, QueryParameter(description="JPEG, PNG, ...")] = None,
     ) -> ImagePage:
         """The library's images in a stable order, a page at a time, optionally filtered."""
-        flt = filter_from(folders=folder, tags_any=tag, formats=format)
-        page = await services.run(images.list_images, flt, offset=offset, limit=limit)
+        flt = Filters(
+            folders=tuple(folder or ()), tags_any=tuple(tag or ()), formats=tuple(format or ())
+        ).store_filter()
+        library = services.ready_lookalike().library
+        page = await services.run(library.list_images, flt, offset=offset, limit=limit)
         items = [Image.from_payload(i) for i in page.items]
         return ImagePage(items=items, total=page.total, offset=page.offset, limit=page.limit)
 
     @get("/{image_id:str}", operation_id="getImage", responses=ERROR_RESPONSES)
     async def get_image(self, services: ServicesDep, image_id: ImageId) -> Image:
         """One image: paths, size, format, tags, palette, and its file and thumbnail URLs."""
-        return Image.from_payload(await services.run(images.get_image, image_id))
+        library = services.ready_lookalike().library
+        return Image.from_payload(await services.run(library.get, image_id))
 
     @patch(
         "/{image_id:str}",
@@ -82,7 +85,8 @@ class ImageController(Controller):
         self, services: ServicesDep, image_id: ImageId, data: JSONBody[ImageUpdate]
     ) -> Image:
         """Replace the image's tags."""
-        return Image.from_payload(await services.run(images.set_tags, image_id, data.tags))
+        library = services.ready_lookalike().library
+        return Image.from_payload(await services.run(library.set_tags, image_id, data.tags))
 
     @delete(
         "/{image_id:str}",
@@ -92,12 +96,12 @@ class ImageController(Controller):
     )
     async def delete_image(self, services: ServicesDep, image_id: ImageId) -> None:
         """Remove the image from the index and move its files to the trash (data_dir/trash)."""
-        await services.run(images.delete_image, image_id)
+        await services.run(services.ready_lookalike().library.delete, image_id)
 
     @get("/{image_id:str}/file", operation_id="getImageFile", responses=ERROR_RESPONSES)
     async def get_file(self, services: ServicesDep, image_id: ImageId) -> File:
         """The original file (the first of its paths still on disk)."""
-        path = await services.run(images.file_path, image_id)
+        path = await services.run(services.ready_lookalike().library.file_path, image_id)
         return File(
             path,
             filename=path.name,
@@ -113,7 +117,7 @@ class ImageController(Controller):
     )
     async def get_thumbnail(self, services: ServicesDep, image_id: ImageId) -> File:
         """A WebP of at most 256 px a side, made on first request and cached."""
-        path = await services.run(thumbnail_path, image_id)
+        path = await services.run(services.ready_lookalike().thumbnails.path, image_id)
         return File(
             path,
             media_type="image/webp",

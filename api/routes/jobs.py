@@ -18,34 +18,40 @@ from api.services import Services
 from engine.errors import STORE_DOWN, BadInput, NotFound, StoreUnavailableError
 
 if TYPE_CHECKING:
-    from engine.core import Engine
-    from engine.indexing import Progress
+    from engine.composition import Lookalike
+    from engine.indexer import Progress
 
 
 def start_reindex(services: Services, data: ReindexRequest | None) -> Job:
-    engine = writable_engine(services)
-    folder = _library_folder(engine, data.folder if data else None)
+    lk = writable(services)
+    folder = _library_folder(lk.settings.library_dir, data.folder if data else None)
+    indexing = lk.indexing
 
     def work(progress: Progress) -> dict[str, Any]:
-        return engine.index(folder, progress=progress).as_dict()
+        return indexing.index(folder, progress=progress).as_dict()
 
     return services.jobs.start("reindex", work)
 
 
-def writable_engine(services: Services) -> Engine:
-    """The engine, once ready, and only while the store answers: a job that can only fail
-    is refused at once (503) rather than reported failed a moment later. Blocking (a store
-    probe): call it off the event loop."""
-    engine = services.ready_engine()
-    if not engine.check_store():
+def start_reconcile(services: Services) -> Job:
+    reconcile = writable(services).reconcile
+    return services.jobs.start("reconcile", lambda progress: reconcile.run(progress=progress))
+
+
+def writable(services: Services) -> Lookalike:
+    """The use cases, once ready, and only while the store answers: a job that can only
+    fail is refused at once (503) rather than reported failed a moment later. Blocking (a
+    store probe): call it off the event loop."""
+    lk = services.ready_lookalike()
+    if not lk.reader.check_store():
         raise StoreUnavailableError(STORE_DOWN)
-    return engine
+    return lk
 
 
-def _library_folder(engine: Engine, sub: str | None) -> Path | None:
+def _library_folder(library_dir: Path, sub: str | None) -> Path | None:
     if not sub:
         return None
-    library = engine.settings.library_dir.resolve()
+    library = library_dir.resolve()
     try:
         folder = (library / sub.strip("/")).resolve()
     except (ValueError, OSError):  # a NUL byte, a name too long: no such folder can exist
@@ -85,10 +91,7 @@ class JobController(Controller):
     async def reconcile(self, services: ServicesDep) -> Job:
         """Bring folder, store and FAISS mirror back in sync (an index of the whole library,
         then a full id comparison of mirror and store), in the background."""
-        engine = await anyio.to_thread.run_sync(writable_engine, services)
-        return services.jobs.start(
-            "reconcile", lambda progress: engine.reconcile(progress=progress)
-        )
+        return await anyio.to_thread.run_sync(start_reconcile, services)
 
     @get("/jobs/{job_id:str}", operation_id="getJob", responses=ERROR_RESPONSES)
     async def get_job(self, services: ServicesDep, job_id: FromPath[str]) -> Job:
@@ -99,7 +102,7 @@ class JobController(Controller):
     async def status(self, services: ServicesDep) -> Status:
         """Image count, store backend, active models (and any fallback), mirror size and lag,
         and the latest job."""
-        raw = await services.run(lambda engine: engine.status())
+        raw = await services.run(services.ready_lookalike().status.read)
         status = msgspec.convert(raw, Status)
         status.job = services.jobs.latest()
         return status

@@ -7,7 +7,6 @@ is read here (``read_query``) and its OpenAPI description is written by ``_Searc
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,27 +25,23 @@ from api.routes.jobs import start_reindex
 from api.schemas import (
     Job,
     ReindexRequest,
-    SearchFilters,
     SearchHit,
     SearchQuery,
     SearchResponse,
 )
 from api.services import Services
-from engine.colour import colour_filter
+from engine.defaults import DEFAULT_K, MAX_K
 from engine.errors import BadInput
-from engine.images import file_path
-from engine.search import filter_from, parse_weights
+from engine.search import Filters, SearchRequest, parse_weights
 
 if TYPE_CHECKING:
-    from engine.core import Engine
     from engine.search import SearchResult
-    from store.base import Filter
 
 Upload = tuple[str, bytes]  # (filename, bytes) of the query image
 
 _FORM_FIELDS = {
     "image": ("file", "The query image (JPEG, PNG, WebP, GIF, BMP or TIFF)."),
-    "k": ("integer", "How many hits to return (1 to 1000, default 10)."),
+    "k": ("integer", f"How many hits to return (1 to {MAX_K}, default {DEFAULT_K})."),
     "weights": ("string", 'JSON {"clip": 1, "cnn": 1, "hsv": 0} or clip=1,cnn=1,hsv=0.'),
     "filters": ("string", "JSON object, as SearchFilters."),
     "threshold": ("number", "Drop hits scoring below this (0 to 1)."),
@@ -58,7 +53,6 @@ def _json_query_schema() -> dict[str, Any]:
     """SearchQuery's schema plus what ``run_search`` checks beyond the Struct, so the
     document does not promise that ``{}`` or ``k: 5000`` is a valid search."""
     from api.routes.images import UUID_PATTERN
-    from engine.search import MAX_K
 
     schema = inline_schema(SearchQuery)
     props = schema["properties"]
@@ -127,48 +121,43 @@ def _form_value(name: str, value: str) -> Any:
     return value
 
 
-def run_search(engine: Engine, query: SearchQuery, upload: Upload | None) -> SearchResult:
-    """Blocking: decode, embed and search (on the worker pool)."""
-    flt = _filter(engine, query.filters)
-    options: dict[str, Any] = {"k": query.k, "weights": query.weights, "flt": flt}
-    if query.text is not None:
-        if upload is not None or query.image_id is not None:
-            raise BadInput("Search with exactly one of 'image', 'image_id' and 'text'.")
-        return engine.search_text(query.text, k=query.k, flt=flt)
-    if upload is None and query.image_id is not None:
-        image_id = _uuid(query.image_id)
-        if query.box is None:
-            return engine.search_id(image_id, **options)
-        path = file_path(engine, image_id)  # a crop of a stored image: search its pixels
-        upload = (path.name, path.read_bytes())
-    if upload is None:
+def search_request(query: SearchQuery, upload: Upload | None) -> SearchRequest:
+    """The engine's request for this query: one shape for every way in."""
+    name, data = upload if upload is not None else ("query", None)
+    f = query.filters
+    filters = None
+    if f is not None:
+        filters = Filters(
+            folders=tuple(f.folders or ()),
+            tags_any=tuple(f.tags_any or ()),
+            tags_all=tuple(f.tags_all or ()),
+            formats=tuple(f.formats or ()),
+            min_width=f.min_width,
+            max_width=f.max_width,
+            min_height=f.min_height,
+            max_height=f.max_height,
+            colour=f.colour,
+            colour_tolerance=f.colour_tolerance,
+        )
+    if data is None and query.image_id is None and query.text is None:
         raise BadInput(
             "Send an 'image' (multipart), an 'image_id' or a 'text' (JSON) to search with."
         )
-    name, data = upload
-    return engine.search_image(data, name=name, box=query.box, **options)
-
-
-def _filter(engine: Engine, filters: SearchFilters | None) -> Filter | None:
-    if filters is None:
-        return None
-    fields = msgspec.structs.asdict(filters)
-    colour, tolerance = fields.pop("colour"), fields.pop("colour_tolerance")
-    flt = filter_from(**fields)
-    return colour_filter(engine, flt, colour, tolerance) if colour else flt
-
-
-def _uuid(image_id: str) -> str:
-    try:
-        return str(uuid.UUID(image_id))
-    except ValueError:
-        raise BadInput(f"{image_id!r} is not an image id (a UUID).") from None
+    return SearchRequest(
+        image=data,
+        image_name=name,
+        image_id=query.image_id,
+        text=query.text,
+        k=query.k,
+        weights=query.weights,
+        filters=filters,
+        box=query.box,
+        threshold=query.threshold,
+    )
 
 
 def to_response(result: SearchResult, query: SearchQuery) -> SearchResponse:
     hits = [SearchHit.from_hit(h) for h in result.hits]
-    if query.threshold is not None:
-        hits = [h for h in hits if h.score >= query.threshold]
     timings = {name: round(ms, 3) for name, ms in result.timings.items()}
     return SearchResponse(
         hits=hits,
@@ -183,7 +172,8 @@ def to_response(result: SearchResult, query: SearchQuery) -> SearchResponse:
 
 async def _search(request: Request[Any, Any, Any], services: Services) -> SearchResponse:
     query, upload = await read_query(request)
-    result = await services.run(run_search, query, upload)
+    search = services.ready_lookalike().search
+    result = await services.run(search.run, search_request(query, upload))
     services.metrics.observe_search(result.timings)
     return to_response(result, query)
 

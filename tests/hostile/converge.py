@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.core import Engine
+from engine.composition import Lookalike
 from engine.settings import Settings
 from store.base import point_id_for_sha256
 
@@ -31,7 +31,7 @@ def assert_converged(data: Path, library: Path) -> dict[str, int]:
     files = visible_files(library)
     expected = {point_id_for_sha256(hashlib.sha256(p.read_bytes()).hexdigest()) for p in files}
     settings = Settings(data_dir=data, library_dir=library, clip_weights="off", cnn="effnet-lite0")
-    engine = Engine(settings)
+    engine = Lookalike(settings)
     try:
         records = list(engine.store.scroll())
         ids = {r.id for r in records}
@@ -41,10 +41,10 @@ def assert_converged(data: Path, library: Path) -> dict[str, int]:
         for r in records:  # the payload describes the content the id was derived from
             first = library / r.payload["paths"][0]
             assert point_id_for_sha256(hashlib.sha256(first.read_bytes()).hexdigest()) == r.id
-        engine.sync_mirror()  # what the next start does; must be a no-op on a clean store
+        engine.mirror_keeper.sync()  # what the next start does; must be a no-op on a clean store
         assert engine.mirror.ids() == ids
-        assert engine.status()["mirror_lag"] == 0
-        assert set(engine.payloads.get(ids)) == ids
+        assert engine.status.read()["mirror_lag"] == 0
+        assert set(engine.mirror_keeper.payloads.get(ids)) == ids
         return {"points": len(ids), "files": len(files)}
     finally:
         engine.close()

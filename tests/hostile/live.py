@@ -70,7 +70,7 @@ class LiveServer:
     def key(self, scope: str = "write") -> dict[str, str]:
         """An Authorization header with an API key of this scope (made once)."""
         if scope not in self._keys:
-            from api.auth_store import ApiKeyStore
+            from engine.accounts import ApiKeyStore
 
             _, secret = ApiKeyStore(self.data).create(scope, name=f"live-{scope}")
             self._keys[scope] = secret

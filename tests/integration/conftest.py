@@ -27,7 +27,7 @@ from litestar.testing import TestClient
 from PIL import Image
 
 from api.app import create_app
-from api.auth_store import ApiKeyStore
+from engine.accounts import ApiKeyStore
 from engine.settings import Settings
 
 PASSWORD = "correct horse battery staple"

@@ -7,7 +7,7 @@ import re
 import stat
 from typing import Any
 
-from api.auth_store import PasswordStore
+from engine.accounts import PasswordStore
 from tests.integration.conftest import assert_error
 
 AUTHENTICATED_PROBE = "/api/v1/jobs/unknown"  # 404 once past auth, without needing the engine

@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from api.cli import main as cli_main
+from cli import main as cli_main
 from tests.integration.conftest import assert_error, image_bytes
 
 HSV_ONLY = {"clip_weights": "off", "cnn": "off"}
@@ -108,7 +108,7 @@ def test_duplicates_cli_prints_json(make_app_client: Any, monkeypatch: Any, caps
     original = image_bytes(3, size=(160, 120))
     _upload(client, {"a.png": original, "b.png": _smaller(original), "c.png": _png((9, 9, 9))})
     settings = client.settings
-    client.app.state.services.engine.close()  # the CLI opens the (embedded) store itself
+    client.app.state.services.lookalike.close()  # the CLI opens the (embedded) store itself
     monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("LOOKALIKE_LIBRARY_DIR", str(settings.library_dir))
     monkeypatch.setenv("LOOKALIKE_CLIP_WEIGHTS", "off")

@@ -111,20 +111,20 @@ def test_uploads_searches_and_reindex_at_once(tmp_path: Path) -> None:
 def test_an_upload_waits_for_a_reindex_then_gives_up_with_503(
     make_app_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine import images
+    from engine import library
     from tests.integration.conftest import assert_error
 
     client = make_app_client()
     client.wait_ready()
     key = client.api_key("write")
-    engine = client.app.state.services.engine
+    engine = client.app.state.services.lookalike
     uploads = Path(client.settings.library_dir) / "uploads"
-    monkeypatch.setattr(images, "UPLOAD_WAIT_S", 0.5)
+    monkeypatch.setattr(library, "UPLOAD_WAIT_S", 0.5)
     held = threading.Event()
     release = threading.Event()
 
     def long_reindex() -> None:  # holds the library as a reindex does
-        with engine.writing():
+        with engine.indexing.writing():
             held.set()
             release.wait(10)
 
@@ -137,6 +137,6 @@ def test_an_upload_waits_for_a_reindex_then_gives_up_with_503(
     assert not uploads.exists() or not any(uploads.iterdir())  # nothing written
     # Released within the wait, the same upload goes through.
     threading.Timer(0.2, release.set).start()
-    monkeypatch.setattr(images, "UPLOAD_WAIT_S", 5.0)
+    monkeypatch.setattr(library, "UPLOAD_WAIT_S", 5.0)
     assert client.post("/api/v1/images", files=files, headers=key).status_code == 201
     blocker.join()

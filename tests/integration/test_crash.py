@@ -26,7 +26,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from engine.images import TEMP_PREFIX
+from engine.library import TEMP_PREFIX
 from store.base import point_id_for_sha256
 from tests.hostile.converge import assert_converged, tiny_png, visible_files
 from tests.hostile.live import FAST_MODELS, LiveServer
@@ -58,7 +58,7 @@ def test_sigkill_the_indexer_at_random_points(tmp_path: Path) -> None:
             _shuffle_library(library, rng, runs)
         with log.open("w") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "-v", "index"], env=env, stdout=out, stderr=out
+                [sys.executable, "-m", "cli", "-v", "index"], env=env, stdout=out, stderr=out
             )
         planned = _wait_for(log, "index plan", proc)
         if planned is None:  # the run ended before planning: it had nothing to do
@@ -76,7 +76,7 @@ def test_sigkill_the_indexer_at_random_points(tmp_path: Path) -> None:
         proc.wait(timeout=120)
     assert kills >= MIN_KILLS, f"only {kills} kills in {runs} runs"
     final = subprocess.run(
-        [sys.executable, "-m", "api.cli", "index", "--json"],
+        [sys.executable, "-m", "cli", "index", "--json"],
         env=env,
         capture_output=True,
         text=True,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.photos import package_photos
-from engine.core import Engine
+from engine.composition import Lookalike
 from engine.settings import Settings
 from tests.edits import STANDARD_EDITS
 
@@ -46,7 +46,7 @@ def _cli(tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
         "LOOKALIKE_LIBRARY_DIR": str(tmp / "library"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -127,9 +127,9 @@ def test_duplicates_moves_and_deletions(tmp_path: Path, library: Path) -> None:
     for p in src:
         (lib / p.name).write_bytes(p.read_bytes())
     (lib / "copy.jpg").write_bytes(src[0].read_bytes())
-    engine = Engine(_settings(tmp_path))
+    engine = Lookalike(_settings(tmp_path))
     try:
-        r = engine.index()
+        r = engine.indexing.index()
         assert (r.embedded, r.attached) == (4, 0)  # 4 files, 3 distinct contents
         assert engine.store.count() == 3
         both = [rec for rec in engine.store.scroll() if len(rec.payload["paths"]) == 2]
@@ -138,7 +138,7 @@ def test_duplicates_moves_and_deletions(tmp_path: Path, library: Path) -> None:
 
         (lib / "copy.jpg").rename(lib / "moved.jpg")
         (lib / src[1].name).unlink()
-        r = engine.index()
+        r = engine.indexing.index()
         assert r.embedded == 0 and r.removed_files == 2 and r.deleted_points == 1
         assert engine.store.count() == 2
         paths = sorted(p for rec in engine.store.scroll() for p in rec.payload["paths"])
@@ -169,7 +169,7 @@ def test_sigkill_during_index_then_rerun_converges(tmp_path: Path, library: Path
     kills = 0
     for delay in (2.5, 3.0, 3.5, 4.0):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "index"],
+            [sys.executable, "-m", "cli", "index"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -182,7 +182,7 @@ def test_sigkill_during_index_then_rerun_converges(tmp_path: Path, library: Path
     assert kills >= 1, "the index finished before any kill: make the library bigger"
     final = json.loads(_cli(tmp_path, "index", "--json").stdout)
     assert final["failed"] == []
-    engine = Engine(Settings(data_dir=tmp_path / "data", library_dir=lib, **_env_fields()))
+    engine = Lookalike(Settings(data_dir=tmp_path / "data", library_dir=lib, **_env_fields()))
     try:
         import hashlib
 
@@ -196,6 +196,6 @@ def test_sigkill_during_index_then_rerun_converges(tmp_path: Path, library: Path
         claimed = sorted(k for r in records for k in r.payload["paths"])
         assert claimed == sorted(p.name for p in lib.iterdir())  # each file exactly once
         assert engine.mirror.ids() == expected
-        assert engine.status()["mirror_lag"] == 0
+        assert engine.status.read()["mirror_lag"] == 0
     finally:
         engine.close()

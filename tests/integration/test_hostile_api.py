@@ -43,7 +43,7 @@ def multipart(parts: list[tuple[str, str | bytes | None, bytes]]) -> tuple[bytes
 
 def snapshot(client: Any) -> tuple[int, int, list[str]]:
     """(points in the store, points in the mirror, every entry under the library)."""
-    engine = client.app.state.services.engine
+    engine = client.app.state.services.lookalike
     library = Path(client.settings.library_dir)
     listing = sorted(str(p.relative_to(library)) for p in library.rglob("*"))
     return engine.store.count(), len(engine.mirror), listing

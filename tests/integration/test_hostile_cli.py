@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.core import UNNAMED, Engine
-from engine.library import IMAGE_SUFFIXES
+from engine.composition import Lookalike
+from engine.folder import IMAGE_SUFFIXES
+from engine.indexing import UNNAMED
 from engine.settings import Settings
 from tests.hostile.corpus import write_corpus
 from tests.hostile.live import FAST_MODELS as FAST
@@ -31,7 +32,7 @@ def _cli(tmp: Path, *args: str | bytes) -> subprocess.CompletedProcess[bytes]:
         "LOOKALIKE_LIBRARY_DIR": str(tmp / "library"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args], env=env, capture_output=True, timeout=300
+        [sys.executable, "-m", "cli", *args], env=env, capture_output=True, timeout=300
     )
 
 
@@ -65,7 +66,7 @@ def test_index_keeps_the_legal_files_and_names_the_refused_ones(indexed: tuple) 
     assert report["scanned"] == len(scanned)
     assert report["embedded"] == len(legal)
 
-    engine = Engine(
+    engine = Lookalike(
         Settings(
             data_dir=tmp / "data",
             library_dir=tmp / "library",

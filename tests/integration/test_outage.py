@@ -29,7 +29,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from engine.errors import STORE_DOWN
-from engine.outage import RETRY_S
+from engine.health import RETRY_S
 from store.config import StoreConfig
 from store.server import ServerStore
 from tests.hostile.flaky_tcp import FlakyTcp
@@ -54,7 +54,7 @@ def test_outage_against_a_vanishing_server(
     monkeypatch.setattr("store.server.QdrantClient", lambda **_: memory)
     client = make_app_client(qdrant_url=stub.url, qdrant_api_key="qdrant-key-never-logged")
     client.wait_ready()
-    store = client.app.state.services.engine.store
+    store = client.app.state.services.lookalike.store
     assert store.backend == "server"
     over_http = QdrantClient(url=stub.url, timeout=2, check_compatibility=False)
 
@@ -112,7 +112,7 @@ def outage_scenario(
     other_process: Callable[[], ServerStore],
 ) -> None:
     key = client.api_key("write")
-    engine = client.app.state.services.engine
+    engine = client.app.state.services.lookalike
     library = Path(client.settings.library_dir)
     files = [("files", (f"o{i}.png", image_bytes(100 + i), "image/png")) for i in range(4)]
     ids = [
@@ -195,8 +195,8 @@ def outage_scenario(
     found = _search(client, key, image=image_bytes(101), k="5").json()
     assert found["degraded"] is False
     assert found["hits"][0]["tags"] == ["green"] and ids[3] not in {h["id"] for h in found["hits"]}
-    assert engine.payloads.get([ids[1]])[ids[1]]["tags"] == ["green"]
-    assert ids[3] not in engine.payloads.get(ids)
+    assert engine.mirror_keeper.payloads.get([ids[1]])[ids[1]]["tags"] == ["green"]
+    assert ids[3] not in engine.mirror_keeper.payloads.get(ids)
     again = client.post(
         "/api/v1/images", files={"files": ("new.png", image_bytes(200))}, headers=key
     )

@@ -19,7 +19,7 @@ from schemathesis import GenerationMode
 from schemathesis.python import asgi
 
 from api.app import create_app
-from api.auth_store import ApiKeyStore
+from engine.accounts import ApiKeyStore
 from engine.settings import Settings
 from tests.integration.conftest import FAST_MODELS, PASSWORD, image_bytes
 
@@ -58,7 +58,7 @@ def lookalike_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with asgi.get_client(app) as client:  # runs the lifespan in schemathesis's own loop
         assert client.get("/health").status_code == 200
         assert app.state.services.wait_ready(120), app.state.services.not_ready_detail()
-        app.state.services.engine.index()  # one image, so ids can be found
+        app.state.services.lookalike.indexing.index()  # one image, so ids can be found
     yield app
     asgi.shutdown_lifespans()
 

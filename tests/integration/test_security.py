@@ -19,7 +19,7 @@ import pytest
 from litestar.routes import HTTPRoute
 from qdrant_client import QdrantClient
 
-from api.auth_store import ApiKeyStore
+from engine.accounts import ApiKeyStore
 from tests.hostile.flaky_tcp import FlakyTcp
 from tests.hostile.live import LiveServer
 from tests.integration.conftest import assert_error, image_bytes
@@ -110,7 +110,7 @@ def test_files_are_served_only_from_inside_the_library(
     client = make_app_client()
     client.wait_ready()
     key = client.api_key("read")
-    engine = client.app.state.services.engine
+    engine = client.app.state.services.lookalike
     library = Path(client.settings.library_dir)
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -118,8 +118,8 @@ def test_files_are_served_only_from_inside_the_library(
     (outside / "linked.png").write_bytes(image_bytes(71))
     (library / "link.png").symlink_to(outside / "linked.png")  # a symlink leading out
     (library / "inside.png").write_bytes(image_bytes(72))
-    engine.index(outside)  # the CLI may index any folder: keyed by absolute path
-    engine.index()
+    engine.indexing.index(outside)  # the CLI may index any folder: keyed by absolute path
+    engine.indexing.index()
     by_name = {r.payload["filename"]: r for r in engine.store.scroll()}
     assert by_name["secret.png"].payload["paths"] == [str(outside / "secret.png")]
     inside = by_name["inside.png"]

@@ -28,14 +28,14 @@ function folders(image) {
   return list.filter((f) => f !== undefined && f !== null).map((f) => f || "(library root)").join(", ");
 }
 
-function fill(image, hit, threshold) {
+function fill(image, hit) {
   const name = image.filename || (image.paths && image.paths[0]) || image.id;
   $("#inspect-title").textContent = name;
   const eyebrow = $("#inspect-eyebrow");
   eyebrow.replaceChildren();
   if (hit) {
     eyebrow.append(h("span.score-pill", {}, `${percent(hit.score)} match`));
-    if (threshold && hit.score >= threshold) eyebrow.append(h("span.badge.badge--dup", {}, "Near-duplicate"));
+    if (hit.near_duplicate) eyebrow.append(h("span.badge.badge--dup", {}, "Near-duplicate"));
   } else {
     eyebrow.textContent = folders(image) || "Library image";
   }
@@ -75,7 +75,7 @@ function fill(image, hit, threshold) {
  */
 let showing = null; // the id on screen, so a slow answer for an earlier one is dropped
 
-export async function openInspector(id, { hit = null, threshold = null, onSearch = null } = {}) {
+export async function openInspector(id, { hit = null, onSearch = null } = {}) {
   showing = id;
   const el = dialog();
   const img = $("#inspect-img");
@@ -83,7 +83,7 @@ export async function openInspector(id, { hit = null, threshold = null, onSearch
   img.removeAttribute("src");
   img.alt = base.filename || "";
   if (base.thumbnail_url) img.src = base.thumbnail_url; // something to look at while the full file loads
-  fill(base, hit, threshold);
+  fill(base, hit);
   const searchBtn = $("#inspect-search");
   searchBtn.hidden = !onSearch;
   let image = base;
@@ -100,7 +100,7 @@ export async function openInspector(id, { hit = null, threshold = null, onSearch
   try {
     image = { ...base, ...(await api(`/api/v1/images/${encodeURIComponent(id)}`)) };
     if (showing !== id) return;
-    fill(image, hit, threshold);
+    fill(image, hit);
   } catch (err) {
     showError(err);
   }

@@ -10,8 +10,6 @@ import {
 } from "./ui.js";
 
 const page = $("#search-page");
-// Replaced by the calibrated threshold for the active models once /api/v1/status answers.
-let threshold = Number(page.dataset.nearDuplicate) || 0.9;
 const PREFS_KEY = "lookalike.search.prefs";
 
 const els = {
@@ -165,7 +163,8 @@ async function search() {
 function card(hit, rank, models) {
   hit.byRole = scoresByRole(hit, models);
   const name = hit.filename || (hit.paths && hit.paths[0]) || hit.id;
-  const dup = hit.score >= threshold;
+  // Decided by the server with the calibrated fusion, whatever the sliders say.
+  const dup = Boolean(hit.near_duplicate);
   const img = h("img.hit__img", { src: hit.thumbnail_url, alt: name, loading: "lazy", decoding: "async" });
   const button = h("button.hit__button", { type: "button", "aria-label": `Inspect ${name}, ${percent(hit.score)} match` },
     h("span.hit__thumb", {}, img,
@@ -177,7 +176,7 @@ function card(hit, rank, models) {
         h("span.hit__score", { "data-testid": "score" }, percent(hit.score))),
       scoreBars(hit.byRole, { compact: true })));
   button.addEventListener("click", () =>
-    openInspector(hit.id, { hit, threshold, onSearch: (image) => useLibraryImage(image) }));
+    openInspector(hit.id, { hit, onSearch: (image) => useLibraryImage(image) }));
   return h("li.hit", { dataset: { id: hit.id, testid: "hit" } }, button, colourButton(hit));
 }
 
@@ -212,7 +211,7 @@ function render(result) {
   els.grid.replaceChildren(...hits.map((hit, i) => card(hit, i + 1, models)));
   const timings = result.timings || {};
   const total = Object.values(timings).reduce((a, b) => a + (Number(b) || 0), 0);
-  const dups = hits.filter((hit) => hit.score >= threshold).length;
+  const dups = hits.filter((hit) => hit.near_duplicate).length;
   els.title.textContent = hits.length === 1 ? "1 lookalike" : `${hits.length} lookalikes`;
   els.stats.textContent = [
     dups ? `${dups} near-duplicate${dups === 1 ? "" : "s"}` : null,
@@ -352,8 +351,6 @@ async function init() {
   const status = await loadStatus();
   if (!status) return;
   warnFallbacks(status);
-  // No badge when the active models are uncalibrated (null): a guess would mislead.
-  if ("near_duplicate_threshold" in status) threshold = status.near_duplicate_threshold ?? Infinity;
   if (!hasPrefs) {
     for (const [role, value] of Object.entries(status.default_weights || {})) {
       const input = $(`#w-${role}`);

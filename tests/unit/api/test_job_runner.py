@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from api.jobs import JobRunner
+from api.job_runner import JobRunner
 from engine.errors import BadInput, Conflict, NotFound
 
 

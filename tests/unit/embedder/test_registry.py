@@ -13,12 +13,12 @@ from embedder_test_helpers import Offline
 from embedder.config import ModelConfig
 from embedder.errors import ModelLoadError
 from embedder.registry import (
-    KNOWN_VECTORS,
     MODELS,
     ModelStatus,
     build_models,
     load_models,
     planned_models,
+    vector_sizes,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -29,9 +29,9 @@ def offline_config(tmp_path: Path, **overrides: object) -> ModelConfig:
     return ModelConfig(cache_dir=tmp_path / "cache", **overrides)  # type: ignore[arg-type]
 
 
-def test_known_vectors_match_the_registry() -> None:
-    assert {name: cls.dim for name, cls in MODELS.items()} == KNOWN_VECTORS
-    assert KNOWN_VECTORS == {
+def test_vector_sizes_come_from_the_models() -> None:
+    assert {name: cls.dim for name, cls in MODELS.items()} == vector_sizes()
+    assert vector_sizes() == {
         "clip-vit-b-32": 512,
         "resnet50": 2048,
         "effnet-lite0": 1280,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.core import Engine
-from engine.duplicates import find_duplicates
+from engine.composition import Lookalike
+from engine.duplicates import Duplicates, Group
 from engine.errors import BadInput
 from engine.settings import Settings
 
@@ -36,8 +36,23 @@ def _save(img: Image.Image, path: Path, **kw: object) -> None:
     img.save(path, **kw)
 
 
+def find_duplicates(
+    lk: Lookalike,
+    threshold: float | None = None,
+    weights: dict[str, float] | None = None,
+    *,
+    page_size: int | None = None,
+) -> list[Group]:
+    """The duplicates use case's groups, with pages of ``page_size`` rows when given."""
+    duplicates = lk.duplicates
+    if page_size is not None:
+        payloads = lambda: lk.mirror_keeper.payloads  # noqa: E731
+        duplicates = Duplicates(lambda: lk.mirror, payloads, lk.catalog, page_size=page_size)
+    return duplicates.report(threshold, weights).groups
+
+
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Lookalike:
     tmp = tmp_path_factory.mktemp("dups")
     lib = tmp / "library"
     a, b = _picture(1), _picture(2)
@@ -53,8 +68,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     settings = Settings(
         data_dir=tmp / "data", library_dir=lib, clip_weights="off", cnn="off", hsv=True
     )
-    eng = Engine(settings)
-    eng.index()
+    eng = Lookalike(settings)
+    eng.indexing.index()
     yield eng
     eng.close()
 
@@ -63,7 +78,7 @@ def _as_paths(groups: list) -> list[set[str]]:
     return [{p for m in g.members for p in m.paths} for g in groups]
 
 
-def test_exact_and_near_copies_form_the_right_groups(engine: Engine) -> None:
+def test_exact_and_near_copies_form_the_right_groups(engine: Lookalike) -> None:
     groups = find_duplicates(engine, threshold=0.9)
     assert sorted(_as_paths(groups), key=len, reverse=True) == [
         {"a.png", "copies/a.png", "edits/a-q80.jpg", "edits/a-small.png"},
@@ -76,20 +91,20 @@ def test_exact_and_near_copies_form_the_right_groups(engine: Engine) -> None:
     assert any(len(m.paths) == 2 for m in a_group.members)  # one content, two paths
 
 
-def test_small_pages_give_the_same_groups(engine: Engine) -> None:
+def test_small_pages_give_the_same_groups(engine: Lookalike) -> None:
     """The self-join reads the mirror a page at a time; the answer must not depend on it."""
     assert _as_paths(find_duplicates(engine, threshold=0.9, page_size=2)) == _as_paths(
         find_duplicates(engine, threshold=0.9)
     )
 
 
-def test_an_exact_copy_alone_is_a_group(engine: Engine) -> None:
+def test_an_exact_copy_alone_is_a_group(engine: Lookalike) -> None:
     groups = find_duplicates(engine, threshold=1.0)
     assert _as_paths(groups) == [{"a.png", "copies/a.png"}]
     assert groups[0].score == 1.0
 
 
-def test_mirror_pages_cover_every_point_once(engine: Engine) -> None:
+def test_mirror_pages_cover_every_point_once(engine: Lookalike) -> None:
     mirror = engine.mirror
     seen: list[str] = []
     for start in range(0, len(mirror) + 3, 3):
@@ -101,11 +116,11 @@ def test_mirror_pages_cover_every_point_once(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize("threshold", [0, -0.5, 1.5, float("nan")])
-def test_a_threshold_out_of_range_is_refused(engine: Engine, threshold: float) -> None:
+def test_a_threshold_out_of_range_is_refused(engine: Lookalike, threshold: float) -> None:
     with pytest.raises(BadInput, match="threshold"):
         find_duplicates(engine, threshold=threshold)
 
 
-def test_zero_weights_are_refused(engine: Engine) -> None:
+def test_zero_weights_are_refused(engine: Lookalike) -> None:
     with pytest.raises(BadInput, match="weight"):
         find_duplicates(engine, threshold=0.9, weights={"hsv": 0.0})

@@ -1,4 +1,4 @@
-from engine.library import FileStat
+from engine.folder import FileStat
 from engine.plan import Current, plan_index
 
 V = ["clip-vit-b-32@openai", "hsv-8x8x8@none"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.auth_store import ApiKeyStore, PasswordStore, load_secret_key
+from engine.accounts import ApiKeyStore, PasswordStore, load_secret_key
 from engine.errors import BadInput, NotFound
 
 

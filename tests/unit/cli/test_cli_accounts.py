@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api.auth_store import ApiKeyStore, PasswordStore
-from api.cli import main
+from cli import main
+from engine.accounts import ApiKeyStore, PasswordStore
 
 
 @pytest.fixture(autouse=True)
@@ -60,14 +60,14 @@ def test_apikey_scope_is_required() -> None:
 
 
 def test_apikey_json_goes_to_stdout_when_run_as_a_module(data_dir: Path) -> None:
-    # `python -m api.cli` once printed the key to stderr: the command imported a second
+    # `python -m cli` once printed the key to stderr: the command imported a second
     # copy of the module, whose JSON output still pointed at the redirected stream.
     import os
     import subprocess
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "apikey", "create", "--scope", "read", "--json"],
+        [sys.executable, "-m", "cli", "apikey", "create", "--scope", "read", "--json"],
         env={**os.environ, "LOOKALIKE_DATA_DIR": str(data_dir)},
         capture_output=True,
         text=True,

@@ -12,17 +12,18 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from cli.output import emit
 from engine.errors import BadInput
 
 
 def _data_dir() -> Any:
-    from api.cli import _settings
+    from cli.commands import settings
 
-    return _settings().data_dir
+    return settings().data_dir
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    from api.auth_store import PasswordStore
+    from engine.accounts import PasswordStore
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -36,12 +37,10 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
-    from api.auth_store import ApiKeyStore
+    from engine.accounts import ApiKeyStore
 
     key, secret = ApiKeyStore(_data_dir()).create(args.scope, name=args.name or "")
     if args.json:
-        from api.cli import emit
-
         emit({"id": key.id, "scope": key.scope, "name": key.name, "key": secret})
     else:
         print(secret)
@@ -54,15 +53,13 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_list(args: argparse.Namespace) -> int:
-    from api.auth_store import ApiKeyStore
+    from engine.accounts import ApiKeyStore
 
     keys = ApiKeyStore(_data_dir()).all()
     if args.json:
         rows = [
             {"id": k.id, "scope": k.scope, "name": k.name, "created_at": k.created_at} for k in keys
         ]
-        from api.cli import emit
-
         emit(rows)
         return 0
     for k in keys:
@@ -76,14 +73,14 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
-    from api.auth_store import ApiKeyStore
+    from engine.accounts import ApiKeyStore
 
     key = ApiKeyStore(_data_dir()).revoke(args.id)
     print(f"API key {key.id} ({key.scope}) revoked.", file=sys.stderr)
     return 0
 
 
-def add_auth_commands(sub: Any) -> None:
+def add_account_commands(sub: Any) -> None:
     """Register ``passwd`` and ``apikey`` on the CLI's subparsers."""
     s = sub.add_parser("passwd", help="change the admin password of the web UI")
     s.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")

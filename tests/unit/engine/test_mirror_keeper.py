@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from qdrant_client import QdrantClient
 
-from engine.background import MirrorSyncer
-from engine.core import EMBEDDING_META, Engine
+from engine.catalog import EMBEDDING_META
+from engine.composition import Lookalike
+from engine.mirror_keeper import MirrorFollower
 from engine.settings import Settings
 from store import open_store
 from store.base import Record
@@ -26,12 +27,12 @@ def test_writes_and_deletes_from_elsewhere_reach_the_mirror(tmp_path: Path) -> N
     client = QdrantClient(":memory:")
     settings = Settings(data_dir=tmp_path / "data", library_dir=tmp_path / "lib")
     cfg = StoreConfig(data_dir=tmp_path / "data", url="http://shared", collection="c")
-    engine = Engine(settings, store=open_store(cfg, client=client))
-    engine.open_store()  # creates the collection (migrations)
+    engine = Lookalike(settings, store=open_store(cfg, client=client))
+    engine.resources.open_store()  # creates the collection (migrations)
     other = open_store(cfg, client=client)  # a second writer on the same server
     try:
         engine.store.set_meta(
-            EMBEDDING_META, {"config_key": engine._config_key(), "models": MODELS}
+            EMBEDDING_META, {"config_key": engine.catalog.config_key(), "models": MODELS}
         )
         ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(3)]
         other.upsert(
@@ -40,7 +41,7 @@ def test_writes_and_deletes_from_elsewhere_reach_the_mirror(tmp_path: Path) -> N
                 for n, i in enumerate(ids)
             ]
         )
-        syncer = MirrorSyncer(engine, interval_s=0.05, full_every_s=0.2)
+        syncer = MirrorFollower(engine.mirror_keeper.sync, interval_s=0.05, full_every_s=0.2)
         syncer.start()
         _wait(lambda: engine.mirror.ids() == set(ids))
         other.delete([ids[0]])

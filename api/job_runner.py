@@ -17,7 +17,7 @@ from typing import Any
 
 from api.schemas import Job
 from engine.errors import Conflict, LookalikeError, NotFound, translate
-from engine.indexing import Progress
+from engine.indexer import Progress
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,148 @@
+"""Wires the use cases: the one place that knows what each of them is given.
+
+``Lookalike(settings)`` is what an adapter (the HTTP app, the CLI, a benchmark) holds. It
+opens nothing until asked (``engine.resources``) and hands every use case only the narrow
+collaborators it needs: a provider of the store, the read policy, the query encoder, the
+model catalogue. No use case receives this object.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from engine.catalog import ModelCatalog
+from engine.colour import ColourFilter
+from engine.duplicates import Duplicates
+from engine.folder import PathKeys
+from engine.health import StoreHealth
+from engine.indexing import Indexing
+from engine.library import Library
+from engine.mirror_keeper import MirrorKeeper
+from engine.query import BatchSettings, QueryEncoder
+from engine.read_policy import ReadPolicy
+from engine.reconcile import Reconcile
+from engine.resources import Resources
+from engine.search import Search
+from engine.status import StatusReport
+from engine.thumbnails import Thumbnails
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from engine.settings import Settings
+    from store.base import Store
+    from store.mirror import Mirror
+
+
+class Lookalike:
+    def __init__(self, settings: Settings, *, store: Store | None = None) -> None:
+        self.settings = settings
+        self.keys = PathKeys(settings.library_dir)
+        self.health = StoreHealth()
+        self.resources = Resources(settings, store=store, on_models_loaded=self._models_loaded)
+        self.catalog = ModelCatalog(
+            settings,
+            store=self.resources.store,
+            embedder=self.resources.embedder,
+            embedder_loaded=self.resources.embedder_loaded,
+        )
+        self.mirror_keeper = MirrorKeeper(
+            settings.data_dir, self.resources.store, self.catalog.blocks, self.health
+        )
+        self.reader = ReadPolicy(self.resources.store, self.mirror_keeper, self.health)
+        self.queries = QueryEncoder(
+            self.resources.embedder,
+            self.catalog.clip_status,
+            BatchSettings(
+                max_batch=settings.search_batch_max,
+                wait_ms=settings.search_batch_wait_ms,
+                gather_ms=settings.search_batch_gather_ms,
+            ),
+        )
+
+    # -- for adapters, tests and benchmarks: read access to what the use cases share ------------
+    @property
+    def store(self) -> Store:
+        return self.resources.store()
+
+    @property
+    def mirror(self) -> Mirror:
+        return self.mirror_keeper.mirror
+
+    def _models_loaded(self, embedder: Any) -> None:
+        self.catalog.record(embedder)
+
+    def _embed_files(self, items: Sequence[tuple[str, Path]]) -> Any:
+        return self.resources.embedder().embed_files(items)
+
+    # -- the use cases ------------------------------------------------------------------------
+    @cached_property
+    def indexing(self) -> Indexing:
+        return Indexing(
+            store=self.resources.store,
+            keys=self.keys,
+            library_dir=self.settings.library_dir,
+            embed=self._embed_files,
+            vector_tags=self.catalog.vector_tags,
+            sync_mirror=self.mirror_keeper.sync,
+            require_store=self.reader.require_store,
+        )
+
+    @cached_property
+    def library(self) -> Library:
+        return Library(
+            store=self.resources.store,
+            reader=self.reader,
+            indexing=self.indexing,
+            keys=self.keys,
+            library_dir=self.settings.library_dir,
+            trash_dir=self.settings.data_dir / "trash",
+            sync_mirror=self.mirror_keeper.sync,
+        )
+
+    @cached_property
+    def search(self) -> Search:
+        return Search(
+            reader=self.reader,
+            queries=self.queries,
+            catalog=self.catalog,
+            colours=ColourFilter(self.reader),
+            file_of=self.library.file_path,
+        )
+
+    @cached_property
+    def duplicates(self) -> Duplicates:
+        return Duplicates(
+            mirror=lambda: self.mirror_keeper.mirror,
+            payloads=lambda: self.mirror_keeper.payloads,
+            catalog=self.catalog,
+        )
+
+    @cached_property
+    def reconcile(self) -> Reconcile:
+        return Reconcile(self.indexing, self.mirror_keeper.sync)
+
+    @cached_property
+    def thumbnails(self) -> Thumbnails:
+        return Thumbnails(
+            self.settings.data_dir / "thumbs", self.library.get, self.library.file_path
+        )
+
+    @cached_property
+    def status(self) -> StatusReport:
+        return StatusReport(
+            settings=self.settings,
+            store=self.resources.store,
+            catalog=self.catalog,
+            mirror=lambda: self.mirror_keeper.mirror,
+            embedder=self.resources.loaded_embedder,
+        )
+
+    def close(self) -> None:
+        """Save the mirror and its payload cache, stop the query batcher, close the models
+        and the store."""
+        self.mirror_keeper.close()
+        self.queries.close()
+        self.resources.close()
