@@ -124,7 +124,8 @@ def test_no_weights_means_the_same_answer_everywhere(
 
 def _mean_ap(rankings: list[list[str]], relevant: list[str]) -> float:
     """One relevant item per query: AP = 1 / its rank (0 when not in the list)."""
-    aps = [1.0 / (r.index(want) + 1) if want in r else 0.0 for r, want in zip(rankings, relevant)]
+    pairs = zip(rankings, relevant, strict=True)
+    aps = [1.0 / (r.index(want) + 1) if want in r else 0.0 for r, want in pairs]
     return float(np.mean(aps))
 
 
