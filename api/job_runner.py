@@ -43,11 +43,12 @@ class JobRunner:
             self._jobs[job.id] = job
             while len(self._jobs) > KEEP_FINISHED:
                 self._jobs.popitem(last=False)
+            created = self._copy(job)  # before the thread can move it on: always "queued"
             self._thread = threading.Thread(
                 target=self._run, args=(job, work), name=f"job-{kind}", daemon=True
             )
             self._thread.start()
-            return self._copy(job)
+            return created
 
     def _run(self, job: Job, work: Callable[[Progress], dict[str, Any]]) -> None:
         def progress(stage: str, done: int, total: int) -> None:

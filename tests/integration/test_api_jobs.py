@@ -48,7 +48,9 @@ def test_reindex_and_reconcile_jobs(make_app_client: Any) -> None:
     (cnn,) = (m["name"] for m in status["models"] if m["role"] == "cnn")
     inference = status["inference"][cnn]  # the neural model only: HSV has no inference mode
     assert set(status["inference"]) == {cnn} and inference["device"] == "cpu"
-    assert inference["precision"] in ("fp32", "bf16") and inference["int8"] is False
+    # EfficientNet-Lite0 stays fp32 under precision 'auto' on every CPU (bf16 fails its
+    # fidelity bound, see embedder), and int8 needs a compile, which a test never waits for.
+    assert inference["precision"] == "fp32" and inference["int8"] is False
     assert status["job"]["id"] == started.json()["id"]
 
     # The seed app's POST /reindex starts the same job; a folder outside the library is refused.

@@ -23,7 +23,7 @@ def test_a_job_reports_progress_and_result() -> None:
         return {"embedded": 5}
 
     job = runner.start("reindex", work)
-    assert job.state in ("queued", "running")
+    assert job.state == "queued"  # the state when it was created, whatever the thread does
     seen.wait(5)
     running = runner.get(job.id)
     assert (running.state, running.stage, running.done, running.total) == (
