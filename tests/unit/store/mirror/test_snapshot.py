@@ -21,10 +21,10 @@ import pytest
 
 from store.base import Record
 from store.mirror import Mirror
-from store.mirror_snapshot import MANIFEST
+from store.mirror.snapshot import MANIFEST
 
 BLOCKS = [("clip", 24), ("cnn", 40), ("hsv", 8)]
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def make_records(rng: np.random.Generator, n: int, rev: int) -> list[Record]:

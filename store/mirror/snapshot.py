@@ -5,7 +5,7 @@ Layout of the snapshot directory::
     mirror.json              manifest: format, blocks, watermark, file names, sizes, CRCs
     vectors-<gen>.npy        float32 (slots, D): every slot's fused vector (zeros when free)
     ids-<gen>.npz            point uuids, their slots and applied revs
-    codes-<gen>.npy          uint8 (slots, K): stage-one codes (mirror_compact), optional
+    codes-<gen>.npy          uint8 (slots, K): stage-one codes (``compact``), optional
     compact-<gen>.npz        the projection those codes were made with, optional
 
 A save writes the data files under fresh generation names, fsyncs them, then replaces the

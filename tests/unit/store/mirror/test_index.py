@@ -12,7 +12,7 @@ import pytest
 
 from store.base import Record
 from store.mirror import Mirror
-from store.mirror_lock import RWLock
+from store.mirror.lock import RWLock
 
 BLOCKS = [("clip", 24), ("cnn", 40), ("hsv", 8)]
 NAMES = [name for name, _ in BLOCKS]

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from store.base import Filter, Record
-from store.mirror_payloads import PayloadCache
+from store.mirror import PayloadCache
 
 
 def _record(pid: str, rev: int, **extra: object) -> Record:

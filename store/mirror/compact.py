@@ -3,7 +3,7 @@
 Why: an exact scan reads every full vector, 12 KB a point at 3 models (512 + 2048 + 512
 floats), memory-bound at ~50 ms per query at 100k points here. A code of a few hundred bytes
 scanned the same way costs ~1/30 of that; the few hundred best candidates are then rescored
-exactly from the full vectors (``mirror.Mirror.search``), so the scores returned are exact
+exactly from the full vectors (``index.Mirror.search``), so the scores returned are exact
 and only the choice of candidates is approximate (recall@10 >= 0.99: bench/search_latency).
 
 A code is, per model block, a PCA projection of the (centred) block, scaled per component
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from store.mirror_rows import Rows
+from store.mirror.rows import Rows
 
 BUDGET = 384  # code bytes per point
 MIN_PER_BLOCK = 16
@@ -106,7 +106,7 @@ class CompactModel:
         q = np.empty(self.width, dtype=np.float32)
         col = 0
         for sl, k in zip(self.slices, self.widths.tolist(), strict=True):
-            # einsum, not BLAS: see Mirror._hits.
+            # einsum, not BLAS: see fusion.hits.
             q[col : col + k] = np.einsum("i,ij->j", fused_query[sl], self.basis[sl, col : col + k])
             col += k
         q /= self.scales
@@ -190,7 +190,7 @@ class CompactIndex:
     """The codes of every slot (zeros for free ones) in a faiss flat scan."""
 
     def __init__(self, model: CompactModel) -> None:
-        from store.mirror_snapshot import import_faiss
+        from store.mirror.snapshot import import_faiss
 
         self.model = model
         faiss = import_faiss()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from store.base import Filter, Record, Store
 
 if TYPE_CHECKING:
-    from store.mirror import Mirror
+    from store.mirror.index import Mirror
 
 OVERLAP_US = 5_000_000
 BATCH = 512

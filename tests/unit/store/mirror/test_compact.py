@@ -11,7 +11,7 @@ import pytest
 
 from store.base import Record
 from store.mirror import Mirror
-from store.mirror_compact import CompactModel, fit
+from store.mirror.compact import CompactModel, fit
 
 BLOCKS = [("clip", 48), ("cnn", 96), ("hsv", 16)]
 WEIGHTS = [{"clip": 1.0, "cnn": 1.0, "hsv": 1.0}, {"clip": 0.0, "cnn": 1.0, "hsv": 3.0}]
