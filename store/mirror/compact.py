@@ -22,6 +22,7 @@ over all blocks together (every block is unit-norm, so variances are comparable)
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,12 @@ TRAIN_SAMPLE = 20_000  # rows the PCA is fitted on
 # rarer values are clipped, which only makes their candidate score a little less exact.
 CLIP_SIGMAS = 5.0
 _ZERO_CODE = 128  # QT_8bit_direct_signed stores v + 128
+
+
+def import_faiss() -> Any:
+    """faiss, imported on first use because it is heavy. Typed as Any: its SWIG signatures
+    do not show the keyword arguments and array conversions its Python layer adds."""
+    return importlib.import_module("faiss")
 
 
 @dataclass
@@ -190,8 +197,6 @@ class CompactIndex:
     """The codes of every slot (zeros for free ones) in a faiss flat scan."""
 
     def __init__(self, model: CompactModel) -> None:
-        from store.mirror.snapshot import import_faiss
-
         self.model = model
         faiss = import_faiss()
         self._faiss = faiss

@@ -37,7 +37,7 @@ import numpy as np
 
 from store.base import Record, Store
 from store.mirror import fusion, snapshot, sync
-from store.mirror.compact import CompactIndex, CompactModel
+from store.mirror.compact import CompactIndex, CompactModel, import_faiss
 from store.mirror.compact import build as build_compact
 from store.mirror.fusion import MirrorHit
 from store.mirror.lock import RWLock
@@ -177,7 +177,7 @@ class Mirror:
                 # One thread per scan (the setting is per calling thread): concurrent
                 # searches already fill the cores, and on shared cores an OpenMP team
                 # waits for its slowest member (p50 10 ms instead of 3 ms at 100k here).
-                snapshot.import_faiss().omp_set_num_threads(1)
+                import_faiss().omp_set_num_threads(1)
                 slots = st.compact.candidates(fused, want, subset)
                 slots = np.asarray([s for s in slots.tolist() if s in st.uuid_of], np.int64)
             stored = st.rows.get(slots)
@@ -303,7 +303,7 @@ class Mirror:
     def rebuild(self, store: Store) -> int:
         """Reload everything from the store; searches keep working meanwhile."""
         with self._sync_lock:
-            return sync.rebuild(self, store)
+            return sync.rebuild(self, type(self)(self.path, self.blocks), store)
 
     def lag(self, store: Store) -> int:
         """How many store points have a rev above the watermark."""

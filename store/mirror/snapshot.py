@@ -24,7 +24,6 @@ manifest before numpy maps them, so a corrupt size can never make it allocate wi
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import logging
@@ -56,12 +55,6 @@ class Snapshot:
     vectors: np.ndarray  # float32 (slots, D); as read, a copy-on-write memory map
     codes: np.ndarray | None = None  # uint8 (slots, K)
     compact: dict[str, np.ndarray] | None = None  # CompactModel.as_arrays()
-
-
-def import_faiss() -> Any:
-    """faiss, imported on first use because it is heavy. Typed as Any: its SWIG signatures
-    do not show the keyword arguments and array conversions its Python layer adds."""
-    return importlib.import_module("faiss")
 
 
 class SnapshotError(Exception):
