@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from common.atomic import atomic_write
 from store.base import StoreUnavailable
 
 
@@ -56,15 +57,6 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    # Write, fsync, rename, fsync the directory: a crash leaves the old file or the new one.
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace ``path`` with ``data`` as JSON: a crash leaves the old file or the new one,
+    and the new one is on disk (data and directory entry) when this returns."""
+    atomic_write(path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"))

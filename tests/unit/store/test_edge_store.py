@@ -117,6 +117,16 @@ def test_before_create_reads_and_writes_point_at_the_migrations(tmp_path: Path) 
         assert store.get_meta("k") == [1, 2] and not store.exists()
 
 
+def test_meta_is_replaced_whole_as_readable_json(tmp_path: Path) -> None:
+    with _open(tmp_path) as store:
+        store.set_meta("k", [1, 2])
+        store.set_meta("title", "Café")
+    folder = tmp_path / "qdrant-edge"
+    text = (folder / "meta.json").read_text("utf-8")
+    assert json.loads(text) == {"k": [1, 2], "title": "Café"} and "Café" in text
+    assert not [p.name for p in folder.iterdir() if "meta" in p.name and p.name != "meta.json"]
+
+
 def test_revs_resume_above_the_stored_maximum_without_a_rev_index(tmp_path: Path) -> None:
     # A shard made outside the migrations has no range index on rev, so no order_by.
     shard_dir = tmp_path / "qdrant-edge" / "shard"

@@ -21,10 +21,10 @@ import pytest
 
 from store.base import Record
 from store.mirror import Mirror
-from store.mirror_snapshot import MANIFEST
+from store.mirror.snapshot import MANIFEST
 
 BLOCKS = [("clip", 24), ("cnn", 40), ("hsv", 8)]
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def make_records(rng: np.random.Generator, n: int, rev: int) -> list[Record]:
@@ -197,6 +197,7 @@ def test_a_vector_file_claiming_another_shape_is_refused(
 def test_leftovers_of_an_interrupted_save_are_ignored_then_removed(saved: Mirror) -> None:
     # What a save killed before its manifest replace leaves behind.
     (saved.path / f"{MANIFEST}.1a2b3c4d.tmp").write_text('{"format": 1, "blocks": [[')
+    (saved.path / f"{MANIFEST}.k2x_9qzv").write_text('{"format": 2, "bl')  # common.atomic's
     (saved.path / "vectors-0123456789ab.npy").write_bytes(b"\x93NUMPY" + b"\0" * 100)
     (saved.path / "ids-0123456789ab.npz").write_bytes(b"PK\x03\x04")
     (saved.path / "index-0123456789ab.faiss").write_bytes(b"IxMp")  # format 1's index file

@@ -5,14 +5,14 @@ Layout of the snapshot directory::
     mirror.json              manifest: format, blocks, watermark, file names, sizes, CRCs
     vectors-<gen>.npy        float32 (slots, D): every slot's fused vector (zeros when free)
     ids-<gen>.npz            point uuids, their slots and applied revs
-    codes-<gen>.npy          uint8 (slots, K): stage-one codes (mirror_compact), optional
+    codes-<gen>.npy          uint8 (slots, K): stage-one codes (``compact``), optional
     compact-<gen>.npz        the projection those codes were made with, optional
 
 A save writes the data files under fresh generation names, fsyncs them, then replaces the
-manifest atomically (temp file, fsync, ``os.replace``, fsync of the directory). Until that
-replace the old manifest still names the old, untouched files; after it, the new ones. A
-crash at any point therefore leaves exactly one complete snapshot, plus strays that the
-next save deletes.
+manifest atomically (``common.atomic``: temp file, fsync, ``os.replace``, fsync of the
+directory). Until that replace the old manifest still names the old, untouched files; after
+it, the new ones. A crash at any point therefore leaves exactly one complete snapshot, plus
+strays that the next save deletes.
 
 Loading is built for start-up time (about 0.1 s of the 3 s budget at 100k points): the vector
 file is a plain .npy mapped copy-on-write, not parsed into an index, and the codes are
@@ -24,7 +24,6 @@ manifest before numpy maps them, so a corrupt size can never make it allocate wi
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import logging
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from common.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,6 @@ class Snapshot:
     vectors: np.ndarray  # float32 (slots, D); as read, a copy-on-write memory map
     codes: np.ndarray | None = None  # uint8 (slots, K)
     compact: dict[str, np.ndarray] | None = None  # CompactModel.as_arrays()
-
-
-def import_faiss() -> Any:
-    """faiss, imported on first use because it is heavy. Typed as Any: its SWIG signatures
-    do not show the keyword arguments and array conversions its Python layer adds."""
-    return importlib.import_module("faiss")
 
 
 class SnapshotError(Exception):
@@ -102,7 +97,11 @@ def write(
         "slots": n_slots,
         **files,
     }
-    _replace(directory / MANIFEST, json.dumps(manifest, indent=1).encode())
+    # Named "mirror.json.*" while it is written, so a save killed before the rename leaves a
+    # stray that the next save's sweep removes.
+    atomic_write(
+        directory / MANIFEST, json.dumps(manifest, indent=1).encode(), prefix=f"{MANIFEST}."
+    )
     _remove_strays(directory, keep={MANIFEST, *(f["file"] for f in files.values())})
 
 
@@ -227,23 +226,6 @@ def _write_bytes(path: Path, data: bytes) -> dict[str, Any]:
 def _sync(f: Any) -> None:
     f.flush()
     os.fsync(f.fileno())
-
-
-def _replace(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            _sync(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    # The rename itself is only durable once the directory entry is.
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_strays(directory: Path, keep: set[str]) -> None:

@@ -3,7 +3,7 @@
 Why: an exact scan reads every full vector, 12 KB a point at 3 models (512 + 2048 + 512
 floats), memory-bound at ~50 ms per query at 100k points here. A code of a few hundred bytes
 scanned the same way costs ~1/30 of that; the few hundred best candidates are then rescored
-exactly from the full vectors (``mirror.Mirror.search``), so the scores returned are exact
+exactly from the full vectors (``index.Mirror.search``), so the scores returned are exact
 and only the choice of candidates is approximate (recall@10 >= 0.99: bench/search_latency).
 
 A code is, per model block, a PCA projection of the (centred) block, scaled per component
@@ -22,13 +22,14 @@ over all blocks together (every block is unit-norm, so variances are comparable)
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from store.mirror_rows import Rows
+from store.mirror.rows import Rows
 
 BUDGET = 384  # code bytes per point
 MIN_PER_BLOCK = 16
@@ -37,6 +38,12 @@ TRAIN_SAMPLE = 20_000  # rows the PCA is fitted on
 # rarer values are clipped, which only makes their candidate score a little less exact.
 CLIP_SIGMAS = 5.0
 _ZERO_CODE = 128  # QT_8bit_direct_signed stores v + 128
+
+
+def import_faiss() -> Any:
+    """faiss, imported on first use because it is heavy. Typed as Any: its SWIG signatures
+    do not show the keyword arguments and array conversions its Python layer adds."""
+    return importlib.import_module("faiss")
 
 
 @dataclass
@@ -106,7 +113,7 @@ class CompactModel:
         q = np.empty(self.width, dtype=np.float32)
         col = 0
         for sl, k in zip(self.slices, self.widths.tolist(), strict=True):
-            # einsum, not BLAS: see Mirror._hits.
+            # einsum, not BLAS: see fusion.hits.
             q[col : col + k] = np.einsum("i,ij->j", fused_query[sl], self.basis[sl, col : col + k])
             col += k
         q /= self.scales
@@ -190,8 +197,6 @@ class CompactIndex:
     """The codes of every slot (zeros for free ones) in a faiss flat scan."""
 
     def __init__(self, model: CompactModel) -> None:
-        from store.mirror_snapshot import import_faiss
-
         self.model = model
         faiss = import_faiss()
         self._faiss = faiss

@@ -20,18 +20,33 @@ the overlap) is reflected in the mirror.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import Protocol, Self
 
 from store.base import Filter, Record, Store
-
-if TYPE_CHECKING:
-    from store.mirror import Mirror
 
 OVERLAP_US = 5_000_000
 BATCH = 512
 
 
-def catch_up(mirror: Mirror, store: Store) -> int:
+class Follower(Protocol):
+    """A mirror as this module sees it: what following the store needs. ``index.Mirror`` is
+    one; this module never imports it, so the class can call these functions without an
+    import cycle."""
+
+    @property
+    def blocks(self) -> tuple[tuple[str, int], ...]: ...
+    @property
+    def watermark(self) -> int: ...
+    def __len__(self) -> int: ...
+    def revs(self, ids: Iterable[str] | None = None) -> dict[str, int]: ...
+    def upsert(self, records: Sequence[Record], *, advance_watermark: bool = True) -> int: ...
+    def remove(self, ids: Iterable[str]) -> int: ...
+    def advance_watermark(self, rev: int) -> None: ...
+    def adopt(self, other: Self) -> None: ...
+
+
+def catch_up(mirror: Follower, store: Store) -> int:
     """Apply the points whose rev is above the watermark (less the overlap); returns how
     many were applied. Interrupting it is safe: the watermark moves only at the end.
 
@@ -56,7 +71,7 @@ def catch_up(mirror: Mirror, store: Store) -> int:
     return applied
 
 
-def full_diff(mirror: Mirror, store: Store) -> tuple[int, int]:
+def full_diff(mirror: Follower, store: Store) -> tuple[int, int]:
     """Compare every point's id and rev with the store's; remove what the store no longer
     has, fetch what the mirror lacks or holds stale. Returns (removed, fetched)."""
     in_store = {
@@ -75,23 +90,23 @@ def full_diff(mirror: Mirror, store: Store) -> tuple[int, int]:
     return removed, fetched
 
 
-def rebuild(mirror: Mirror, store: Store) -> int:
-    """Load every point into a fresh mirror, then swap it in; returns the point count.
+def rebuild(mirror: Follower, fresh: Follower, store: Store) -> int:
+    """Load every point into ``fresh``, an empty mirror of the same blocks, then swap its
+    contents into ``mirror``; returns the point count.
 
     Direct ``upsert`` calls on ``mirror`` while this runs are dropped by the swap; their
     revs are above the fresh watermark, so the next catch-up brings them back.
     """
-    fresh = type(mirror)(mirror.path, mirror.blocks)
     catch_up(fresh, store)
     mirror.adopt(fresh)
     return len(fresh)
 
 
-def lag(mirror: Mirror, store: Store) -> int:
+def lag(mirror: Follower, store: Store) -> int:
     return store.count(Filter(rev_gt=mirror.watermark))
 
 
-def _fetch_changed(mirror: Mirror, store: Store, revs: dict[str, int], names: list[str]) -> int:
+def _fetch_changed(mirror: Follower, store: Store, revs: dict[str, int], names: list[str]) -> int:
     """Fetch and apply the points among ``revs`` whose rev differs from the applied one."""
     applied = mirror.revs(revs)
     changed = [i for i, rev in revs.items() if applied.get(i) != rev]
@@ -103,7 +118,7 @@ def _fetch_changed(mirror: Mirror, store: Store, revs: dict[str, int], names: li
     return done
 
 
-def _vector_names(mirror: Mirror, store: Store) -> list[str]:
+def _vector_names(mirror: Follower, store: Store) -> list[str]:
     """The mirror's models that the collection declares; the others stay zero blocks."""
     dims = store.vector_dims()
     for name, dim in mirror.blocks:

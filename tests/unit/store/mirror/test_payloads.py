@@ -8,8 +8,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from common.atomic import atomic_write
 from store.base import Filter, Record
-from store.mirror_payloads import PayloadCache
+from store.mirror import PayloadCache, payloads
 
 
 def _record(pid: str, rev: int, **extra: object) -> Record:
@@ -56,3 +57,26 @@ def test_sync_follows_the_mirror(tmp_path: Path) -> None:
     assert cache.sync({"a": 1, "c": 2}, fetch) == 2
     assert fetched == ["c"]
     assert sorted(cache.get(["a", "b", "c"])) == ["a", "c"]
+
+
+def test_a_failed_save_leaves_the_old_file_and_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "p.msgpack"
+    cache = PayloadCache(path)
+    cache.put([_record("a", 1)])
+    cache.save()
+    cache.put([_record("b", 1)])
+
+    def disk_full(fh: object) -> None:
+        raise OSError("disk full")
+
+    real = atomic_write
+    monkeypatch.setattr(payloads, "atomic_write", lambda p, data: real(p, disk_full))
+    with pytest.raises(OSError, match="disk full"):
+        cache.save()
+    assert sorted(PayloadCache.load(path).get(["a", "b"])) == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.msgpack"]  # no temporary left
+    monkeypatch.undo()
+    cache.save()  # still marked changed, so this one writes
+    assert sorted(PayloadCache.load(path).get(["a", "b"])) == ["a", "b"]

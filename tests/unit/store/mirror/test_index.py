@@ -1,4 +1,5 @@
-"""The mirror's fusion maths, restriction, writes and concurrency, checked against numpy."""
+"""The Mirror: fusion maths, restriction, writes and concurrency, checked against numpy, and
+attaching rows in place."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pytest
 
 from store.base import Record
 from store.mirror import Mirror
-from store.mirror_lock import RWLock
 
 BLOCKS = [("clip", 24), ("cnn", 40), ("hsv", 8)]
 NAMES = [name for name, _ in BLOCKS]
@@ -321,40 +321,18 @@ def test_readers_run_during_writes(mirror: Mirror, rng: np.random.Generator) -> 
     assert mirror.watermark == 39
 
 
-def test_rwlock_writer_is_not_starved_by_new_readers() -> None:
-    lock = RWLock()
-    order: list[str] = []
-    reading, writer_waiting = threading.Event(), threading.Event()
-    release = threading.Event()
-
-    def first_reader() -> None:
-        with lock.read():
-            reading.set()
-            release.wait(5)
-            order.append("reader 1")
-
-    def writer() -> None:
-        writer_waiting.set()
-        with lock.write():
-            order.append("writer")
-
-    def late_reader() -> None:
-        with lock.read():
-            order.append("reader 2")
-
-    threads = [threading.Thread(target=first_reader)]
-    threads[0].start()
-    reading.wait(5)
-    threads.append(threading.Thread(target=writer))
-    threads[1].start()
-    writer_waiting.wait(5)
-    while not lock._writers_waiting:  # the writer is queued behind reader 1
-        threading.Event().wait(0.001)
-    threads.append(threading.Thread(target=late_reader))
-    threads[2].start()
-    threading.Event().wait(0.05)
-    assert order == []  # reader 2 queues behind the writer, not beside reader 1
-    release.set()
-    for t in threads:
-        t.join(5)
-    assert order == ["reader 1", "writer", "reader 2"]
+def test_from_rows_uses_the_rows_in_place(tmp_path: Path) -> None:
+    blocks = [("clip", 48), ("cnn", 96), ("hsv", 16)]
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(50, 160)).astype(np.float32)
+    for sl in (slice(0, 48), slice(48, 144), slice(144, 160)):
+        rows[:, sl] /= np.linalg.norm(rows[:, sl], axis=1, keepdims=True)
+    np.save(tmp_path / "rows.npy", rows)
+    mapped = np.load(tmp_path / "rows.npy", mmap_mode="c")
+    ids = [str(uuid.UUID(int=i)) for i in range(50)]
+    mirror = Mirror.from_rows(tmp_path / "m", blocks, mapped, ids, np.arange(50), watermark=9)
+    assert len(mirror) == 50 and mirror.watermark == 9 and mirror.revs()[ids[3]] == 3
+    np.testing.assert_array_equal(mirror.vector(ids[3])["cnn"], rows[3, 48:144])
+    hit = mirror.search({"clip": rows[7, :48]}, {"clip": 1.0}, k=1)[0]
+    assert hit.id == ids[7] and hit.score == pytest.approx(1.0, abs=1e-6)
+    assert mirror.memory() == {"vectors": 50 * 160 * 4, "codes": 0, "points": 50}

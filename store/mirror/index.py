@@ -9,12 +9,12 @@ Search has two paths with the same answers:
 
 - exact: one inner product with every stored vector. Used below ``EXACT_BELOW`` points,
   where it is fast enough and no projection is trained yet, and whenever ``exact=True``.
-- two stages: the ``rerank`` best candidates by compact int8 codes (``mirror_compact``,
+- two stages: the ``rerank`` best candidates by compact int8 codes (``compact``,
   384 bytes a point instead of 12 KB), then exact scores from the full float32 vectors.
   Measured recall@10 against exact is >= 0.99 (bench/search_latency.py), at ~1/10 the
   time at 100k points.
 
-The full vectors live in ``mirror_rows`` (slot-indexed, memory-mapped from the snapshot after
+The full vectors live in ``rows`` (slot-indexed, memory-mapped from the snapshot after
 a restart); the codes in a faiss scan indexed by the same slots. The projection is fitted
 when the mirror reaches ``EXACT_BELOW`` points and refitted when it has doubled since.
 
@@ -35,12 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from store import mirror_compact, mirror_fusion, mirror_snapshot, mirror_sync
 from store.base import Record, Store
-from store.mirror_compact import CompactIndex, CompactModel
-from store.mirror_fusion import MirrorHit
-from store.mirror_lock import RWLock
-from store.mirror_rows import Rows
+from store.mirror import fusion, snapshot, sync
+from store.mirror.compact import CompactIndex, CompactModel, import_faiss
+from store.mirror.compact import build as build_compact
+from store.mirror.fusion import MirrorHit
+from store.mirror.lock import RWLock
+from store.mirror.rows import Rows
 
 # Below this many points search is exact: at 4k points x 3 models a full scan takes ~1-2 ms
 # and a projection fitted on fewer points would not generalise.
@@ -91,7 +92,7 @@ class Mirror:
     # --- reads ------------------------------------------------------------------------
     @property
     def watermark(self) -> int:
-        """Highest rev up to which the mirror reflects the store (see ``mirror_sync``)."""
+        """Highest rev up to which the mirror reflects the store (see ``sync``)."""
         return self._state.watermark
 
     def __len__(self) -> int:
@@ -152,7 +153,7 @@ class Mirror:
         """Top-k points by ``sum(w_i * cos_i) / sum(w_i)`` over the models in both
         ``query`` and ``weights``; ``allowed`` restricts results to those point ids.
         ``exact`` skips the compact stage (see the module docstring)."""
-        units, fractions = mirror_fusion.query_blocks(self._slices, query, weights)
+        units, fractions = fusion.query_blocks(self._slices, query, weights)
         fused = np.zeros(self.dim, dtype=np.float32)
         for name, frac in fractions.items():
             fused[self._slices[name]] = frac * units[name]
@@ -176,12 +177,12 @@ class Mirror:
                 # One thread per scan (the setting is per calling thread): concurrent
                 # searches already fill the cores, and on shared cores an OpenMP team
                 # waits for its slowest member (p50 10 ms instead of 3 ms at 100k here).
-                mirror_snapshot.import_faiss().omp_set_num_threads(1)
+                import_faiss().omp_set_num_threads(1)
                 slots = st.compact.candidates(fused, want, subset)
                 slots = np.asarray([s for s in slots.tolist() if s in st.uuid_of], np.int64)
             stored = st.rows.get(slots)
             point_ids = [st.uuid_of[int(s)] for s in slots]
-        return mirror_fusion.hits(self._slices, point_ids, stored, units, fractions, k)
+        return fusion.hits(self._slices, point_ids, stored, units, fractions, k)
 
     @staticmethod
     def _exact(st: _State, fused: np.ndarray, k: int, subset: np.ndarray | None) -> np.ndarray:
@@ -207,7 +208,7 @@ class Mirror:
         if not latest:
             return 0
         recs = list(latest.values())
-        fused = mirror_fusion.fuse(recs, self.blocks, self._slices)
+        fused = fusion.fuse(recs, self.blocks, self._slices)
         revs = [int(r.payload.get("rev", 0)) for r in recs]
         with self._writer:
             with self._lock.write():
@@ -284,29 +285,29 @@ class Mirror:
         if st.compact is not None and live < 2 * st.compact.model.trained_on:
             return
         slots = np.fromiter(st.uuid_of, dtype=np.int64, count=live)
-        compact = mirror_compact.build(st.rows, slots, list(self._slices.values()))
+        compact = build_compact(st.rows, slots, list(self._slices.values()))
         with self._lock.write():
             st.compact = compact
 
-    # --- sync with the store (the source of truth); see mirror_sync -------------------
+    # --- sync with the store (the source of truth); see sync.py -----------------------
     def catch_up(self, store: Store) -> int:
         """Apply points changed since the watermark; returns how many were applied."""
         with self._sync_lock:
-            return mirror_sync.catch_up(self, store)
+            return sync.catch_up(self, store)
 
     def full_diff(self, store: Store) -> tuple[int, int]:
         """Compare every id (and rev) with the store; returns (removed, fetched)."""
         with self._sync_lock:
-            return mirror_sync.full_diff(self, store)
+            return sync.full_diff(self, store)
 
     def rebuild(self, store: Store) -> int:
         """Reload everything from the store; searches keep working meanwhile."""
         with self._sync_lock:
-            return mirror_sync.rebuild(self, store)
+            return sync.rebuild(self, type(self)(self.path, self.blocks), store)
 
     def lag(self, store: Store) -> int:
         """How many store points have a rev above the watermark."""
-        return mirror_sync.lag(self, store)
+        return sync.lag(self, store)
 
     # --- snapshot ---------------------------------------------------------------------
     def save(self) -> None:
@@ -318,7 +319,7 @@ class Mirror:
             st = self._state
             uuids = list(st.fid_of)
             compact = st.compact
-            snap = mirror_snapshot.Snapshot(
+            snap = snapshot.Snapshot(
                 vectors=np.zeros((0, self.dim), np.float32),  # streamed from parts instead
                 uuids=uuids,
                 slots=np.fromiter(st.fid_of.values(), dtype=np.int64, count=len(uuids)),
@@ -328,13 +329,13 @@ class Mirror:
                 compact=compact.model.as_arrays() if compact is not None else None,
             )
             parts = (part for _, part in st.rows.parts())
-            mirror_snapshot.write(self.path, self.blocks, snap, (st.rows.n_slots, parts))
+            snapshot.write(self.path, self.blocks, snap, (st.rows.n_slots, parts))
 
     @classmethod
     def load(cls, path: Path, blocks: Sequence[tuple[str, int]]) -> Mirror | None:
         """The mirror saved under ``path``, or None (logged) when there is no usable one."""
         mirror = cls(path, blocks)
-        snap = mirror_snapshot.read(mirror.path, mirror.blocks)
+        snap = snapshot.read(mirror.path, mirror.blocks)
         if snap is None:
             return None
         compact = None
@@ -342,7 +343,7 @@ class Mirror:
             try:
                 model = CompactModel.from_arrays(snap.compact, list(mirror._slices.values()))
             except (KeyError, ValueError) as exc:  # refitted below instead
-                mirror_snapshot.log.warning("mirror codes at %s not used: %s", path, exc)
+                snapshot.log.warning("mirror codes at %s not used: %s", path, exc)
             else:
                 compact = CompactIndex(model)
                 compact.set_codes(np.arange(len(snap.vectors)), snap.codes)

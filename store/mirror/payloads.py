@@ -8,15 +8,13 @@ working, marked degraded. It follows the mirror, never leads it:
   of ids whose rev moved, so after a mirror sync it shows exactly the mirror's points;
 - ``put(records)`` refreshes entries from payloads a search retrieved anyway.
 
-It is saved next to the mirror snapshot (msgpack, temp file + rename) so that a restart
+It is saved next to the mirror snapshot (msgpack, ``common.atomic``) so that a restart
 during an outage still has it. Losing it costs nothing but one fetch of every payload.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from common.atomic import atomic_write
 from store.base import Filter, Record
 from store.filters import matches
 
@@ -112,18 +111,12 @@ class PayloadCache:
                 return
             body = msgspec.msgpack.encode({"format": FORMAT, "items": self._items})
             self._dirty = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, body)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
             with self._lock:
-                self._dirty = True
+                self._dirty = True  # the next save tries again
             raise
 
     @classmethod

@@ -16,7 +16,7 @@ from qdrant_client import models as qm
 
 from store import Record, Store, StoreConfig, open_store
 from store.mirror import Mirror
-from store.mirror_sync import OVERLAP_US
+from store.mirror.sync import OVERLAP_US
 
 MODELS = {"clip": 16, "cnn": 24}
 BLOCKS = list(MODELS.items())

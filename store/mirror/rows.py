@@ -1,6 +1,6 @@
 """The mirror's full fused vectors, float32, one row per slot.
 
-A slot is a point's place in this store and in the compact index (``mirror_compact``); it is
+A slot is a point's place in this store and in the compact index (``compact``); it is
 also the id faiss reports. Slots of removed points are zeroed and reused by later inserts,
 so nothing is ever compacted and a point whose vector changes keeps its slot.
 
