@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import BadInput, Busy
+from engine.errors import BadInput, Busy, NotFound
 from engine.folder import FileStat, PathKeys, scan
 from engine.indexer import Embed, Indexer, IndexReport, Progress
 from engine.plan import Current, plan_index
@@ -68,6 +68,21 @@ class Indexing:
             yield
         finally:
             self._lock.release()
+
+    def library_folder(self, sub: str) -> Path:
+        """A folder of the library by its relative name, checked before a job starts: a
+        name that leaves the library or does not exist is refused now, not by a job that
+        fails a moment later."""
+        library = self._library_dir.resolve()
+        try:
+            folder = (library / sub.strip("/")).resolve()
+        except (ValueError, OSError):  # a NUL byte, a name too long: no such folder can exist
+            raise BadInput(f"The folder {sub!r} is not a folder of the library.") from None
+        if not folder.is_relative_to(library):
+            raise BadInput(f"The folder {sub!r} is not inside the library.")
+        if not folder.is_dir():
+            raise NotFound(f"The library has no folder {sub!r}.")
+        return folder
 
     def index(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -15,7 +14,7 @@ from api.errors import ERROR_RESPONSES
 from api.routes.deps import ServicesDep
 from api.schemas import Job, ReindexRequest, Status
 from api.services import Services
-from engine.errors import STORE_DOWN, BadInput, NotFound, StoreUnavailableError
+from engine.errors import STORE_DOWN, StoreUnavailableError
 
 if TYPE_CHECKING:
     from engine.composition import Lookalike
@@ -24,8 +23,8 @@ if TYPE_CHECKING:
 
 def start_reindex(services: Services, data: ReindexRequest | None) -> Job:
     lk = writable(services)
-    folder = _library_folder(lk.settings.library_dir, data.folder if data else None)
     indexing = lk.indexing
+    folder = indexing.library_folder(data.folder) if data and data.folder else None
 
     def work(progress: Progress) -> dict[str, Any]:
         return indexing.index(folder, progress=progress).as_dict()
@@ -46,21 +45,6 @@ def writable(services: Services) -> Lookalike:
     if not lk.reader.check_store():
         raise StoreUnavailableError(STORE_DOWN)
     return lk
-
-
-def _library_folder(library_dir: Path, sub: str | None) -> Path | None:
-    if not sub:
-        return None
-    library = library_dir.resolve()
-    try:
-        folder = (library / sub.strip("/")).resolve()
-    except (ValueError, OSError):  # a NUL byte, a name too long: no such folder can exist
-        raise BadInput(f"The folder {sub!r} is not a folder of the library.") from None
-    if not folder.is_relative_to(library):
-        raise BadInput(f"The folder {sub!r} is not inside the library.")
-    if not folder.is_dir():  # refused now, rather than by a job that fails a moment later
-        raise NotFound(f"The library has no folder {sub!r}.")
-    return folder
 
 
 class JobController(Controller):
