@@ -24,8 +24,8 @@ from engine.startup import STEPS, after_ready, warm_up
 
 if TYPE_CHECKING:
     from engine.composition import Lookalike
-    from engine.mirror_keeper import MirrorFollower
     from engine.settings import Settings
+    from engine.startup import Background
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Services:
         self.checks = dict.fromkeys(STEPS, False)
         self.failure: str | None = None
         self._warmup: threading.Thread | None = None
-        self.follower: MirrorFollower | None = None
+        self.background: Background | None = None
 
     # -- lifespan ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -64,7 +64,7 @@ class Services:
         assert lk is not None
         try:
             warm_up(lk, lambda step: self.checks.__setitem__(step, True))
-            self.follower = after_ready(lk, full_diff_every_s=self.settings.mirror_full_diff_s)
+            self.background = after_ready(lk)
         except LookalikeError as exc:
             self.failure = exc.detail
             log.error("start-up failed: %s", exc.detail)
@@ -76,8 +76,8 @@ class Services:
         self.jobs.join(timeout=5)
         if self._warmup is not None:
             self._warmup.join(timeout=60)
-        if self.follower is not None:
-            self.follower.stop()
+        if self.background is not None:
+            self.background.stop()
         if self.lookalike is not None:
             self.lookalike.close()
 

@@ -18,6 +18,7 @@ from engine.errors import LookalikeError
 
 if TYPE_CHECKING:
     from engine.composition import Lookalike
+    from engine.indexer import IndexReport
     from engine.search import SearchResult
     from engine.settings import Settings
 
@@ -178,6 +179,28 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    folder = Path(args.path).resolve() if args.path else None
+
+    def said(report: IndexReport) -> None:
+        changed = report.embedded + report.attached + report.removed_files
+        err.print(
+            f"{changed} change(s): {report.embedded} embedded, {report.attached} moved or "
+            f"copied, {report.removed_files} removed, {len(report.failed)} failed"
+        )
+        for key, reason in report.failed:
+            err.print(f"  [yellow]skipped[/] {key}: {reason}")
+
+    with lookalike() as lk:
+        watched = folder or lk.settings.library_dir
+        with progress_bar() as progress:  # catch up first: what changed while nobody watched
+            said(lk.indexing.index(folder, progress=progress))
+        err.print(f"watching {watched} (Ctrl-C stops)")
+        watcher = lk.watcher(folder, on_report=said)
+        watcher.run()
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     with lookalike() as lk:
         applied = lk.resources.open_store()
@@ -224,6 +247,10 @@ def add_library_commands(sub: Any) -> None:
 
     s = sub.add_parser("reconcile", help="bring folder, store and mirror back in sync")
     s.set_defaults(func=cmd_reconcile)
+
+    s = sub.add_parser("watch", help="index changes to a folder as they happen (Ctrl-C stops)")
+    s.add_argument("path", nargs="?", help="folder (default: LOOKALIKE_LIBRARY_DIR)")
+    s.set_defaults(func=cmd_watch)
 
     s = sub.add_parser("migrate", help="apply pending store schema migrations")
     s.set_defaults(func=cmd_migrate)

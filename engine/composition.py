@@ -26,6 +26,7 @@ from engine.resources import Resources
 from engine.search import Search
 from engine.status import StatusReport
 from engine.thumbnails import Thumbnails
+from engine.watch import LibraryWatcher
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -138,6 +139,16 @@ class Lookalike:
             catalog=self.catalog,
             mirror=lambda: self.mirror_keeper.mirror,
             embedder=self.resources.loaded_embedder,
+        )
+
+    def watcher(self, folder: Path | None = None, **kw: Any) -> LibraryWatcher:
+        """A watcher of ``folder`` (default: the library) that indexes what changes."""
+        return LibraryWatcher(
+            self.indexing,
+            folder or self.settings.library_dir,
+            reconcile=self.reconcile.run,
+            reconcile_every_s=self.settings.reconcile_every_s,
+            **kw,
         )
 
     def close(self) -> None:

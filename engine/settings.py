@@ -110,6 +110,18 @@ class Settings(BaseSettings):
     )
     port: int = Field(5050, ge=1, le=65535, description="HTTP port for `lookalike serve`.")
     host: str = Field("127.0.0.1", description="HTTP bind address.")
+    watch: bool = Field(
+        False,
+        description="Watch the library folder while serving: new and changed files are "
+        "indexed and deleted ones dropped within seconds (`lookalike watch` does the same "
+        "from a terminal).",
+    )
+    reconcile_every_s: float = Field(
+        3600.0,
+        ge=0,
+        description="While watching, also run a full reconcile this often (seconds; 0: "
+        "never), for the changes no event reports (network mounts, folders moved at once).",
+    )
     mirror_full_diff_s: float = Field(
         300.0, gt=0, description="Seconds between full id comparisons of mirror and store."
     )

@@ -3,8 +3,9 @@
 Open the store (which applies migrations), load the models, then open the FAISS mirror (it
 needs to know the models' sizes) and sweep the temporary files of interrupted uploads.
 Until that is done the server is not ready. After it, off the start-up path: the payload
-cache loads (searches answer without it meanwhile), and with a Qdrant server a follower
-picks up writes made by other processes (an embedded store is this process's alone).
+cache loads (searches answer without it meanwhile), with a Qdrant server a follower picks
+up writes made by other processes (an embedded store is this process's alone), and with
+``LOOKALIKE_WATCH`` the library folder is watched.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.mirror_keeper import MirrorFollower
 
 if TYPE_CHECKING:
     from engine.composition import Lookalike
+    from engine.watch import LibraryWatcher
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +56,35 @@ def warm_up(lk: Lookalike, done: Callable[[str], None]) -> dict[str, float]:
     return steps
 
 
-def after_ready(lk: Lookalike, *, full_diff_every_s: float) -> MirrorFollower | None:
-    """The work that must not delay readiness; returns the follower it started, if any."""
+@dataclass
+class Background:
+    """What runs beside the requests once ready; ``stop`` ends it all."""
+
+    follower: MirrorFollower | None = None
+    watcher: LibraryWatcher | None = None
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.follower is not None:
+            self.follower.stop()
+
+
+def after_ready(lk: Lookalike) -> Background:
+    """The work that must not delay readiness: the payload cache, the mirror follower (with
+    a Qdrant server: other processes may write to it) and the library watcher (when
+    ``LOOKALIKE_WATCH`` is on)."""
+    background = Background()
     try:
         lk.mirror_keeper.payloads  # noqa: B018 - what hits show while the store is down
     except Exception:
         log.exception("loading the payload cache failed; it loads again when needed")
-    if lk.resources.store().backend != "server":
-        return None
-    follower = MirrorFollower(lk.mirror_keeper.sync, full_every_s=full_diff_every_s)
-    follower.start()
-    return follower
+    if lk.resources.store().backend == "server":
+        full_every_s = lk.settings.mirror_full_diff_s
+        background.follower = MirrorFollower(lk.mirror_keeper.sync, full_every_s=full_every_s)
+        background.follower.start()
+    if lk.settings.watch:
+        background.watcher = lk.watcher()
+        background.watcher.start()
+        log.info("watching %s for changes", lk.settings.library_dir)
+    return background
