@@ -169,7 +169,7 @@ def _try_load(model: Model, config: ModelConfig, out: LoadedModels) -> str | Non
 
 
 def _device(config: ModelConfig, out: LoadedModels) -> str:
-    from embedder.torch_model import resolve_device
+    from embedder.runtime import resolve_device
 
     try:
         return resolve_device(config.device)
