@@ -7,10 +7,9 @@ from embedder.config import ModelConfig
 from embedder.decode import Decoded, decode_image, probe
 from embedder.errors import DecodeError, EmbedderError, ModelLoadError
 from embedder.pipeline import Embedder, FileResult
-from embedder.registry import KNOWN_VECTORS, ModelStatus, build_models, planned_models
+from embedder.registry import ModelStatus, planned_models, vector_sizes
 
 __all__ = [
-    "KNOWN_VECTORS",
     "DecodeError",
     "Decoded",
     "Embedder",
@@ -19,8 +18,8 @@ __all__ = [
     "ModelConfig",
     "ModelLoadError",
     "ModelStatus",
-    "build_models",
     "decode_image",
     "planned_models",
     "probe",
+    "vector_sizes",
 ]
