@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ours.sync_mirror(full=True)
         ours_s.append(timed_index(ours))
         precision = embedder.precision
-        compiled = all(m._compiled is not None for m in embedder.models if hasattr(m, "_compiled"))
-        int8_models = {m.name: m.int8 for m in embedder.models if hasattr(m, "int8")}
+        runtime = embedder.runtime()  # the neural models
+        compiled = all(r["compiled"] for r in runtime.values())
+        int8_models = {name: r["int8"] for name, r in runtime.items()}
         ours.close()
         base.close()
 

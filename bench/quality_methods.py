@@ -88,7 +88,7 @@ def load_models(
 
     loaded, missing = [], []
     for role, name, cfg in wanted:
-        emb = Embedder(cfg, pool_workers=1)
+        emb = Embedder(cfg)
         try:
             # torch.hub announces downloads on stdout, which carries only the JSON result.
             with contextlib.redirect_stdout(sys.stderr):

@@ -7,7 +7,7 @@ from embedder.config import ModelConfig
 from embedder.decode import Decoded, decode_image, probe
 from embedder.errors import DecodeError, EmbedderError, ModelLoadError
 from embedder.pipeline import Embedder, FileResult
-from embedder.registry import ModelStatus, build_models, planned_models, vector_sizes
+from embedder.registry import ModelStatus, planned_models, vector_sizes
 
 __all__ = [
     "DecodeError",
@@ -18,7 +18,6 @@ __all__ = [
     "ModelConfig",
     "ModelLoadError",
     "ModelStatus",
-    "build_models",
     "decode_image",
     "planned_models",
     "probe",

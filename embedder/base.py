@@ -1,15 +1,19 @@
-"""The one shape every embedding model has.
+"""The one shape every embedding model has, and the two capabilities some have.
 
 A model is built cheaply (no weights), then ``load()`` resolves and loads its weights.
 ``preprocess`` runs on decoding threads (numpy/PIL only, no torch state shared);
 ``embed`` runs batched inference and returns float32, L2-normalised rows.
+
+``Accelerated`` (speed settings and compiling: the neural models, embedder.torch_model) and
+``TextEmbedder`` (text into the image space: CLIP) are protocols, so the pipeline asks a
+model what it can do instead of which class it is.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -47,3 +51,44 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+@runtime_checkable
+class Accelerated(Protocol):
+    """A model whose inference has speed settings (embedder.runtime, embedder.compiled)."""
+
+    name: str
+
+    @property
+    def precision(self) -> str:
+        """What its inference runs at: 'fp32' or 'bf16'."""
+
+    @property
+    def int8(self) -> bool:
+        """Whether it runs an int8 module now (the pipeline's readers hold back meanwhile)."""
+
+    def tune(self, precision: str, compile_mode: str, int8: str, batch_size: int) -> None:
+        """Apply the settings (``ModelConfig``), once, after load()."""
+
+    def start_compile(self, *, background: bool = True) -> None:
+        """Compile, once; a no-op with compile 'off'."""
+
+    def wait_compiled(self, timeout: float | None = None) -> bool:
+        """Wait for compiles under way; True when a compiled module is in use."""
+
+    def add_batch_size(self, batch: int, *, background: bool = True) -> None:
+        """A batch size that keeps coming: compile for it too, where that helps (int8)."""
+
+    def runtime(self) -> dict[str, Any]:
+        """How its inference runs now, for /api/v1/status."""
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """A model that also embeds text, into the same space as its image vectors."""
+
+    name: str
+    dim: int
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """Texts -> (n, dim) float32, L2-normalised."""

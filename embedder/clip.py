@@ -25,7 +25,8 @@ from PIL import Image
 from embedder.base import WeightsInfo, l2_normalise
 from embedder.errors import ModelLoadError
 from embedder.preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, InputSpec
-from embedder.torch_model import TorchModel, seeded
+from embedder.torch_model import TorchModel
+from embedder.weights import seeded
 
 if TYPE_CHECKING:
     from torch import nn

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedder.errors import ModelLoadError
+
+# The values each speed setting takes: checked where the setting is applied (TorchModel.tune).
+PRECISIONS = ("auto", "fp32", "bf16")
+COMPILE_MODES = ("auto", "on", "off")
+INT8_MODES = ("auto", "off")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -21,3 +28,10 @@ class ModelConfig:
     precision: str = "auto"  # 'auto' (bf16 where native) | 'fp32' | 'bf16'
     compile: str = "auto"  # torch.compile: 'auto' (lazily, for bulk runs) | 'on' | 'off'
     int8: str = "auto"  # compiled CPU models go int8 where verified (embedder.int8) | 'off'
+
+
+def check_choice(value: str, choices: tuple[str, ...], *, what: str, setting: str) -> None:
+    """Raise ModelLoadError, naming ``setting``, unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        options = f"{', '.join(choices[:-1])} or {choices[-1]}"
+        raise ModelLoadError(f"Unknown {what} {value!r}: use {setting}={options}.", setting=setting)

@@ -5,42 +5,42 @@ preprocess (Pillow and numpy, which release the GIL); the calling thread runs in
 batch at a time, while the readers already work on the next batch; results reach the caller
 in input order. An undecodable file becomes a result with an error, never an exception.
 
-Inference blocks, so it must never run on an asyncio event loop: async code goes through
-``run_in_pool``, a small thread pool owned by each Embedder (no module-level state).
+Inference blocks, so it must never run on an asyncio event loop: async callers run it in a
+worker thread (the API: ``anyio.to_thread.run_sync``); on a loop it raises instead.
 
-Speed settings (``ModelConfig.precision`` and ``.compile``) are applied to each neural model
-after loading (``TorchModel.tune``). With compile 'auto', the models compile in the
-background, while the eager ones keep working, once the work is worth it: an
-``embed_files`` run of at least ``COMPILE_MIN_ITEMS`` files, or ``COMPILE_AFTER_SHARED_BATCHES``
-batches of concurrent queries in ``embed_inputs`` (a server under sustained load). int8
-models compile once more for the full query batch (``ModelConfig.query_batch``) after
-``STATIC_AFTER_FULL_BATCHES`` of them (``TorchModel.add_batch_size``).
+Speed settings (``ModelConfig.precision``, ``.compile`` and ``.int8``) are applied after
+loading to each model that has them (``embedder.base.Accelerated``: the neural ones). With
+compile 'auto', the models compile in the background, while the eager ones keep working,
+once the work is worth it: an ``embed_files`` run of at least ``COMPILE_MIN_ITEMS`` files,
+or ``COMPILE_AFTER_SHARED_BATCHES`` batches of concurrent queries in ``embed_inputs`` (a
+server under sustained load). int8 models compile once more for the full query batch
+(``ModelConfig.query_batch``) after ``STATIC_AFTER_FULL_BATCHES`` of them
+(``Accelerated.add_batch_size``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence, Sized
+from collections.abc import Generator, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from PIL import Image
 
-from embedder.base import Model
-from embedder.clip import ClipViTB32
+from embedder.base import Accelerated, Model, TextEmbedder
 from embedder.config import ModelConfig
 from embedder.decode import decode_image
 from embedder.errors import DecodeError, ModelLoadError
 from embedder.palette import dominant_colours
 from embedder.registry import LoadedModels, ModelStatus, load_models, planned_models
-from embedder.torch_model import TorchModel
+from embedder.roles import NEURAL_ROLES
+from embedder.runtime import set_torch_threads
 
 # Files an embed_files run must have before 'auto' compiles. Compiling takes 15-35 s, during
 # which it slows the eager embedding it will replace (~1.5x faster afterwards): the break-even
@@ -52,13 +52,11 @@ COMPILE_MIN_ITEMS = 2000
 COMPILE_AFTER_SHARED_BATCHES = 50
 # Full query batches (``ModelConfig.query_batch`` images) after which int8 models also compile
 # for exactly that size: under sustained load, batches fill up. The compile for any batch size
-# repacks int8 weights on every call (TorchModel._build_int8): ResNet-50 at batch 8 ~90 ms,
+# repacks int8 weights on every call (CompiledRunner._build_int8): ResNet-50 at batch 8 ~90 ms,
 # of which ~47 ms repacking.
 STATIC_AFTER_FULL_BATCHES = 50
 
 K = TypeVar("K")
-T = TypeVar("T")
-P = ParamSpec("P")
 
 
 @dataclass
@@ -86,13 +84,7 @@ class _Prepared:
 
 
 class Embedder:
-    def __init__(
-        self,
-        config: ModelConfig,
-        *,
-        pool_workers: int = 1,
-        decode_workers: int | None = None,
-    ) -> None:
+    def __init__(self, config: ModelConfig, *, decode_workers: int | None = None) -> None:
         self.config = config
         self._loaded: LoadedModels | None = None
         self._load_lock = threading.Lock()
@@ -102,9 +94,6 @@ class Embedder:
         # Clear while an int8 model infers: index readers start no decode meanwhile (_infer).
         self._cores_free = threading.Event()
         self._cores_free.set()
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, pool_workers), thread_name_prefix="lookalike-embed"
-        )
         self._decode_workers = max(1, decode_workers or min(4, os.cpu_count() or 1))
         self._shared_batches = 0
         self._full_batches = 0
@@ -116,37 +105,33 @@ class Embedder:
             if self._loaded is not None:
                 return
             roles = {role for role, _ in planned_models(self.config)}
-            if self.config.threads > 0 and roles & {"clip", "cnn"}:
-                import torch
-
-                torch.set_num_threads(self.config.threads)
+            if self.config.threads > 0 and roles & NEURAL_ROLES:
+                set_torch_threads(self.config.threads)
             loaded = load_models(self.config)
-            for model in loaded.models:
-                if isinstance(model, TorchModel):
-                    model.tune(
-                        self.config.precision,
-                        self.config.compile,
-                        self.config.int8,
-                        self.config.batch_size,
-                    )
+            for model in _accelerated(loaded.models):
+                model.tune(
+                    self.config.precision,
+                    self.config.compile,
+                    self.config.int8,
+                    self.config.batch_size,
+                )
             self._loaded = loaded
             if self.config.compile == "on":
                 self.compile(background=False)
 
     def compile(self, *, background: bool = True) -> None:
         """Compile the neural models, once (no-op with compile 'off')."""
-        for model in self._require().models:
-            if isinstance(model, TorchModel):
-                model.start_compile(background=background)
+        for model in _accelerated(self._require().models):
+            model.start_compile(background=background)
 
     @property
     def precision(self) -> dict[str, str]:
         """Model name -> the precision its inference runs at."""
-        return {m.name: m.precision for m in self.models if isinstance(m, TorchModel)}
+        return {m.name: m.precision for m in _accelerated(self.models)}
 
     def runtime(self) -> dict[str, dict[str, Any]]:
-        """Neural model name -> how its inference runs now (``TorchModel.runtime``)."""
-        return {m.name: m.runtime() for m in self.models if isinstance(m, TorchModel)}
+        """Neural model name -> how its inference runs now (``Accelerated.runtime``)."""
+        return {m.name: m.runtime() for m in _accelerated(self.models)}
 
     def _require(self) -> LoadedModels:
         if self._loaded is None:
@@ -207,8 +192,8 @@ class Embedder:
         if len(items) == self.config.query_batch:
             self._full_batches += 1
             if self._full_batches >= STATIC_AFTER_FULL_BATCHES:
-                for model in models:  # a no-op once asked, or without int8
-                    if isinstance(model, TorchModel) and model.int8:
+                for model in _accelerated(models):  # a no-op once asked, or without int8
+                    if model.int8:
                         model.add_batch_size(len(items))
         vectors = self._infer(models, {m.name: [it[m.name] for it in items] for m in models})
         return [{name: v[row] for name, v in vectors.items()} for row in range(len(items))]
@@ -217,7 +202,7 @@ class Embedder:
         """Texts -> (n, 512) CLIP vectors. Raises ModelLoadError when CLIP is not loaded."""
         _refuse_event_loop("embed_text")
         loaded = self._require()
-        clip = next((m for m in loaded.models if isinstance(m, ClipViTB32)), None)
+        clip = next((m for m in loaded.models if isinstance(m, TextEmbedder)), None)
         if clip is None:
             why = next((s.reason for s in loaded.status if s.role == "clip"), None)
             raise ModelLoadError(
@@ -295,7 +280,7 @@ class Embedder:
             # decode thread that preempts one stalls all: measured on 2 cores, CLIP int8 ran
             # at 65 img/s beside decoding readers, 100 with them held back (index throughput
             # 39 -> 43 img/s); bf16 gained nothing measurable. Readers decode between batches.
-            gate = any(getattr(m, "int8", False) for m in models)
+            gate = any(m.int8 for m in _accelerated(models))
             if gate:
                 self._cores_free.clear()
             try:
@@ -303,22 +288,10 @@ class Embedder:
             finally:
                 self._cores_free.set()
 
-    # -- the pool for async callers ---------------------------------------------------------
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """Run ``fn`` on this embedder's bounded pool."""
-        return self._pool.submit(fn, *args, **kwargs)
-
-    async def run_in_pool(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Await ``fn`` run on this embedder's pool, keeping the event loop free."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
-
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        for model in self.models:
-            if isinstance(model, TorchModel):
-                # A compile still running when the interpreter exits aborts the process.
-                model.wait_compiled(timeout=300)
+        for model in _accelerated(self.models):
+            # A compile still running when the interpreter exits aborts the process.
+            model.wait_compiled(timeout=300)
 
     def __enter__(self) -> Embedder:
         return self
@@ -357,5 +330,10 @@ def _refuse_event_loop(what: str) -> None:
         return  # not on an event loop: blocking is fine here
     raise RuntimeError(
         f"Embedder.{what} blocks for a long time and was called on an asyncio event loop; "
-        "await Embedder.run_in_pool(...) instead."
+        "run it in a worker thread instead (asyncio.to_thread, anyio.to_thread.run_sync)."
     )
+
+
+def _accelerated(models: Iterable[Model]) -> list[Accelerated]:
+    """The models with speed settings (the neural ones), by what they offer, not their class."""
+    return [m for m in models if isinstance(m, Accelerated)]

@@ -1,6 +1,6 @@
 """The one registry: model identity name -> class, and how a configuration becomes models.
 
-Weight resolution, per role, in order clip, cnn, hsv:
+Weight resolution, per role, in ROLES order (clip, cnn, hsv):
   * each backbone loads its configured weights (cache first, then a download);
   * on failure with ``strict`` off, the cnn falls back to the bundled EfficientNet-Lite0 and
     clip turns off; each fallback is logged as a WARNING naming the cause and the setting
@@ -25,6 +25,7 @@ from embedder.cnn import EffNetLite0, ResNet50Gem
 from embedder.config import ModelConfig
 from embedder.errors import ModelLoadError
 from embedder.hsv import HsvHistogram
+from embedder.roles import NEURAL_ROLES, ROLES
 from embedder.torch_model import TorchModel
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,13 @@ CNN_CLASSES: dict[str, type[TorchModel]] = {c.name: c for c in (ResNet50Gem, Eff
 CNN_MODELS: tuple[str, ...] = tuple(CNN_CLASSES)
 FALLBACK_CNN = EffNetLite0.name
 
-
-def vector_sizes() -> dict[str, int]:
-    """Every vector the store declares, whether or not this configuration uses it, so
-    switching a model never needs a schema change. The sizes come from the model classes."""
-    return {name: cls.dim for name, cls in MODELS.items()}
-
-
 STRICT_HINT = "LOOKALIKE_MODELS_STRICT=1 makes this fatal instead."
+# Why a role that the configuration switched off has no model.
+_OFF_BY_SETTING = {
+    "clip": "disabled by LOOKALIKE_CLIP_WEIGHTS=off",
+    "cnn": "disabled by LOOKALIKE_CNN=off",
+    "hsv": "disabled by LOOKALIKE_HSV=false",
+}
 
 
 @dataclass(frozen=True)
@@ -85,41 +85,41 @@ def planned_models(config: ModelConfig) -> list[tuple[str, str]]:
     return planned
 
 
-def build_models(config: ModelConfig) -> tuple[list[Model], list[str]]:
-    """Loaded models in role order, and human-readable warnings about fallbacks."""
-    loaded = load_models(config)
-    return loaded.models, loaded.warnings
+def vector_sizes() -> dict[str, int]:
+    """Model name -> vector size, for every registered model: the vectors the store declares,
+    whether or not this configuration uses them, so switching a model needs no schema change."""
+    return {name: cls.dim for name, cls in MODELS.items()}
 
 
 def load_models(config: ModelConfig) -> LoadedModels:
-    """Like ``build_models``, plus one ``ModelStatus`` per role."""
+    """The configured models, loaded, in ROLES order; one ``ModelStatus`` per role, and a
+    human-readable warning for each fallback."""
     planned = dict(planned_models(config))
     out = LoadedModels()
-    device = _device(config, out) if {"clip", "cnn"} & planned.keys() else "cpu"
-
-    if "clip" in planned:
-        clip = ClipViTB32(config.clip_weights, cache_dir=config.cache_dir, device=device)
-        failure = _try_load(clip, config, out)
-        if failure is None:
-            _add(out, clip)
+    device = _device(config, out) if NEURAL_ROLES & planned.keys() else "cpu"
+    loaders = {"clip": _load_clip, "cnn": _load_cnn, "hsv": _load_hsv}
+    for role in ROLES:
+        if role in planned:
+            loaders[role](planned[role], config, device, out)
         else:
-            _warn(out, f"clip: {failure} CLIP is off until then ({STRICT_HINT})")
-            _off(out, "clip", failure, fallback=True)
-    else:
-        _off(out, "clip", "disabled by LOOKALIKE_CLIP_WEIGHTS=off")
-
-    if "cnn" in planned:
-        _load_cnn(planned["cnn"], config, device, out)
-    else:
-        _off(out, "cnn", "disabled by LOOKALIKE_CNN=off")
-
-    if "hsv" in planned:
-        hsv = HsvHistogram()
-        hsv.load()
-        _add(out, hsv)
-    else:
-        _off(out, "hsv", "disabled by LOOKALIKE_HSV=false")
+            _off(out, role, _OFF_BY_SETTING[role])
     return out
+
+
+def _load_clip(name: str, config: ModelConfig, device: str, out: LoadedModels) -> None:
+    clip = ClipViTB32(config.clip_weights, cache_dir=config.cache_dir, device=device)
+    failure = _try_load(clip, config, out)
+    if failure is None:
+        _add(out, clip)
+    else:
+        _warn(out, f"clip: {failure} CLIP is off until then ({STRICT_HINT})")
+        _off(out, "clip", failure, fallback=True)
+
+
+def _load_hsv(name: str, config: ModelConfig, device: str, out: LoadedModels) -> None:
+    hsv = HsvHistogram()
+    hsv.load()
+    _add(out, hsv)
 
 
 def _load_cnn(name: str, config: ModelConfig, device: str, out: LoadedModels) -> None:
@@ -167,7 +167,7 @@ def _try_load(model: Model, config: ModelConfig, out: LoadedModels) -> str | Non
 
 
 def _device(config: ModelConfig, out: LoadedModels) -> str:
-    from embedder.torch_model import resolve_device
+    from embedder.runtime import resolve_device
 
     try:
         return resolve_device(config.device)

@@ -8,6 +8,8 @@ listed (status, calibration keys, the fused vector's blocks).
 from __future__ import annotations
 
 ROLES: tuple[str, ...] = ("clip", "cnn", "hsv")
+# The roles a torch network plays: they need a device and torch threads.
+NEURAL_ROLES: frozenset[str] = frozenset({"clip", "cnn"})
 
 # What each role looks at, in a designer's words (the UI's sliders and the CLI's help).
 ROLE_MEANING: dict[str, str] = {

@@ -15,6 +15,7 @@ from embedder.errors import ModelLoadError
 HUB_REPO = "models--timm--vit_base_patch32_clip_224.openai"
 
 
+@pytest.mark.slow
 def test_random_weights_shapes_and_norms(
     random_clip: ClipViTB32, photos: dict[str, Image.Image]
 ) -> None:
@@ -28,6 +29,7 @@ def test_random_weights_shapes_and_norms(
     assert random_clip.embed([]).shape == (0, 512)
 
 
+@pytest.mark.slow
 def test_random_weights_are_reproducible(
     random_clip: ClipViTB32, photos: dict[str, Image.Image]
 ) -> None:
@@ -39,6 +41,7 @@ def test_random_weights_are_reproducible(
     np.testing.assert_allclose(random_clip.embed_text(text), again.embed_text(text), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_text_vectors_use_the_bundled_tokenizer(random_clip: ClipViTB32) -> None:
     t = random_clip.embed_text(["a gold ring with a stone", "a red dress", "x" * 1000])
     assert t.shape == (3, 512) and t.dtype == np.float32
@@ -54,6 +57,7 @@ def test_a_missing_checkpoint_names_the_path_and_setting(tmp_path: Path) -> None
     assert "LOOKALIKE_CLIP_WEIGHTS" in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
     junk = tmp_path / "weights.bin"
     junk.write_bytes(b"not a checkpoint")

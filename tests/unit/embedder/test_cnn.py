@@ -27,6 +27,7 @@ def test_gem_pooling() -> None:
     assert GeM(p=3.0)(peaked).item() > GeM(p=1.0)(peaked).item()  # favours strong responses
 
 
+@pytest.mark.slow
 def test_resnet_random_shapes_norms_and_reproducibility(
     random_resnet: ResNet50Gem, photos: dict[str, Image.Image]
 ) -> None:
@@ -92,6 +93,7 @@ def resnet_state_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_resnet_imagenet_comes_from_the_cache_first(
     tmp_path: Path, offline: Offline, resnet_state_file: Path
 ) -> None:
@@ -104,6 +106,7 @@ def test_resnet_imagenet_comes_from_the_cache_first(
     assert offline.attempts == []
 
 
+@pytest.mark.slow
 def test_resnet_from_a_local_file(
     resnet_state_file: Path, random_resnet: ResNet50Gem, photos: dict[str, Image.Image]
 ) -> None:

@@ -1,21 +1,31 @@
-"""The Embedder: batching, files in order with errors, and staying off the event loop."""
+"""The Embedder: batching, files in order with errors, staying off the event loop, and what it
+asks of models with speed settings (compiling, int8, the readers' gate)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from embedder_test_helpers import encode, solid
+from embedder_tiny_models import FakeNeural
 from PIL import Image
 
+from embedder import pipeline
+from embedder.base import Accelerated, TextEmbedder
 from embedder.config import ModelConfig
 from embedder.errors import DecodeError, ModelLoadError
+from embedder.hsv import HsvHistogram
 from embedder.pipeline import Embedder
+from embedder.registry import LoadedModels
 
 CONFIG = ModelConfig(clip_weights="off", cnn="effnet-lite0", hsv=True, batch_size=2)
+WAIT_S = 30  # only a failing test waits this long
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +132,7 @@ def test_text_without_clip_says_why(embedder: Embedder) -> None:
         embedder.embed_text(["a red dress"])
 
 
+@pytest.mark.slow
 def test_text_with_clip(photos: dict[str, Image.Image]) -> None:
     cfg = ModelConfig(clip_weights="random", cnn="off", hsv=False)
     with Embedder(cfg) as e:
@@ -135,16 +146,14 @@ def test_blocking_calls_are_refused_on_the_event_loop(
     embedder: Embedder, photos: dict[str, Image.Image]
 ) -> None:
     async def main() -> dict[str, np.ndarray]:
-        with pytest.raises(RuntimeError, match="run_in_pool"):
+        with pytest.raises(RuntimeError, match="run it in a worker thread"):
             embedder.embed_images([photos["coffee"]])
-        with pytest.raises(RuntimeError, match="run_in_pool"):
+        with pytest.raises(RuntimeError, match="run it in a worker thread"):
             next(embedder.embed_files([]))
-        return await embedder.run_in_pool(embedder.embed_images, [photos["coffee"]])
+        return await asyncio.to_thread(embedder.embed_images, [photos["coffee"]])
 
     out = asyncio.run(main())
     assert out["effnet-lite0"].shape == (1, 1280)
-    future = embedder.submit(embedder.vector_specs)
-    assert future.result(timeout=30) == {"effnet-lite0": 1280, "hsv-8x8x8": 512}
 
 
 def test_load_is_lazy_and_idempotent() -> None:
@@ -155,3 +164,171 @@ def test_load_is_lazy_and_idempotent() -> None:
     e.load()
     assert e.models == models
     e.close()
+
+
+def test_embed_inputs_batches_prepared_images(photos: dict[str, Image.Image]) -> None:
+    config = ModelConfig(clip_weights="off", cnn="off", hsv=True)
+    with Embedder(config) as embedder:
+        images = list(photos.values())
+        together = embedder.embed_inputs([embedder.prepare(im) for im in images])
+        assert embedder.embed_inputs([]) == []
+        separately = embedder.embed_images(images)
+        assert embedder.precision == {} and embedder.runtime() == {}  # no neural model
+    for i, item in enumerate(together):
+        assert set(item) == {"hsv-8x8x8"}
+        for name, v in item.items():
+            np.testing.assert_allclose(v, separately[name][i], atol=1e-5)
+
+
+# -- models with speed settings (embedder.base.Accelerated), by a torch-free stand-in ---------
+HSV_ONLY = ModelConfig(clip_weights="off", cnn="off", hsv=True, batch_size=4, query_batch=3)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeNeural:
+    """A model with speed settings, loaded before the HSV model of ``HSV_ONLY``."""
+    fake = FakeNeural()
+    real = pipeline.load_models
+
+    def load_models(config: ModelConfig) -> LoadedModels:
+        loaded = real(config)
+        loaded.models.insert(0, fake)
+        return loaded
+
+    monkeypatch.setattr(pipeline, "load_models", load_models)
+    return fake
+
+
+def test_models_with_speed_settings_are_tuned_and_reported(fake: FakeNeural) -> None:
+    models: list[object] = [fake, HsvHistogram()]
+    assert [isinstance(m, Accelerated) for m in models] == [True, False]
+    config = dataclasses.replace(HSV_ONLY, precision="bf16", compile="off", int8="off")
+    with Embedder(config) as embedder:
+        embedder.load()
+        assert fake.tuned == [("bf16", "off", "off", 4)]
+        assert embedder.precision == {"fake-neural": "fp32"}
+        assert embedder.runtime() == {"fake-neural": {"precision": "fp32", "int8": False}}
+        embedder.compile()
+        assert fake.compiles == [True]
+        assert fake.waits == 0
+    assert fake.waits == 1  # close() waits for compiles under way
+
+
+def test_compile_on_compiles_while_loading(fake: FakeNeural) -> None:
+    with Embedder(dataclasses.replace(HSV_ONLY, compile="on")) as embedder:
+        embedder.load()
+        assert fake.compiles == [False]
+
+
+def test_sustained_shared_batches_start_the_compile(
+    fake: FakeNeural, monkeypatch: pytest.MonkeyPatch, photos: dict[str, Image.Image]
+) -> None:
+    monkeypatch.setattr(pipeline, "COMPILE_AFTER_SHARED_BATCHES", 3)
+    with Embedder(HSV_ONLY) as embedder:
+        queries = [embedder.prepare(im) for im in photos.values()]
+        for _ in range(2):
+            embedder.embed_inputs(queries[:2])
+            embedder.embed_inputs(queries[:1])  # one query alone is not shared load
+        assert fake.compiles == []
+        embedder.embed_inputs(queries[:2])
+        assert fake.compiles == [True]
+        embedder.embed_inputs(queries[:2])
+        assert fake.compiles == [True]  # asked once; the model compiles once anyway
+
+
+def test_full_query_batches_get_their_own_int8_compile(
+    fake: FakeNeural, monkeypatch: pytest.MonkeyPatch, photos: dict[str, Image.Image]
+) -> None:
+    monkeypatch.setattr(pipeline, "STATIC_AFTER_FULL_BATCHES", 2)
+    with Embedder(HSV_ONLY) as embedder:
+        queries = [embedder.prepare(im) for im in photos.values()]  # 3: a full batch
+        embedder.embed_inputs(queries)
+        embedder.embed_inputs(queries)
+        assert fake.batch_sizes == []  # not int8: nothing to gain
+        fake.int8 = True
+        embedder.embed_inputs(queries[:2])  # not full: not counted
+        assert fake.batch_sizes == []
+        embedder.embed_inputs(queries)
+        assert fake.batch_sizes == [3]
+
+
+def test_text_goes_to_the_model_that_embeds_text(
+    fake: FakeNeural, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Reader(FakeNeural):
+        def embed_text(self, texts: list[str]) -> np.ndarray:
+            return np.ones((len(texts), self.dim), np.float32) / 2
+
+    reader = Reader()
+    models: list[object] = [reader, fake]
+    assert [isinstance(m, TextEmbedder) for m in models] == [True, False]
+    monkeypatch.setattr(pipeline, "load_models", lambda config: LoadedModels(models=[reader]))
+    with Embedder(HSV_ONLY) as embedder:
+        assert embedder.embed_text(["a cat"]).shape == (1, reader.dim)
+
+
+class Gate(threading.Event):
+    """The readers' gate (``Embedder._cores_free``), telling when a reader waits at it shut."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set()
+        self.reader_held = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self.is_set():
+            self.reader_held.set()
+        return super().wait(timeout)
+
+
+@pytest.mark.parametrize("int8_on", [True, False], ids=["int8", "bf16"])
+def test_readers_hold_back_while_an_int8_model_infers(
+    int8_on: bool, fake: FakeNeural, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate itself (the speed-up is bench/index_throughput.py's): no decode starts while
+    a model marked int8 embeds; with no int8 model, decoding overlaps inference.
+
+    One reader, batches of 4. The reader's first file of the second batch (04.jpg) finishes
+    only once the first batch is being embedded, so its next file (05.jpg) is reached while
+    that batch is embedded, never before: held at the gate, or decoded meanwhile."""
+    paths = []
+    for i in range(12):
+        paths.append(tmp_path / f"{i:02d}.jpg")
+        solid((20 * i, 100, 50), (24, 16)).save(paths[-1], quality=90)
+    fake.int8 = int8_on
+    gate = Gate()
+    embedding = threading.Event()  # the first batch is being embedded
+    decoded_meanwhile: list[str] = []
+    overlap = threading.Event()
+    plain_decode = pipeline.decode_image
+
+    def decode(path: Path, name: str | None = None, **kwargs: Any) -> Any:
+        if name == "04.jpg":
+            assert embedding.wait(WAIT_S)
+        elif embedding.is_set():
+            decoded_meanwhile.append(str(name))
+            overlap.set()
+        return plain_decode(path, name, **kwargs)
+
+    def first_batch(batch: list[Any]) -> None:
+        fake.on_embed = None  # the later batches just embed
+        embedding.set()
+        assert gate.is_set() is not int8_on  # shut exactly while an int8 model infers
+        if int8_on:
+            assert gate.reader_held.wait(WAIT_S)
+            assert decoded_meanwhile == []
+        else:
+            assert overlap.wait(WAIT_S)
+            assert decoded_meanwhile[0] == "05.jpg"
+
+    fake.on_embed = first_batch
+    monkeypatch.setattr(pipeline, "decode_image", decode)
+    with Embedder(HSV_ONLY, decode_workers=1) as embedder:
+        embedder._cores_free = gate
+        results = list(embedder.embed_files([(p.name, p) for p in paths]))
+    assert [r.key for r in results] == [p.name for p in paths]
+    assert all(
+        r.ok and r.vectors is not None and set(r.vectors) == {"fake-neural", "hsv-8x8x8"}
+        for r in results
+    )
+    assert gate.is_set()

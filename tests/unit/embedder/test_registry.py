@@ -12,14 +12,8 @@ from embedder_test_helpers import Offline
 
 from embedder.config import ModelConfig
 from embedder.errors import ModelLoadError
-from embedder.registry import (
-    MODELS,
-    ModelStatus,
-    build_models,
-    load_models,
-    planned_models,
-    vector_sizes,
-)
+from embedder.registry import MODELS, ModelStatus, load_models, planned_models, vector_sizes
+from embedder.roles import ROLES
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -29,14 +23,15 @@ def offline_config(tmp_path: Path, **overrides: object) -> ModelConfig:
     return ModelConfig(cache_dir=tmp_path / "cache", **overrides)  # type: ignore[arg-type]
 
 
-def test_vector_sizes_come_from_the_models() -> None:
-    assert {name: cls.dim for name, cls in MODELS.items()} == vector_sizes()
+def test_vector_sizes_come_from_the_registered_models() -> None:
     assert vector_sizes() == {
         "clip-vit-b-32": 512,
         "resnet50": 2048,
         "effnet-lite0": 1280,
         "hsv-8x8x8": 512,
     }
+    assert list(vector_sizes()) == list(MODELS)
+    assert {cls.role for cls in MODELS.values()} == set(ROLES)
 
 
 def test_planned_models() -> None:
@@ -54,11 +49,12 @@ def test_planned_models() -> None:
 def test_planning_and_hsv_only_never_import_torch() -> None:
     code = (
         "import sys, embedder\n"
-        "from embedder.registry import planned_models, build_models\n"
+        "from embedder.registry import planned_models, load_models, vector_sizes\n"
         "from embedder.config import ModelConfig\n"
         "planned_models(ModelConfig())\n"
-        "models, _ = build_models(ModelConfig(clip_weights='off', cnn='off'))\n"
-        "assert [m.name for m in models] == ['hsv-8x8x8']\n"
+        "vector_sizes()\n"
+        "loaded = load_models(ModelConfig(clip_weights='off', cnn='off'))\n"
+        "assert [m.name for m in loaded.models] == ['hsv-8x8x8']\n"
         "heavy = {'torch', 'torchvision', 'open_clip'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
@@ -98,12 +94,6 @@ def test_offline_defaults_fall_back_loudly(
     assert len(offline.attempts) == 2  # one download tried per backbone, nothing more
 
 
-def test_build_models_returns_models_and_warnings(tmp_path: Path, offline: Offline) -> None:
-    models, warnings = build_models(offline_config(tmp_path, clip_weights="off"))
-    assert [m.name for m in models] == ["effnet-lite0", "hsv-8x8x8"]
-    assert len(warnings) == 1 and "LOOKALIKE_CNN_WEIGHTS" in warnings[0]
-
-
 def test_strict_raises_instead(tmp_path: Path, offline: Offline) -> None:
     with pytest.raises(ModelLoadError, match="LOOKALIKE_CLIP_WEIGHTS"):
         load_models(offline_config(tmp_path, strict=True))
@@ -138,7 +128,11 @@ def test_roles_switched_off_are_reported() -> None:
         ("cnn", None, False),
         ("hsv", None, False),
     ]
-    assert loaded.status[0].reason == "disabled by LOOKALIKE_CLIP_WEIGHTS=off"
+    assert [s.reason for s in loaded.status] == [
+        "disabled by LOOKALIKE_CLIP_WEIGHTS=off",
+        "disabled by LOOKALIKE_CNN=off",
+        "disabled by LOOKALIKE_HSV=false",
+    ]
 
 
 def test_cuda_asked_for_without_cuda() -> None:
