@@ -35,9 +35,10 @@ lint: install
 types: install
 	$(BIN)/mypy api/ cli/ common/ embedder/ store/ engine/ migrations/
 
-# The fast loop: no browser, no model compile, no subprocess servers (under a minute).
+# The fast loop: no browser, no model compile, no subprocess servers, no benchmark runs;
+# two workers (under a minute on 2 cores).
 unit: install
-	$(BIN)/python -m pytest -q -m "not slow and not browser" tests/unit tests/congruence
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not browser and not bench" tests/unit tests/congruence
 
 # Everything: the browser tests, real servers, crash tests and the benchmarks' smoke runs.
 suite: install

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
 
         ours.store.delete([r.id for r in ours.store.scroll(with_payload=False, with_vectors=False)])
-        ours.sync_mirror(full=True)
+        ours.mirror_keeper.sync(full=True)
         ours_s.append(timed_index(ours))
         precision = embedder.precision
         runtime = embedder.runtime()  # the neural models

@@ -212,6 +212,7 @@ def test_dockerfile_installs_cpu_torch_by_default() -> None:
     assert '--index-url "${TORCH_INDEX_URL}"' in text
 
 
+@pytest.mark.slow  # starts the image's entrypoint: a real server
 def test_dockerfile_entrypoint_serves_health(tmp_path: Path) -> None:
     stage = _dockerfile_final_stage()
     entrypoint = _exec_form(stage, "ENTRYPOINT")
