@@ -35,6 +35,10 @@ class Image(Struct, kw_only=True):
     mtime: float | None = None
     added_at: str | None = None
     palette: list[str] = msgspec.field(default_factory=list)
+    # Words found inside the file at index time (IPTC, XMP); the keywords are tags too.
+    keywords: list[str] = msgspec.field(default_factory=list)
+    title: str | None = None
+    description: str | None = None
     thumbnail_url: str
     file_url: str
 
@@ -55,6 +59,9 @@ class Image(Struct, kw_only=True):
             mtime=item.get("mtime"),
             added_at=_str_or_none(item.get("added_at")),
             palette=[str(c) for c in item.get("palette") or []],
+            keywords=[str(k) for k in item.get("keywords") or []],
+            title=_str_or_none(item.get("title")),
+            description=_str_or_none(item.get("description")),
             thumbnail_url=thumb,
             file_url=file,
         )

@@ -7,7 +7,7 @@ while it decodes and resizes, which is what lets decoding overlap inference.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from embedder.errors import DecodeError
+from embedder.metadata import EmbeddedMetadata, read_metadata
 
 # Pillow plugins tried when opening. A JPEG carrying extra pictures (most phone and camera
 # photos) opens through the JPEG plugin and reports its format as 'MPO'.
@@ -41,13 +42,17 @@ class Decoded:
     width: int  # original size in pixels, after EXIF orientation
     height: int
     format: str  # Pillow's format name: 'JPEG', 'PNG', 'WEBP', ...
+    metadata: EmbeddedMetadata = field(default_factory=EmbeddedMetadata)  # when asked for
 
 
-def decode_image(source: bytes | Path, name: str | None = None, *, draft: bool = True) -> Decoded:
+def decode_image(
+    source: bytes | Path, name: str | None = None, *, draft: bool = True, metadata: bool = False
+) -> Decoded:
     """Decode ``source`` into an upright RGB image. Raises ``DecodeError`` naming the file.
 
     ``draft=False`` decodes JPEGs at full resolution (for callers that crop in original
-    pixel coordinates).
+    pixel coordinates). ``metadata=True`` also reads the words embedded in the file
+    (``embedder.metadata``), as indexing does.
     """
     label = _label(source, name)
     with _open(source, label) as im:
@@ -55,6 +60,7 @@ def decode_image(source: bytes | Path, name: str | None = None, *, draft: bool =
             fmt = str(im.format)
             _refuse_bombs(im, label)
             width, height = _oriented_size(im)
+            words = read_metadata(im, label) if metadata else EmbeddedMetadata()
             if draft and fmt in ("JPEG", "MPO"):
                 im.draft("RGB", (DRAFT_MIN_SIDE, DRAFT_MIN_SIDE))
             im.load()
@@ -68,7 +74,7 @@ def decode_image(source: bytes | Path, name: str | None = None, *, draft: bool =
         # EOFError, struct.error, ...): at this boundary every one of them means "bad file".
         except Exception as exc:
             raise DecodeError(label, f"the file is corrupt or truncated ({exc})") from exc
-    return Decoded(image=rgb, width=width, height=height, format=fmt)
+    return Decoded(image=rgb, width=width, height=height, format=fmt, metadata=words)
 
 
 def probe(source: bytes | Path, name: str | None = None) -> tuple[int, int, str]:

@@ -37,6 +37,7 @@ from embedder.base import Accelerated, Model, TextEmbedder
 from embedder.config import ModelConfig
 from embedder.decode import decode_image
 from embedder.errors import DecodeError, ModelLoadError
+from embedder.metadata import EmbeddedMetadata
 from embedder.palette import dominant_colours
 from embedder.registry import LoadedModels, ModelStatus, load_models, planned_models
 from embedder.roles import NEURAL_ROLES
@@ -67,6 +68,7 @@ class FileResult(Generic[K]):
     height: int = 0
     format: str = ""
     palette: list[str] = field(default_factory=list)  # dominant colours, '#rrggbb'
+    metadata: EmbeddedMetadata = field(default_factory=EmbeddedMetadata)  # words in the file
     error: DecodeError | None = None
 
     @property
@@ -81,6 +83,7 @@ class _Prepared:
     height: int
     format: str
     palette: list[str]
+    metadata: EmbeddedMetadata
 
 
 class Embedder:
@@ -271,6 +274,7 @@ class Embedder:
                 height=p.height,
                 format=p.format,
                 palette=p.palette,
+                metadata=p.metadata,
             )
             row += 1
 
@@ -308,7 +312,7 @@ def _prepare(
     cores_free.wait()
     name = key if isinstance(key, str) else str(path)
     try:
-        decoded = decode_image(path, name)
+        decoded = decode_image(path, name, metadata=True)
         image = decoded.image
         return _Prepared(
             inputs={m.name: m.preprocess(image) for m in models},
@@ -316,6 +320,7 @@ def _prepare(
             height=decoded.height,
             format=decoded.format,
             palette=dominant_colours(image),
+            metadata=decoded.metadata,
         )
     except DecodeError as exc:
         return exc

@@ -14,13 +14,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from engine.folder import FileStat, PathKeys, folder_of, sha256_file
 from engine.plan import Plan
 from store.base import Record, Store, point_id_for_sha256
+
+if TYPE_CHECKING:
+    from embedder.metadata import EmbeddedMetadata
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ class EmbedResult(Protocol):
     height: int
     format: str
     palette: list[str]
+    metadata: EmbeddedMetadata
     error: Exception | None
 
 
@@ -166,8 +170,11 @@ class Indexer:
         self, pid: str, keys: list[str], result: EmbedResult, desired: Mapping[str, FileStat]
     ) -> Record:
         payload = path_fields(_file_entry(k, desired[k]) for k in keys)
+        words = result.metadata
         payload.update(
-            tags=sorted(set(self.tags)),
+            # Keywords already inside the file are tags from the start (embedder.metadata).
+            tags=sorted(set(self.tags) | set(words.keywords)),
+            **words.payload(),
             width=result.width,
             height=result.height,
             format=result.format,

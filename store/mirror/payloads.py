@@ -41,6 +41,9 @@ DISPLAY_FIELDS = (
     "mtime",
     "added_at",
     "palette",
+    "keywords",
+    "title",
+    "description",
     "rev",
 )
 FORMAT = 1

@@ -143,6 +143,34 @@ def _cut(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
 
+_LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+    b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+    b"<x>&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;</x>"
+)
+
+
+def _with_xmp(packet: bytes, fmt: str = "JPEG") -> bytes:
+    """A good 64x48 image carrying this XMP packet, where each format keeps it."""
+    img = _noise(64, 48, 21)
+    if fmt == "PNG":
+        from PIL import PngImagePlugin
+
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", packet.decode("latin-1"))
+        return _save(img, fmt, pnginfo=info)
+    return _save(img, fmt, xmp=packet)
+
+
+def _cut_iptc() -> bytes:
+    """A JPEG whose Photoshop APP13 block claims more IPTC data than it holds."""
+    jpeg = _save(_noise(64, 48, 22), "JPEG")
+    records = b"\x1c\x02\x19" + struct.pack(">H", 500) + b"short"
+    irb = b"8BIM\x04\x04\x00\x00" + struct.pack(">I", 4000) + records
+    body = b"Photoshop 3.0\x00" + irb
+    return jpeg[:2] + b"\xff\xed" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
 @cache
 def cases() -> tuple[Case, ...]:
     jpeg = _save(_noise(256, 192, 1), "JPEG", quality=90)
@@ -183,6 +211,34 @@ def cases() -> tuple[Case, ...]:
         Case("PNG header claiming 2^31-1 square", "absurd.png", _absurd_header_png(), False),
         Case("JPEG header claiming 65500 square", "absurd.jpg", _absurd_header_jpeg(), False),
         Case("GIF header claiming 65535 square", "absurd.gif", _absurd_header_gif(), False),
+        # --- hostile metadata on a good image: the metadata is ignored, the image kept ---
+        Case(
+            "JPEG with an XMP that is not XML",
+            "xmp-junk.jpg",
+            _with_xmp(b"<x:xmpmeta><a"),
+            True,
+            (64, 48),
+            "JPEG",
+        ),
+        Case(
+            "PNG with a billion-laughs XMP",
+            "xmp-laughs.png",
+            _with_xmp(_LAUGHS, "PNG"),
+            True,
+            (64, 48),
+            "PNG",
+        ),
+        Case(
+            "WebP with a 2 MB XMP",
+            "xmp-huge.webp",
+            _with_xmp(b"<x>" + b"a" * (2 << 20) + b"</x>", "WEBP"),
+            True,
+            (64, 48),
+            "WEBP",
+        ),
+        Case(
+            "JPEG with a truncated IPTC block", "iptc-cut.jpg", _cut_iptc(), True, (64, 48), "JPEG"
+        ),
         # --- unusual but legal ---------------------------------------------------------
         Case(
             "CMYK JPEG",

@@ -9,6 +9,7 @@ import pytest
 
 from engine.composition import Lookalike
 from engine.errors import BadInput, Busy, StoreUnavailableError
+from store.base import Filter
 from tests.unit.engine.conftest import Outage, picture, save
 
 
@@ -76,3 +77,16 @@ def test_writing_is_refused_at_once_while_the_store_is_down(server_lookalike: Ou
     assert not lk.reader.check_store()
     with pytest.raises(StoreUnavailableError), lk.indexing.writing():
         pass
+
+
+def test_keywords_inside_files_become_tags(make_lookalike: Callable[..., Lookalike]) -> None:
+    from tests.unit.embedder.test_metadata import encode, xmp
+
+    lk = make_lookalike()
+    path = lk.settings.library_dir / "tagged.png"
+    path.write_bytes(encode("PNG", xmp(["ring", "gold"], "Aurora")))
+    lk.indexing.index(tags=["import"])
+    (record,) = lk.store.scroll()
+    assert record.payload["tags"] == ["gold", "import", "ring"]
+    assert (record.payload["keywords"], record.payload["title"]) == (["ring", "gold"], "Aurora")
+    assert lk.store.count(Filter(tags_any=["gold"])) == 1  # a filter like any tag
