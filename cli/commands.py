@@ -19,7 +19,7 @@ from engine.errors import LookalikeError
 if TYPE_CHECKING:
     from engine.composition import Lookalike
     from engine.indexer import IndexReport
-    from engine.search import SearchResult
+    from engine.search import SearchRequest, SearchResult
     from engine.settings import Settings
 
 
@@ -81,10 +81,33 @@ def cmd_search(args: argparse.Namespace) -> int:
             image=data, image_name=image, k=args.k, weights=weights, filters=filters
         )
         queries.append((image, request))
+    if args.sheet and len(queries) != 1:
+        raise LookalikeError("--sheet makes one contact sheet: give exactly one query.")
     with lookalike() as lk:
         for query, request in queries:
-            _print_result(query, lk.search.run(request), lk, as_json=args.json)
+            result = lk.search.run(request)
+            _print_result(query, result, lk, as_json=args.json)
+            if args.sheet:
+                _write_sheet(Path(args.sheet), query, request, result, lk)
     return 0
+
+
+def _write_sheet(
+    target: Path, query: str, request: SearchRequest, result: SearchResult, lk: Lookalike
+) -> None:
+    """A contact sheet of this result, as a PDF or PNG by the file's suffix."""
+    from embedder.decode import decode_image
+    from engine.contact_sheet import check_format, render, search_sheet
+
+    fmt = check_format(target.suffix.lower().lstrip("."))
+    query_image = decode_image(request.image, query).image if request.image else None
+    paths = {h.id: lk.keys.path(h.path) for h in result.hits}  # the files themselves
+    sheet = search_sheet(result, query, paths.__getitem__, query_image, lk.search.defaults().source)
+    try:
+        target.write_bytes(render(sheet, fmt))
+    except OSError as exc:
+        raise LookalikeError(f"Cannot write {target}: {exc.strerror}.") from None
+    err.print(f"contact sheet: {target}")
 
 
 def _print_result(query: str, result: SearchResult, lk: Lookalike, *, as_json: bool) -> None:
@@ -233,6 +256,7 @@ def add_library_commands(sub: Any) -> None:
     s.add_argument("--folder", action="append", help="restrict to a folder (repeatable)")
     s.add_argument("--tag", action="append", help="restrict to a tag (repeatable, any)")
     s.add_argument("--json", action="store_true", help="one JSON object per query per line")
+    s.add_argument("--sheet", metavar="FILE", help="also write a contact sheet (.pdf or .png)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("duplicates", help="groups of near-identical images")
