@@ -19,7 +19,8 @@ from engine.errors import LookalikeError
 if TYPE_CHECKING:
     from engine.composition import Lookalike
     from engine.indexer import IndexReport
-    from engine.search import SearchRequest, SearchResult
+    from engine.results import SearchResult
+    from engine.search import SearchRequest
     from engine.settings import Settings
 
 

@@ -22,7 +22,7 @@ from engine.errors import BadInput
 
 if TYPE_CHECKING:
     from engine.duplicates import Group
-    from engine.search import SearchResult
+    from engine.results import SearchResult
 
 SheetFormat = Literal["pdf", "png"]
 FORMATS: tuple[str, ...] = ("pdf", "png")

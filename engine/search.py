@@ -13,15 +13,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from embedder.roles import ROLES
 from engine.errors import BadInput
+from engine.multi_query import MultiImageSearch, Query, check_combine, check_count
 from engine.query import TEXT_WEIGHTS, Box
+from engine.results import SearchHit, SearchResult
 from store.base import Filter
 
 if TYPE_CHECKING:
@@ -30,25 +32,6 @@ if TYPE_CHECKING:
     from engine.defaults import SearchDefaults
     from engine.query import QueryEncoder
     from engine.read_policy import ReadPolicy
-
-
-@dataclass
-class SearchHit:
-    id: str
-    path: str  # first path of the image, as stored (library-relative key)
-    score: float  # fused: sum(w_i * cos_i) / sum(w_i), for the models in use
-    scores: dict[str, float]  # role -> cosine
-    payload: dict[str, Any]
-    near_duplicate: bool = False  # by the calibrated fusion and threshold
-
-
-@dataclass
-class SearchResult:
-    hits: list[SearchHit]
-    timings: dict[str, float] = field(default_factory=dict)  # decode_ms, embed_ms, search_ms
-    models: dict[str, str] = field(default_factory=dict)  # role -> model name
-    weights: dict[str, float] = field(default_factory=dict)  # role -> weight used
-    degraded: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,8 +64,20 @@ class Filters:
 
 
 @dataclass(frozen=True)
+class QueryImage:
+    """One image of a query of several: an uploaded picture or a stored image, maybe a
+    region of it."""
+
+    data: bytes | None = None
+    name: str = "query"
+    image_id: str | None = None
+    box: Box | None = None
+
+
+@dataclass(frozen=True)
 class SearchRequest:
-    """Exactly one of ``image``, ``image_id`` and ``text``. ``weights`` None: the calibrated
+    """Exactly one of ``image``, ``image_id``, ``text`` and ``queries`` (several images,
+    combined by ``combine``: see ``engine.multi_query``). ``weights`` None: the calibrated
     defaults; ``k`` None: the default k."""
 
     image: bytes | None = None
@@ -94,6 +89,8 @@ class SearchRequest:
     filters: Filters | None = None
     box: Box | None = None
     threshold: float | None = None  # drop hits scoring below it
+    queries: tuple[QueryImage, ...] = ()
+    combine: str = "any"
 
 
 class Search:
@@ -117,13 +114,15 @@ class Search:
     def run(self, request: SearchRequest) -> SearchResult:
         """The one dispatch every way in uses."""
         given = [x for x in (request.image, request.image_id, request.text) if x is not None]
-        if len(given) != 1:
+        if len(given) + bool(request.queries) != 1:
             raise BadInput(
                 "Search with exactly one of an image, an image id and a text; "
-                f"got {len(given) or 'none'}."
+                f"got {len(given) + bool(request.queries) or 'none'}."
             )
         flt = self.filter(request.filters)
-        if request.text is not None:
+        if request.queries:
+            result = self._several(request, flt)
+        elif request.text is not None:
             result = self.by_text(request.text, k=request.k, flt=flt)
         elif request.image is not None:
             result = self.by_image(
@@ -151,6 +150,34 @@ class Search:
         if request.threshold is not None:
             result.hits = [h for h in result.hits if h.score >= request.threshold]
         return result
+
+    def _several(self, request: SearchRequest, flt: Filter | None) -> SearchResult:
+        check_count(len(request.queries))
+        check_combine(request.combine)
+        queries = [self._query(q) for q in request.queries]
+        if len(queries) == 1:  # one image given the several-images way: a plain search
+            (one,) = queries
+            result = self.by_vectors(one.vectors, k=request.k, weights=request.weights, flt=flt)
+            result.timings = {**one.timings, **result.timings}
+            return result
+        multi = MultiImageSearch(
+            self.by_vectors, self._reader.vectors, self._catalog.names, self._catalog.defaults
+        )
+        return multi.run(queries, request.combine, k=request.k, weights=request.weights, flt=flt)
+
+    def _query(self, q: QueryImage) -> Query:
+        """One query image's vectors: decoded and embedded, or a stored image's."""
+        if q.image_id is not None and q.data is None:
+            image_id = check_id(q.image_id)
+            if q.box is None:
+                return Query(self._reader.vectors(image_id), image_id, {})
+            path = self._file_of(image_id)
+            vectors, timings = self._queries.image(path.read_bytes(), name=path.name, box=q.box)
+            return Query(vectors, image_id, timings)
+        if q.data is None or q.image_id is not None:
+            raise BadInput("Each query image is an uploaded picture or an image id, not both.")
+        vectors, timings = self._queries.image(q.data, name=q.name, box=q.box)
+        return Query(vectors, q.name, timings)
 
     def filter(self, filters: Filters | None) -> Filter | None:
         if filters is None:

@@ -35,7 +35,7 @@ from engine.errors import BadInput
 from engine.search import Filters, SearchRequest, parse_weights
 
 if TYPE_CHECKING:
-    from engine.search import SearchResult
+    from engine.results import SearchResult
 
 Upload = tuple[str, bytes]  # (filename, bytes) of the query image
 
