@@ -58,9 +58,7 @@ def test_any_ranks_by_the_best_query_image_exactly(lk: Lookalike) -> None:
 
 
 def test_all_scores_the_mean_fused_vector_exactly(lk: Lookalike) -> None:
-    request = SearchRequest(
-        queries=(QueryImage(_png(2)), QueryImage(_png(7))), combine="all", k=N
-    )
+    request = SearchRequest(queries=(QueryImage(_png(2)), QueryImage(_png(7))), combine="all", k=N)
     result = lk.search.run(request)
     mean = np.mean(_query_vectors(lk, [2, 7]), axis=0)
     brute = {i: float(mean @ _unit(v)) for i, v in _stored(lk).items()}
