@@ -15,12 +15,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from embedder.roles import ROLES
 from engine.errors import BadInput
+from engine.feedback import Marks, check_marks
 from engine.multi_query import MultiImageSearch, Query, check_combine, check_count
 from engine.query import TEXT_WEIGHTS, Box
 from engine.results import SearchHit, SearchResult
@@ -91,6 +92,9 @@ class SearchRequest:
     threshold: float | None = None  # drop hits scoring below it
     queries: tuple[QueryImage, ...] = ()
     combine: str = "any"
+    # Relevance feedback (engine.feedback): image ids marked right or wrong on a result.
+    liked: tuple[str, ...] = ()
+    disliked: tuple[str, ...] = ()
 
 
 class Search:
@@ -120,41 +124,56 @@ class Search:
                 f"got {len(given) + bool(request.queries) or 'none'}."
             )
         flt = self.filter(request.filters)
+        marks = self._marks(request)
+        options: dict[str, Any] = {"k": request.k, "flt": flt, "marks": marks}
         if request.queries:
-            result = self._several(request, flt)
+            result = self._several(request, flt, marks)
         elif request.text is not None:
-            result = self.by_text(request.text, k=request.k, flt=flt)
+            result = self.by_text(request.text, **options)
         elif request.image is not None:
             result = self.by_image(
                 request.image,
                 name=request.image_name,
                 box=request.box,
-                k=request.k,
                 weights=request.weights,
-                flt=flt,
+                **options,
             )
         else:
             image_id = check_id(str(request.image_id))
             if request.box is None:
-                result = self.by_id(image_id, k=request.k, weights=request.weights, flt=flt)
+                result = self.by_id(image_id, weights=request.weights, **options)
             else:  # a region of a stored image: search its pixels
                 path = self._file_of(image_id)
                 result = self.by_image(
                     path.read_bytes(),
                     name=path.name,
                     box=request.box,
-                    k=request.k,
                     weights=request.weights,
-                    flt=flt,
+                    **options,
                 )
         if request.threshold is not None:
             result.hits = [h for h in result.hits if h.score >= request.threshold]
         return result
 
-    def _several(self, request: SearchRequest, flt: Filter | None) -> SearchResult:
+    def _marks(self, request: SearchRequest) -> Marks | None:
+        """The liked and disliked images' vectors (404 for an unknown one)."""
+        if not request.liked and not request.disliked:
+            return None
+        check_marks(request.liked, request.disliked)
+        vectors = self._reader.vectors
+        return Marks(
+            liked=[vectors(check_id(i)) for i in request.liked],
+            disliked=[vectors(check_id(i)) for i in request.disliked],
+        )
+
+    def _several(
+        self, request: SearchRequest, flt: Filter | None, marks: Marks | None
+    ) -> SearchResult:
         check_count(len(request.queries))
         check_combine(request.combine)
         queries = [self._query(q) for q in request.queries]
+        if marks is not None:  # each query image moves toward the liked ones
+            queries = [Query(marks.refine(q.vectors), q.label, q.timings) for q in queries]
         if len(queries) == 1:  # one image given the several-images way: a plain search
             (one,) = queries
             result = self.by_vectors(one.vectors, k=request.k, weights=request.weights, flt=flt)
@@ -196,20 +215,26 @@ class Search:
         k: int | None = None,
         weights: Mapping[str, float] | None = None,
         flt: Filter | None = None,
+        marks: Marks | None = None,
     ) -> SearchResult:
         vectors, timings = self._queries.image(data, name=name, box=box)
-        result = self.by_vectors(vectors, k=k, weights=weights, flt=flt)
+        result = self.by_vectors(vectors, k=k, weights=weights, flt=flt, marks=marks)
         result.timings = {**timings, **result.timings}
         return result
 
     def by_text(
-        self, text: str, *, k: int | None = None, flt: Filter | None = None
+        self,
+        text: str,
+        *,
+        k: int | None = None,
+        flt: Filter | None = None,
+        marks: Marks | None = None,
     ) -> SearchResult:
         """Images matching a sentence. Only the clip block shares the text's space."""
         t0 = time.perf_counter()
         vectors = self._queries.text(text)
         t1 = time.perf_counter()
-        result = self.by_vectors(vectors, k=k, weights=TEXT_WEIGHTS, flt=flt)
+        result = self.by_vectors(vectors, k=k, weights=TEXT_WEIGHTS, flt=flt, marks=marks)
         result.timings = {"embed_ms": (t1 - t0) * 1e3, **result.timings}
         return result
 
@@ -220,10 +245,11 @@ class Search:
         k: int | None = None,
         weights: Mapping[str, float] | None = None,
         flt: Filter | None = None,
+        marks: Marks | None = None,
     ) -> SearchResult:
         """Images like a stored one."""
         vectors = self._reader.vectors(check_id(point_id))
-        return self.by_vectors(vectors, k=k, weights=weights, flt=flt)
+        return self.by_vectors(vectors, k=k, weights=weights, flt=flt, marks=marks)
 
     def by_vectors(
         self,
@@ -232,7 +258,10 @@ class Search:
         k: int | None = None,
         weights: Mapping[str, float] | None = None,
         flt: Filter | None = None,
+        marks: Marks | None = None,
     ) -> SearchResult:
+        if marks is not None:
+            vectors = marks.refine(vectors)
         defaults = self._catalog.defaults()
         k = check_k(defaults.k if k is None else k, defaults.max_k)
         role_weights = check_weights(defaults.weights if weights is None else weights)
