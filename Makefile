@@ -11,7 +11,7 @@ PORT ?= 5050
 # torchao (int8) is released in step with torch: this one is the release for torch 2.14.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1 torchao==0.18.0
 
-.PHONY: install run test lint types unit suite clean
+.PHONY: install run test lint types unit suite fuzz clean
 
 install: $(STAMP)
 
@@ -46,6 +46,12 @@ suite: install
 	$(BIN)/python -m pytest -q
 
 test: lint types suite
+
+# Schemathesis against a live server for longer than `make test` does (its test runs 20
+# examples an operation): every check, four phases, fixed seed. Prints a JSON summary.
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	$(BIN)/python -m tests.fuzz.live_run --max-examples $(FUZZ_EXAMPLES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

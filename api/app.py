@@ -29,7 +29,16 @@ from litestar.stores.file import FileStore
 from litestar.stores.memory import MemoryStore
 from litestar.template.config import TemplateConfig
 
-from api.auth import PAGE_OPT, PUBLIC_OPT, AuthMiddleware, AuthState, CSRFMiddleware, SessionConfig
+from api.auth import (
+    PAGE_OPT,
+    PUBLIC_OPT,
+    SESSION_COOKIE,
+    AuthMiddleware,
+    AuthState,
+    CSRFMiddleware,
+    SessionConfig,
+    is_https,
+)
 from api.errors import exception_to_response
 from api.metrics import prometheus_config
 from api.openapi import CSRF_COOKIE, CSRF_HEADER, openapi_config
@@ -48,8 +57,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 API_DIR = Path(__file__).parent
-SESSION_COOKIE = "lookalike_session"
 SESSION_MAX_AGE = 7 * 24 * 3600  # renewed by every request: a week without one logs out
+# Paths that need no session, so no CSRF cookie either (they change nothing).
+NO_SESSION = ["^/static/", "^/health$", "^/ready$"]
+# Browsers that saw this over HTTPS use only HTTPS for the host for a year (they ignore the
+# header on plain HTTP, RFC 6797). No includeSubDomains: other hosts of the domain are not ours.
+HSTS = "max-age=31536000"
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -67,16 +80,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
     secret = load_secret_key(
         settings.data_dir, settings.secret_key.get_secret_value() if settings.secret_key else None
     )
-    csrf = CSRFConfig(secret=secret, cookie_name=CSRF_COOKIE, header_name=CSRF_HEADER)
+    csrf = CSRFConfig(
+        secret=secret, cookie_name=CSRF_COOKIE, header_name=CSRF_HEADER, exclude=NO_SESSION
+    )
     sessions = SessionConfig(
         key=SESSION_COOKIE,
         max_age=SESSION_MAX_AGE,  # SessionBackend rewrites the session on every response
         store="sessions",
-        exclude=["^/static/", "^/health$", "^/ready$"],
+        exclude=NO_SESSION,
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[*api_routes(), *_ui_routes()],
         middleware=[
+            *_proxy_headers(settings.trusted_proxy_list()),
             sessions.middleware,
             DefineMiddleware(AuthMiddleware, exclude_from_auth_key=PUBLIC_OPT),
             prometheus_config().middleware,
@@ -88,7 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[_security_headers],
         on_startup=[_startup],
         on_shutdown=[_shutdown],
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "csrf_secret": secret}),
         stores={
             "sessions": FileStore(settings.data_dir / "sessions", create_directories=True),
             "login_attempts": MemoryStore(),
@@ -97,6 +113,37 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=openapi_config(_version()),
         request_max_body_size=settings.max_upload_mb * 1024 * 1024,
     )
+    _allow_every_method(app)
+    return app
+
+
+def _allow_every_method(app: Litestar) -> None:
+    """OPTIONS answers ``Allow`` with every method of its path. Litestar builds a path's
+    OPTIONS handler when the path's first handler registers, over that route's methods;
+    the handlers a controller adds later (POST beside GET) land in a new route that keeps
+    the old OPTIONS handler, which then leaves them out. Point it at the final methods."""
+    from litestar.routes import HTTPRoute
+
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or "OPTIONS" not in route.route_handler_map:
+            continue
+        handler = route.route_handler_map["OPTIONS"][0]
+        for cell in getattr(handler.fn, "__closure__", None) or ():
+            first = cell.cell_contents
+            if isinstance(first, HTTPRoute) and first is not route:
+                first.methods = route.methods
+
+
+def _proxy_headers(trusted: list[str]) -> list[DefineMiddleware]:
+    """Client address and scheme from X-Forwarded-For/-Proto, only from trusted proxies
+    (``LOOKALIKE_TRUSTED_PROXIES``; none by default: the TCP peer is the client). uvicorn's
+    middleware does the parsing; ``lookalike serve`` turns uvicorn's own copy off."""
+    if not trusted:
+        return []
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    # uvicorn's ASGI type hints are its own, not Litestar's: the same protocol.
+    return [DefineMiddleware(ProxyHeadersMiddleware, trusted_hosts=trusted)]  # type: ignore[arg-type]
 
 
 def _ui_routes() -> list[ControllerRouterHandler]:
@@ -154,13 +201,18 @@ async def _startup(app: Litestar) -> None:
     except Exception as exc:
         raise ConfigError(f"LOOKALIKE_ADMIN_PASSWORD cannot be used: {exc}") from exc
     if generated:
-        # Shown once, here: only its hash is kept. WARNING so it shows at any log level.
+        # The password itself is never logged: logs are shipped, kept and shared.
         log.warning(
-            "No admin password was set, so one was generated: %s  -- log in with it, then "
-            "change it with `lookalike passwd` (it will not be shown again).",
+            "No admin password was set, so one was generated and written to %s (readable by "
+            "its owner only). Log in with it: you will be asked to choose your own.",
             generated,
         )
-    app.state.auth = AuthState(passwords, ApiKeyStore(settings.data_dir), settings.cookie_secure)
+    app.state.auth = AuthState(
+        passwords,
+        ApiKeyStore(settings.data_dir),
+        settings.cookie_secure,
+        csrf_secret=app.state.csrf_secret,
+    )
     sessions = app.stores.get("sessions")
     if isinstance(sessions, FileStore):
         await sessions.delete_expired()
@@ -188,6 +240,8 @@ async def _security_headers(message: Message, scope: Scope) -> None:
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if is_https(scope):
+        headers.setdefault("Strict-Transport-Security", HSTS)
     if not path.startswith("/static/"):
         # Answers depend on who asks: no shared cache may keep them.
         headers.setdefault("Cache-Control", "no-store")

@@ -93,6 +93,10 @@ def describe(exc: Exception) -> tuple[int, str, str]:
         return exc.status, exc.code, _sentence(exc.detail)
     if isinstance(exc, msgspec.ValidationError | msgspec.DecodeError):
         return 400, BadInput.code, f"The request body is not valid: {exc}."
+    if isinstance(exc, RecursionError):
+        # A JSON document nested thousands deep, in a form field or a body: the parser's
+        # limit, reached on the client's input.
+        return 400, BadInput.code, "The request holds data nested too deeply to read."
     if isinstance(exc, UnicodeDecodeError):
         # msgspec (and Litestar's JSON bodies through it) raise this, not a DecodeError,
         # for a string that is not UTF-8: the client's mistake, not the server's.
@@ -139,7 +143,7 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
 
 
 def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    from api.auth import is_page
+    from api.auth import MUST_CHANGE, PASSWORD_PAGE, is_page
 
     status, code, detail = describe(exc)
     if status >= 500 and not isinstance(translate(exc), LookalikeError):
@@ -152,6 +156,11 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
         if request.method not in ("GET", "HEAD"):
             target = "/"  # e.g. logout after the session ended: nowhere to come back to
         return Redirect(f"/login?next={quote(target, safe='')}", status_code=HTTP_303_SEE_OTHER)
+    if isinstance(exc, HTTPException) and exc.detail == MUST_CHANGE and is_page(handler):
+        target = request.url.path if request.method in ("GET", "HEAD") else "/"
+        return Redirect(
+            f"{PASSWORD_PAGE}?next={quote(target, safe='')}", status_code=HTTP_303_SEE_OTHER
+        )
     if request.url.path == "/login" and status in (403, 429) and _wants_html(request):
         # A browser's login form that was refused before the password was looked at (an
         # expired CSRF cookie, too many attempts): show the form again with the reason.

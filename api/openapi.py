@@ -11,13 +11,14 @@ the docs work with the login session as well as with an API key ("Authorize").
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, get
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Operation, SecurityScheme
 from litestar.router import Router
 
 VENDOR = "/static/vendor/swagger-ui"
@@ -85,8 +86,25 @@ def swagger_init() -> Response[str]:
 # client (or schemathesis) reading the document would otherwise send requests it believes
 # valid and get 400s. Keyed by component schema, then property.
 _EXTRA_CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
-    "ImageCreate": {"files": {"minItems": 1}},
+    # On the wire one file part is the same whether a client thinks "a file" or "a list of
+    # one": both are stated, so clients (and fuzzers) send either with a filename.
+    "ImageCreate": {
+        "files": {
+            "type": ["array", "string"],
+            "format": "binary",
+            "contentMediaType": "image/*",
+            "minItems": 1,
+            "items": {"contentMediaType": "image/*"},
+        }
+    },
 }
+
+
+def strict_struct_schemas() -> dict[str, dict[str, Any]]:
+    """Rules of a whole Struct that msgspec cannot state, by component name."""
+    from api.schemas import WEIGHTS_ANY_POSITIVE
+
+    return {"Weights": WEIGHTS_ANY_POSITIVE}
 
 
 class StrictJsonRenderPlugin(JsonRenderPlugin):
@@ -119,11 +137,54 @@ def strict_document(document: dict[str, Any]) -> dict[str, Any]:
         if struct.__struct_config__.forbid_unknown_fields:
             components[name]["additionalProperties"] = False
         for prop, extra in _EXTRA_CONSTRAINTS.get(name, {}).items():
-            components[name].get("properties", {}).get(prop, {}).update(extra)
+            _merge(components[name].get("properties", {}).get(prop, {}), extra)
+    for name, extra in strict_struct_schemas().items():
+        if name in components:
+            components[name].update(extra)
+    _encode_image_parts(doc)
     return doc
 
 
+def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _encode_image_parts(doc: dict[str, Any]) -> None:
+    """A multipart field documented as an image (``contentMediaType: image/*``) is sent
+    with that content type: said in the body's ``encoding``, where clients look for it."""
+    components = doc.get("components", {}).get("schemas", {})
+    for item in doc.get("paths", {}).values():
+        for operation in item.values():
+            body = operation.get("requestBody", {}) if isinstance(operation, dict) else {}
+            form = body.get("content", {}).get("multipart/form-data")
+            if not form:
+                continue
+            schema = form.get("schema", {})
+            ref = schema.get("$ref", "")
+            schema = components.get(ref.rsplit("/", 1)[-1], schema) if ref else schema
+            for name, prop in schema.get("properties", {}).items():
+                media = prop.get("contentMediaType") or prop.get("items", {}).get(
+                    "contentMediaType"
+                )
+                if media and media.startswith("image/"):
+                    form.setdefault("encoding", {}).setdefault(name, {})["contentType"] = media
+
+
 REF_TEMPLATE = "#/components/schemas/{name}"
+
+
+@dataclass
+class OptionalBodyOperation(Operation):
+    """For a handler whose body may be left out (``data: ... | None = None``): Litestar marks
+    every request body required."""
+
+    def __post_init__(self) -> None:
+        if self.request_body is not None:
+            self.request_body.required = False  # type: ignore[union-attr]
 
 
 def openapi_config(version: str) -> OpenAPIConfig:
@@ -148,16 +209,26 @@ def openapi_config(version: str) -> OpenAPIConfig:
     )
 
 
-def inline_schema(tp: Any) -> dict[str, Any]:
-    """msgspec's JSON Schema of ``tp`` with its $defs inlined, for a hand-written request body."""
+def inline_schema(tp: Any, extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """msgspec's JSON Schema of ``tp`` with its $defs inlined, for a hand-written request body;
+    ``extra``: keys to add to the named $defs."""
     schema = msgspec.json.schema(tp)
     defs = schema.pop("$defs", {})
+    for name, keys in (extra or {}).items():
+        if name in defs:
+            defs[name] = {**defs[name], **keys}
 
     def resolve(node: Any) -> Any:
         if isinstance(node, dict):
             ref = node.get("$ref")
             if isinstance(ref, str) and ref.startswith("#/$defs/"):
                 return resolve(defs[ref.removeprefix("#/$defs/")])
+            if node.get("items") is False and node.get("maxItems") == len(
+                node.get("prefixItems", ())
+            ):
+                # Said twice for a tuple (no items past the prefix); generators that read
+                # only schema objects choke on the boolean one.
+                node = {k: v for k, v in node.items() if k != "items"}
             return {k: resolve(v) for k, v in node.items()}
         if isinstance(node, list):
             return [resolve(v) for v in node]
@@ -165,15 +236,3 @@ def inline_schema(tp: Any) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(schema)
     return resolved
-
-
-def multipart_schema(fields: dict[str, tuple[str, str]], required: list[str]) -> dict[str, Any]:
-    properties = {
-        name: (
-            {"type": "string", "format": "binary", "description": doc}
-            if kind == "file"
-            else {"type": kind, "description": doc}
-        )
-        for name, (kind, doc) in fields.items()
-    }
-    return {"type": "object", "properties": properties, "required": required}

@@ -12,7 +12,9 @@ import msgspec
 from litestar.datastructures import UploadFile
 from msgspec import Meta, Struct
 
-from engine.defaults import DEFAULT_K
+from engine.defaults import DEFAULT_K, MAX_K
+from engine.query import MAX_TEXT
+from engine.search import ROLES
 
 
 def image_urls(image_id: str) -> tuple[str, str]:
@@ -84,6 +86,13 @@ Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^,\r\n\t]*[^\
 TagList = Annotated[str, Meta(pattern=r"^(?:[^,\r\n\t]{0,64},)*[^,\r\n\t]{0,64}$")]
 
 
+# The formats an image can be stored as, as payloads spell them (embedder.decode reads
+# these; a JPEG with extra pictures is 'MPO').
+Format = Literal["JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"]
+# A folder of the library, as image payloads list it: a relative path, no control character.
+Folder = Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 class ImageCreate(Struct, kw_only=True):
     """Multipart upload: one or more ``files`` fields and an optional comma-separated ``tags``."""
 
@@ -101,6 +110,37 @@ class UploadResult(Struct, kw_only=True):
     images: list[Image]
 
 
+# A role's weight is relative to the others; the cap keeps their sum finite.
+MAX_WEIGHT = 1000.0
+Weight = Annotated[float, Meta(ge=0, le=MAX_WEIGHT)]
+
+
+class Weights(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Role -> weight: clip = meaning, cnn = shape and texture, hsv = colour. A role left out
+    weighs 0, and at least one role whose model this server runs must weigh more than 0."""
+
+    clip: Weight = 0.0
+    cnn: Weight = 0.0
+    hsv: Weight = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {role: float(getattr(self, role)) for role in ROLES}
+
+
+# "At least one above 0", which field constraints cannot say: added to the document's
+# Weights schema (api.openapi), so a client generated from it knows.
+WEIGHTS_ANY_POSITIVE: dict[str, Any] = {
+    "anyOf": [
+        {"required": [role], "properties": {role: {"type": "number", "exclusiveMinimum": 0}}}
+        for role in ROLES
+    ]
+}
+
+
+# A length in pixels, within what any image (or request) can hold.
+Pixels = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+
+
 class SearchFilters(Struct, kw_only=True, forbid_unknown_fields=True):
     """Restrict a search. Empty fields do not constrain."""
 
@@ -108,22 +148,27 @@ class SearchFilters(Struct, kw_only=True, forbid_unknown_fields=True):
     tags_any: list[str] | None = None
     tags_all: list[str] | None = None
     formats: list[str] | None = None
-    min_width: int | None = None
-    max_width: int | None = None
-    min_height: int | None = None
-    max_height: int | None = None
+    min_width: Pixels | None = None
+    max_width: Pixels | None = None
+    min_height: Pixels | None = None
+    max_height: Pixels | None = None
     # Images whose palette holds a colour within ``colour_tolerance`` (CIE76 delta E in
     # Lab, default 20: about "clearly the same hue") of this '#rrggbb'.
-    colour: str | None = None
+    colour: Annotated[str, Meta(pattern=r"^#?(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")] | None = None
     colour_tolerance: Annotated[float, Meta(ge=0, le=200)] | None = None
 
 
 Box = tuple[
-    Annotated[int, Meta(ge=0)],
-    Annotated[int, Meta(ge=0)],
-    Annotated[int, Meta(gt=0)],
-    Annotated[int, Meta(gt=0)],
+    Annotated[int, Meta(ge=0, le=2**31 - 1)],
+    Annotated[int, Meta(ge=0, le=2**31 - 1)],
+    Annotated[int, Meta(gt=0, le=2**31 - 1)],
+    Annotated[int, Meta(gt=0, le=2**31 - 1)],
 ]
+
+
+# A sentence: at most MAX_TEXT characters, not all blank. The blanks are spelt out, so
+# that Python and JavaScript regular expressions (the document's readers) agree on them.
+Text = Annotated[str, Meta(max_length=MAX_TEXT, pattern="[^\\s\\x1c-\\x1f\\x85\\ufeff]")]
 
 
 class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -137,9 +182,9 @@ class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     image_id: str | None = None
-    text: str | None = None  # search by a sentence (CLIP's text encoder)
-    k: int = DEFAULT_K
-    weights: dict[str, float] | None = None
+    text: Text | None = None  # search by a sentence (CLIP's text encoder)
+    k: Annotated[int, Meta(ge=1, le=MAX_K)] = DEFAULT_K
+    weights: Weights | None = None
     filters: SearchFilters | None = None
     threshold: Annotated[float, Meta(ge=0, le=1)] | None = None
     box: Box | None = None

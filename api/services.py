@@ -19,6 +19,7 @@ import anyio.to_thread
 from api.errors import NotReady
 from api.job_runner import JobRunner
 from api.metrics import AppMetrics
+from api.reports import ReportQueue
 from engine.errors import LookalikeError
 from engine.startup import STEPS, after_ready, warm_up
 
@@ -45,6 +46,7 @@ class Services:
         self.lookalike: Lookalike | None = None
         self.limiter = anyio.CapacityLimiter(settings.search_batch_max + EXTRA_WORKER_THREADS)
         self.jobs = JobRunner()
+        self.reports = ReportQueue()  # duplicates: one at a time, not on the pool above
         self.metrics = AppMetrics(self._status_if_ready)
         self.checks = dict.fromkeys(STEPS, False)
         self.failure: str | None = None

@@ -92,12 +92,11 @@ def measure(
     root: Path, images: list[bytes], args: argparse.Namespace, **env: str
 ) -> dict[str, Any]:
     models = served.LIGHT if args.light else served.MODELS
-    environment = served.env_for(root, models, **env)
-    key = served.api_key(environment)
-    server = served.Server(environment, root / "server.log")
+    server = served.LiveServer(root, models=models, **env)
+    key = server.key("read")["Authorization"].split()[1]
     int8_wait_s = static_wait_s = None
     try:
-        ready_s = server.wait_ready()
+        ready_s = server.start(timeout=300)
         int8_on = env.get("LOOKALIKE_INT8", "auto") != "off"
         if env.get("LOOKALIKE_COMPILE") == "on" and int8_on and not args.light:
             # The steady state: the first query images a model embeds calibrate its int8

@@ -1,56 +1,213 @@
-"""A data directory with N synthetic points, and a real server over it, for the end-to-end
-and start-up benchmarks.
+"""The one launcher of a real Lookalike server, for tests and benchmarks alike, plus a data
+directory with N synthetic points for the end-to-end and start-up benchmarks.
 
-The points go in through the store, as an index run would put them (synthetic vectors of the
-three seed models, see bench/synthetic.py, with a plausible payload), then the engine syncs
-and saves its mirror, so a server started on the directory finds a snapshot, as a restarted
-one does. The server is ``lookalike serve`` in a subprocess on a free loopback port.
+``LiveServer(base)`` is ``lookalike serve`` (``python -m cli serve``, the code of this
+checkout) in a subprocess on a free loopback port, its data and library under ``base``:
+``start()`` spawns it and waits for /ready (``ready_s`` is spawn -> first 200), ``kill()`` is
+SIGKILL (no shutdown hook runs), ``stop()`` a clean SIGTERM. ``key(scope)`` writes an API key
+to the data directory the way `lookalike apikey create` does, so clients never need the
+admin password. The browser tests, the hostile and crash tests, the live schemathesis run and
+the benchmarks all start their servers here.
+
+``build(root, n)`` puts the points in through the store, as an index run would (synthetic
+vectors of the three seed models, see bench/synthetic.py, with a plausible payload), then the
+engine syncs and saves its mirror, so a server started on the directory finds a snapshot, as
+a restarted one does.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bench.synthetic import Synthetic, point_id
 
+ROOT = Path(__file__).resolve().parents[1]
 # The three seed models (random weights: the same compute as real ones, nothing to download).
 MODELS = {"clip_weights": "random", "cnn": "resnet50", "cnn_weights": "random"}
 # For the smoke tests: HSV only, so no torch at all.
 LIGHT = {"clip_weights": "off", "cnn": "off"}
+# Models that need no download, and no background torch.compile (15-35 s of CPU that would
+# only slow short-lived test servers down).
+FAST = {"clip_weights": "off", "cnn": "effnet-lite0", "compile": "off"}
 BATCH = 2_000
+SERVE = [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1"]
 
 
-def env_for(root: Path, models: dict[str, str] = MODELS, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        **{f"LOOKALIKE_{key.upper()}": value for key, value in models.items()},
-        "LOOKALIKE_DATA_DIR": str(root / "data"),
-        "LOOKALIKE_LIBRARY_DIR": str(root / "library"),
-        "LOOKALIKE_ADMIN_PASSWORD": "bench-password-1234",
-        **extra,
-    }
+def models_env(models: dict[str, str]) -> dict[str, str]:
+    """Settings fields -> their LOOKALIKE_* variables."""
+    return {f"LOOKALIKE_{key.upper()}": value for key, value in models.items()}
+
+
+# The fast models as environment variables, for tests that run the CLI in a subprocess.
+FAST_MODELS = models_env(FAST)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    def __init__(
+        self,
+        base: Path,
+        *,
+        models: dict[str, str] = FAST,
+        password: str = "live-server-password",
+        log: Path | None = None,
+        **env: str,
+    ) -> None:
+        self.base = base
+        self.data, self.library = base / "data", base / "library"
+        self.library.mkdir(parents=True, exist_ok=True)
+        self.log = log or base / "server.log"
+        self.password = password
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            # The caller's own LOOKALIKE_* settings never leak into a test server.
+            **{k: v for k, v in os.environ.items() if not k.startswith("LOOKALIKE_")},
+            **models_env(models),
+            "LOOKALIKE_DATA_DIR": str(self.data),
+            "LOOKALIKE_LIBRARY_DIR": str(self.library),
+            "LOOKALIKE_ADMIN_PASSWORD": password,
+            "PYTHONPATH": str(ROOT),  # this checkout's modules, not the editable install's
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_s: float | None = None
+        self._started = 0.0
+        self._keys: dict[str, str] = {}
+
+    def key(self, scope: str = "write") -> dict[str, str]:
+        """An Authorization header with an API key of this scope (made once)."""
+        if scope not in self._keys:
+            from engine.accounts import ApiKeyStore
+
+            _, secret = ApiKeyStore(self.data).create(scope, name=f"live-{scope}")
+            self._keys[scope] = secret
+        return {"Authorization": f"Bearer {self._keys[scope]}"}
+
+    def spawn(self) -> None:
+        """Start the process; returns at once (``wait_ready`` waits)."""
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*SERVE, "--port", str(self.port)],
+                cwd=self.base,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self._started = time.perf_counter()
+
+    def wait_ready(self, timeout: float = 180, probe: str = "/ready") -> float:
+        """Wait until ``probe`` answers 200; returns the seconds since the spawn."""
+        deadline = self._started + timeout
+        with httpx.Client(timeout=2.0) as http:
+            while time.perf_counter() < deadline:
+                if self.proc is None or self.proc.poll() is not None:
+                    raise RuntimeError(f"the server exited; log:\n{self.tail()}")
+                try:
+                    if http.get(f"{self.url}{probe}").status_code == 200:
+                        self.ready_s = time.perf_counter() - self._started
+                        return self.ready_s
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.02)
+        self.kill()
+        raise TimeoutError(f"the server was not ready in {timeout} s; log:\n{self.tail()}")
+
+    def start(self, timeout: float = 180, probe: str = "/ready") -> float:
+        self.spawn()
+        return self.wait_ready(timeout, probe)
+
+    def kill(self) -> None:
+        """SIGKILL: no lifespan shutdown, no snapshot save, nothing flushed."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=kw.pop("timeout", 60), **kw)
+
+    def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.client() as http:
+            while time.monotonic() < deadline:
+                job = http.get(f"/api/v1/jobs/{job_id}", headers=self.key("read")).json()
+                if job["state"] in ("done", "failed"):
+                    return dict(job)
+                time.sleep(0.1)
+        raise TimeoutError(f"job {job_id} did not finish")
+
+    def log_count(self, pattern: str) -> int:
+        """How many lines of the server's log match ``pattern`` (a regex) so far."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"the server exited; log:\n{self.tail()}")
+        regex = re.compile(pattern)
+        return sum(1 for line in self.tail(chars=10**9).splitlines() if regex.search(line))
+
+    def wait_log(self, pattern: str, count: int, timeout: float = 600.0) -> float:
+        """Wait until ``count`` lines of the log match ``pattern``; returns the seconds waited."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            if self.log_count(pattern) >= count:
+                return time.perf_counter() - started
+            time.sleep(0.5)
+        raise TimeoutError(f"{count} log lines matching {pattern!r} not seen in {timeout} s")
+
+    def __enter__(self) -> LiveServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def build(root: Path, n: int, models: dict[str, str] = MODELS) -> float:
     """Fill ``root``'s data directory with ``n`` points; returns the seconds it took."""
     from engine.composition import Lookalike
     from engine.settings import Settings
-    from store.base import Record
 
     t0 = time.perf_counter()
     (root / "library").mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=root / "data", library_dir=root / "library", **models)
     engine = Lookalike(settings)
-    # Loads the models once, so the store records which they are.
+    write_points(engine, n)
+    engine.mirror_keeper.sync()
+    engine.close()
+    return time.perf_counter() - t0
+
+
+def write_points(engine: Any, n: int) -> None:
+    """``n`` synthetic points into ``engine``'s store (a ``Lookalike``), as an index run
+    would write them. Loads the models once, so the store records which they are."""
+    from store.base import Record
+
     used = {m["name"] for m in engine.catalog.active()}
     syn = Synthetic(n)
     for start in range(0, n, BATCH):
@@ -75,89 +232,3 @@ def build(root: Path, n: int, models: dict[str, str] = MODELS) -> float:
                 for i in range(len(fused))
             ]
         )
-    engine.mirror_keeper.sync()
-    engine.close()
-    return time.perf_counter() - t0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def lookalike() -> str:
-    """The installed console script (``python -m cli`` would print --json output to
-    stderr: api.cli is then imported twice, the second time under its stdout redirect)."""
-    return str(Path(sys.executable).with_name("lookalike"))
-
-
-def api_key(env: dict[str, str]) -> str:
-    out = subprocess.run(
-        [lookalike(), "apikey", "create", "--scope", "read", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return str(json.loads(out)["key"])
-
-
-class Server:
-    """``lookalike serve`` on a free port; ``ready_s`` is spawn -> first 200 from /ready."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log
-        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [lookalike(), "serve", "--port", str(self.port)],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.ready_s: float | None = None
-
-    def wait_ready(self, timeout: float = 300.0) -> float:
-        deadline = self.started + timeout
-        with httpx.Client(timeout=2.0) as client:
-            while time.perf_counter() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {self.proc.returncode}")
-                try:
-                    if client.get(f"{self.url}/ready").status_code == 200:
-                        self.ready_s = time.perf_counter() - self.started
-                        return self.ready_s
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.02)
-        raise TimeoutError(f"not ready after {timeout} s")
-
-    def log_count(self, pattern: str) -> int:
-        """How many lines of the server's log match ``pattern`` (a regex) so far."""
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"server exited with {self.proc.returncode}")
-        regex = re.compile(pattern)
-        text = self.log_path.read_text(errors="replace")
-        return sum(1 for line in text.splitlines() if regex.search(line))
-
-    def wait_log(self, pattern: str, count: int, timeout: float = 600.0) -> float:
-        """Wait until ``count`` lines of the server's log match ``pattern`` (a regex); returns
-        the seconds waited."""
-        started = time.perf_counter()
-        while time.perf_counter() - started < timeout:
-            if self.log_count(pattern) >= count:
-                return time.perf_counter() - started
-            time.sleep(0.5)
-        raise TimeoutError(f"{count} log lines matching {pattern!r} not seen in {timeout} s")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()

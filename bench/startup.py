@@ -77,18 +77,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp_name:
         root = Path(tmp_name)
         build_s = served.build(root, args.n, models)
-        env = served.env_for(root, models)
+        env = {
+            **served.models_env(models),
+            "LOOKALIKE_DATA_DIR": str(root / "data"),
+            "LOOKALIKE_LIBRARY_DIR": str(root / "library"),
+        }
         totals, steps, server_steps = [], [], []
         for run in range(args.runs):
             log_path = root / f"server{run}.log"
-            server = served.Server(env, log_path)
+            server = served.LiveServer(root, models=models, log=log_path)
             try:
-                totals.append(server.wait_ready())
+                totals.append(server.start(timeout=300))
             finally:
                 server.stop()
             server_steps.append(_server_steps(log_path.read_text(errors="replace")))
             out = subprocess.run(
-                [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True
+                [sys.executable, "-c", CHILD],
+                env={**os.environ, **env, "PYTHONPATH": str(served.ROOT)},
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             child = json.loads(out.strip().splitlines()[-1])
             if child["points"] != args.n:

@@ -238,7 +238,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     s = settings()
     port = args.port or s.port
     host = args.host or s.host
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1 whatever the
+    # settings say; the app reads it from LOOKALIKE_TRUSTED_PROXIES only.
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+    )
     return 0
 
 

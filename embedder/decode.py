@@ -6,6 +6,7 @@ while it decodes and resizes, which is what lets decoding overlap inference.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,24 +47,33 @@ class Decoded:
 
 
 def decode_image(
-    source: bytes | Path, name: str | None = None, *, draft: bool = True, metadata: bool = False
+    source: bytes | Path,
+    name: str | None = None,
+    *,
+    draft: bool = True,
+    metadata: bool = False,
+    max_pixels: int | None = None,
 ) -> Decoded:
     """Decode ``source`` into an upright RGB image. Raises ``DecodeError`` naming the file.
 
-    ``draft=False`` decodes JPEGs at full resolution (for callers that crop in original
-    pixel coordinates). ``metadata=True`` also reads the words embedded in the file
-    (``embedder.metadata``), as indexing does.
+    ``draft=False`` decodes at full resolution (for callers that crop in original pixel
+    coordinates); otherwise JPEGs decode at a reduced scale and other formats are reduced
+    by an integer factor right after decoding, before any copy is made. ``metadata=True``
+    also reads the words embedded in the file (``embedder.metadata``), as indexing does.
+    ``max_pixels`` lowers the decompression-bomb limit (query images use a lower one).
     """
     label = _label(source, name)
     with _open(source, label) as im:
         try:
             fmt = str(im.format)
-            _refuse_bombs(im, label)
+            _refuse_bombs(im, label, max_pixels)
             width, height = _oriented_size(im)
             words = read_metadata(im, label) if metadata else EmbeddedMetadata()
             if draft and fmt in ("JPEG", "MPO"):
                 im.draft("RGB", (DRAFT_MIN_SIDE, DRAFT_MIN_SIDE))
             im.load()
+            if draft and (factor := min(im.size) // DRAFT_MIN_SIDE) >= 2:
+                im = _reduced(im, factor)
             upright = ImageOps.exif_transpose(im)
             rgb = to_rgb(upright)
         except DecodeError:
@@ -130,10 +140,24 @@ def _open(source: bytes | Path, label: str) -> Image.Image:
         raise DecodeError(label, f"the file is corrupt ({exc})") from exc
 
 
-def _refuse_bombs(im: Image.Image, label: str) -> None:
+def _reduced(im: Image.Image, factor: int) -> Image.Image:
+    """``im`` shrunk by ``factor`` (box filter), keeping its EXIF (for orientation). Modes
+    ``reduce`` cannot take (palette, 16-bit) are left for ``to_rgb`` at full size."""
+    try:
+        small = im.reduce(factor)
+    except (ValueError, NotImplementedError):
+        return im
+    small.info = dict(im.info)
+    small.format = im.format
+    with contextlib.suppress(Exception):  # no EXIF, or a broken block: nothing to keep
+        small.getexif().update(im.getexif())
+    return small
+
+
+def _refuse_bombs(im: Image.Image, label: str, max_pixels: int | None = None) -> None:
     # Pillow only *warns* between MAX_IMAGE_PIXELS and twice that. A warning filter would be
     # process-global and not thread-safe, so the same limit is enforced here instead.
-    limit = Image.MAX_IMAGE_PIXELS
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     pixels = im.size[0] * im.size[1]
     if limit is not None and pixels > limit:
         raise DecodeError(

@@ -82,11 +82,17 @@ class _Cached:
 
 
 class PasswordStore:
-    """The single admin password, as an argon2id hash (argon2-cffi's tuned defaults)."""
+    """The single admin password, as an argon2id hash (argon2-cffi's tuned defaults).
+
+    A generated first password is written once to ``initial_admin_password`` (0600) instead
+    of the log, and must be changed at the first login: the file's presence is that flag,
+    and setting a password removes it.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         self.folder = auth_dir(data_dir)
         self.path = self.folder / "admin_password.argon2"
+        self.initial_path = self.folder / "initial_admin_password"
         self._hasher = PasswordHasher()
         self._cached = _Cached(self.path)
 
@@ -101,15 +107,25 @@ class PasswordStore:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise BadInput(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
         write_private(self.path, self._hasher.hash(password).encode() + b"\n")
+        self.initial_path.unlink(missing_ok=True)  # a generated password is not kept
+
+    def must_change(self) -> bool:
+        """The stored password is the generated one: the admin must choose their own."""
+        return self.initial_path.exists()
 
     def verify(self, password: str) -> bool:
         stored = self._hash()
         if stored is None:
             return False
         try:
-            return self._hasher.verify(stored, password)
+            ok = self._hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):
             return False
+        if ok and self._hasher.check_needs_rehash(stored):
+            # Stored with weaker parameters than today's defaults: upgrade it now, the one
+            # moment the password is at hand. (Other sessions end: the fingerprint moves.)
+            write_private(self.path, self._hasher.hash(password).encode() + b"\n")
+        return ok
 
     def fingerprint(self) -> str:
         """Changes whenever the password does: sessions carry it, so `lookalike passwd`
@@ -117,20 +133,25 @@ class PasswordStore:
         stored = self._hash() or ""
         return hashlib.sha256(stored.encode()).hexdigest()[:16]
 
-    def ensure_initial(self, initial: str | None) -> str | None:
-        """On first start, store ``initial`` or a generated password. Returns the generated
-        one (for the caller to show once) or None."""
+    def ensure_initial(self, initial: str | None) -> Path | None:
+        """On first start, store ``initial`` or a generated password. A generated one is
+        written to ``initial_path`` (0600), never logged; returns that path, or None."""
         with _exclusive(self.folder):
             if self.exists():
-                if initial and not self.verify(initial):
+                if initial:
                     log.warning(
-                        "LOOKALIKE_ADMIN_PASSWORD is set but differs from the stored password; "
-                        "it only sets the initial one. Use `lookalike passwd` to change it."
+                        "LOOKALIKE_ADMIN_PASSWORD is set, but a password is stored already: "
+                        "the variable only sets the first one and is ignored now. Remove it "
+                        "from the environment; `lookalike passwd` changes the password."
                     )
                 return None
-            generated = None if initial else secrets.token_urlsafe(15)
-            self.set(initial or generated or "")
-            return generated
+            if initial:
+                self.set(initial)
+                return None
+            generated = secrets.token_urlsafe(15)
+            self.set(generated)
+            write_private(self.initial_path, generated.encode() + b"\n")
+            return self.initial_path
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 
 def parse_colour(text: str) -> np.ndarray:
     """'#aabbcc' (or 'abc') -> its Lab coordinates."""
-    match = _HEX.fullmatch(text.strip()) if isinstance(text, str) else None
+    match = _HEX.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise BadInput(f"A colour must be written '#rrggbb' (e.g. '#c0392b'); got {text!r}.")
     digits = match.group(1)

@@ -27,6 +27,13 @@ MAX_K = 1000
 # The k choices the web UI offers; DEFAULT_K is among them.
 K_CHOICES: tuple[int, ...] = (10, 20, 50, 100)
 UNCALIBRATED_DUPLICATES_THRESHOLD = 0.90
+# The duplicates report's lowest threshold. Below it, unrelated images of one library score
+# above it by the thousand (two unrelated photos have a CLIP cosine near 0.5), so the report
+# would list everything as one group, after comparing and keeping every pair.
+DUPLICATES_MIN_THRESHOLD = 0.5
+# At most this many pairs are grouped per report; past it the report stops and says so
+# (``truncated``): a threshold that finds more is too low to mean "duplicates".
+DUPLICATES_MAX_PAIRS = 100_000
 
 
 @dataclass(frozen=True)

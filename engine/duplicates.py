@@ -8,6 +8,10 @@ plus O(n) for the union-find, never O(n^2): no pair list is kept.
 
 Scores are the fused score a search reports, ``sum(w_i * cos_i) / sum(w_i)``. The same bytes
 at two paths are one point (one content), reported as a group of one image with its paths.
+
+Bounded, whoever asks: the threshold has a floor (``DUPLICATES_MIN_THRESHOLD``), at most
+``DUPLICATES_MAX_PAIRS`` pairs are grouped (the report then says ``truncated``), and the
+caller's ``cancelled()`` is asked between blocks, so a report nobody waits for stops.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.errors import BadInput
+from engine.defaults import DUPLICATES_MAX_PAIRS, DUPLICATES_MIN_THRESHOLD
+from engine.errors import BadInput, Cancelled
 from engine.search import check_weights
 
 if TYPE_CHECKING:
@@ -52,6 +57,11 @@ class Report:
     threshold: float
     weights: dict[str, float]  # role -> weight
     groups: list[Group]
+    truncated: bool = False  # more than DUPLICATES_MAX_PAIRS pairs: the groups are partial
+
+
+def _never() -> bool:
+    return False
 
 
 class Duplicates:
@@ -62,33 +72,48 @@ class Duplicates:
         catalog: ModelCatalog,
         *,
         page_size: int = PAGE,
+        max_pairs: int = DUPLICATES_MAX_PAIRS,
     ) -> None:
         self._mirror = mirror
         self._payloads = payloads
         self._catalog = catalog
         self.page_size = max(1, page_size)
+        self.max_pairs = max_pairs
 
     def report(
-        self, threshold: float | None = None, weights: Mapping[str, float] | None = None
+        self,
+        threshold: float | None = None,
+        weights: Mapping[str, float] | None = None,
+        *,
+        cancelled: Callable[[], bool] = _never,
     ) -> Report:
         """Groups of at least two files whose images score ``>= threshold`` with another
         member (transitively), best first. Left out, weights and threshold are the
-        calibrated defaults (``engine.defaults``)."""
+        calibrated defaults (``engine.defaults``). Raises ``Cancelled`` once ``cancelled()``
+        turns true."""
         defaults = self._catalog.defaults()
         used = check_weights(defaults.weights if weights is None else weights)
         t = defaults.duplicates_threshold if threshold is None else float(threshold)
-        if not np.isfinite(t) or not 0 < t <= 1:
-            raise BadInput(f"The threshold must be a number above 0 and at most 1; got {t}.")
+        if not np.isfinite(t) or not DUPLICATES_MIN_THRESHOLD <= t <= 1:
+            raise BadInput(
+                f"The threshold must be between {DUPLICATES_MIN_THRESHOLD} and 1; got {t}. "
+                "Lower ones match unrelated images by the thousand."
+            )
         mirror = self._mirror()
         scale = _block_scale(mirror, self._catalog.names(), used)
         parent: dict[str, str] = {}
         best: dict[str, float] = {}
-        for pair_a, pair_b, score in _pairs(mirror, scale, t, self.page_size):
+        pairs = 0
+        for pair_a, pair_b, score in _pairs(mirror, scale, t, self.page_size, cancelled):
+            if pairs == self.max_pairs:
+                break
+            pairs += 1
             _union(parent, pair_a, pair_b)
             best[pair_a] = max(best.get(pair_a, 0.0), score)
             best[pair_b] = max(best.get(pair_b, 0.0), score)
         payloads = self._payloads().get(mirror.ids())
-        return Report(threshold=t, weights=used, groups=_groups(payloads, parent, best))
+        groups = _groups(payloads, parent, best)
+        return Report(threshold=t, weights=used, groups=groups, truncated=pairs == self.max_pairs)
 
 
 def _block_scale(mirror: Mirror, name_of: dict[str, str], weights: dict[str, float]) -> np.ndarray:
@@ -109,7 +134,11 @@ def _block_scale(mirror: Mirror, name_of: dict[str, str], weights: dict[str, flo
 
 
 def _pairs(
-    mirror: Mirror, scale: np.ndarray, threshold: float, page: int
+    mirror: Mirror,
+    scale: np.ndarray,
+    threshold: float,
+    page: int,
+    cancelled: Callable[[], bool] = _never,
 ) -> Iterator[tuple[str, str, float]]:
     """(id, id, score) for every pair at or above the threshold, each pair once."""
     n = len(mirror)
@@ -119,6 +148,8 @@ def _pairs(
             break
         weighted = rows_a * scale
         for b0 in range(a0, n, page):
+            if cancelled():
+                raise Cancelled("The duplicates report was stopped: nobody waits for it.")
             ids_b, rows_b = (ids_a, rows_a) if b0 == a0 else mirror.page(b0, page)
             if not ids_b:
                 break

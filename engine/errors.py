@@ -37,6 +37,13 @@ class Conflict(LookalikeError):
     code = "conflict"
 
 
+class Cancelled(LookalikeError):
+    """Work stopped because nobody waits for its result any more (the client left)."""
+
+    status = 503
+    code = "cancelled"
+
+
 class ModelUnavailable(LookalikeError):
     status = 422
     code = "model_unavailable"

@@ -55,9 +55,12 @@ def folder_of(key: str) -> str:
 
 def scan(folder: Path, keys: PathKeys) -> dict[str, FileStat]:
     """Every image file under ``folder`` (recursively, hidden entries skipped), by key.
-    Only ``stat`` is called: no file is opened."""
+    Only ``stat`` is called: no file is opened. A symlink is followed only to a file inside
+    the library, or inside ``folder`` (one the CLI was asked to index): one leading
+    elsewhere would embed an outside file and show its absolute path."""
     found: dict[str, FileStat] = {}
-    for path in _walk(folder):
+    roots = (keys.root, folder.resolve())
+    for path in _walk(folder, roots):
         try:
             st = path.stat()
         except OSError:
@@ -66,7 +69,7 @@ def scan(folder: Path, keys: PathKeys) -> dict[str, FileStat]:
     return found
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def _walk(folder: Path, roots: tuple[Path, ...]) -> Iterator[Path]:
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -79,8 +82,20 @@ def _walk(folder: Path) -> Iterator[Path]:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
-            elif entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+            elif (
+                entry.is_file()
+                and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES
+                and (not entry.is_symlink() or _leads_into(Path(entry.path), roots))
+            ):
                 yield Path(entry.path)
+
+
+def _leads_into(link: Path, roots: tuple[Path, ...]) -> bool:
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError):  # dangling, or a loop
+        return False
+    return any(target.is_relative_to(root) for root in roots)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -107,8 +107,10 @@ class Library:
         symlink leading out, a key holding '..') is never opened, whatever the store says."""
         image = self.get(image_id)
         for key in image.get("paths") or ():
-            path = self._keys.path(key)
-            if self._keys.is_inside(path) and path.is_file():
+            # The resolved path is both the one checked and the one served: a symlink
+            # swapped after the check cannot redirect the read.
+            path = self._keys.path(key).resolve()
+            if path.is_relative_to(self._keys.root) and path.is_file():
                 return path
         raise NotFound(
             f"The files of image {image_id} are not on disk inside the library; run a reconcile."

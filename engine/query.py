@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from embedder.pipeline import Embedder
     from engine.batching import Batcher
 
+# Query images are refused above this many pixels (indexing allows Pillow's 89.5 MP): a
+# query is one person's picture, often a screenshot or a crop, and every concurrent search
+# decodes one; 40 MP is any camera's frame but keeps a burst of searches in memory.
+QUERY_MAX_PIXELS = 40_000_000
 MAX_TEXT = 1000  # CLIP reads 77 tokens anyway; longer input is a mistake, not a query
 TEXT_WEIGHTS = {"clip": 1.0}
 NO_CLIP = (
@@ -65,7 +69,7 @@ class QueryEncoder:
             try:
                 # A region is cut from the full-resolution image: draft decoding could leave
                 # a small box only a few dozen pixels to look at.
-                decoded = decode_image(data, name, draft=box is None)
+                decoded = decode_image(data, name, draft=box is None, max_pixels=QUERY_MAX_PIXELS)
             except DecodeError as exc:
                 raise UndecodableImage(str(exc)) from exc
             image = decoded.image
@@ -118,13 +122,16 @@ class QueryEncoder:
 
 def crop(image: Any, box: Box, size: tuple[int, int]) -> Any:
     """Crop by a box given in the original image's pixels, scaled to the decoded image in
-    case it was decoded at a reduced size."""
+    case it was decoded at a reduced size. A box running past the image's edge is cut at
+    it; one starting outside the image has nothing to crop."""
     x, y, w, h = box
     width, height = size
-    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+    if w <= 0 or h <= 0 or not 0 <= x < width or not 0 <= y < height:
         raise BadInput(
-            f"The box {list(box)} (x, y, width, height) must lie inside the {width}x{height} image."
+            f"The box {list(box)} (x, y, width, height) must start inside the "
+            f"{width}x{height} image, with a width and height above 0."
         )
+    w, h = min(w, width - x), min(h, height - y)
     sx, sy = image.width / width, image.height / height
     left, top = round(x * sx), round(y * sy)
     right = max(left + 1, round((x + w) * sx))

@@ -6,6 +6,7 @@ lower layers (``embedder``, ``store``) never read the environment themselves.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -134,9 +135,11 @@ class Settings(BaseSettings):
     )
     admin_password: SecretStr | None = Field(
         None,
-        description="The admin's initial password, used only when none is stored yet (first "
-        "start). Without it the first start generates one and logs it once. Change it later "
-        "with `lookalike passwd`; only an argon2 hash is kept, under data_dir/auth.",
+        description="The admin's initial password, read only when none is stored yet (first "
+        "start): remove it from the environment afterwards. Without it the first start "
+        "generates one, writes it to data_dir/auth/initial_admin_password (0600, never "
+        "logged) and asks for a new one at the first login. Change it later with `lookalike "
+        "passwd`; only an argon2 hash is kept, under data_dir/auth.",
     )
     secret_key: SecretStr | None = Field(
         None,
@@ -150,6 +153,13 @@ class Settings(BaseSettings):
         "came over HTTPS (directly or per X-Forwarded-Proto from a proxy), 'true' always, "
         "'false' never.",
     )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated IP addresses or CIDR networks of the reverse proxies in "
+        "front of the server (e.g. '127.0.0.1,172.18.0.0/16'). Only a request from one of "
+        "them has its X-Forwarded-For (client address: login limits) and X-Forwarded-Proto "
+        "believed. Default: none, so X-Forwarded-For is ignored.",
+    )
 
     @model_validator(mode="after")
     def _no_contradictions(self) -> Settings:
@@ -158,11 +168,22 @@ class Settings(BaseSettings):
                 "LOOKALIKE_QDRANT_API_KEY is set but LOOKALIKE_QDRANT_URL is not: the API key "
                 "only applies to a Qdrant server. Set the URL or unset the key."
             )
+        for item in self.trusted_proxy_list():
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"LOOKALIKE_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network "
+                    "(e.g. 127.0.0.1 or 172.18.0.0/16)."
+                ) from None
         if self.cnn == "off" and self.cnn_weights not in ("imagenet",):
             raise ValueError(
                 f"LOOKALIKE_CNN_WEIGHTS={self.cnn_weights!r} has no effect with LOOKALIKE_CNN=off."
             )
         return self
+
+    def trusted_proxy_list(self) -> list[str]:
+        return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
 
     def model_config_for_embedder(self) -> ModelConfig:
         return ModelConfig(

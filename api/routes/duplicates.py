@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Controller, get
+import msgspec
+from litestar import Controller, Request, get
+from litestar.openapi.spec import OpenAPIMediaType, Operation
 from litestar.params import QueryParameter
 from msgspec import Struct
 
 from api.errors import ERROR_RESPONSES
+from api.openapi import inline_schema, strict_struct_schemas
 from api.routes.deps import ServicesDep
-from api.schemas import image_urls
+from api.schemas import Weights, image_urls
+from engine.defaults import DUPLICATES_MIN_THRESHOLD
 from engine.duplicates import Report
 from engine.search import parse_weights
 
@@ -38,6 +43,8 @@ class DuplicateReport(Struct, kw_only=True):
     threshold: float
     weights: dict[str, float]  # role -> weight
     groups: list[DuplicateGroup]
+    # More pairs than the report groups scored above the threshold: the groups are partial.
+    truncated: bool = False
 
 
 def _member(m: Any) -> DuplicateMember:
@@ -59,6 +66,7 @@ def to_report(report: Report) -> DuplicateReport:
     return DuplicateReport(
         threshold=report.threshold,
         weights=report.weights,
+        truncated=report.truncated,
         groups=[
             DuplicateGroup(
                 score=round(min(1.0, g.score), 6),
@@ -70,30 +78,64 @@ def to_report(report: Report) -> DuplicateReport:
     )
 
 
+def decode_weights(text: str | None) -> dict[str, float] | None:
+    """The ``weights`` parameter: a JSON Weights object, or the short 'clip=1,cnn=0.5'."""
+    if text is None or text == "null":
+        return None
+    if text.lstrip().startswith("{"):
+        return msgspec.json.decode(text, type=Weights).as_dict()
+    return parse_weights(text)
+
+
+@dataclass
+class _DuplicatesOperation(Operation):
+    """``weights`` is documented as what it is, a JSON object (a structured parameter)."""
+
+    def __post_init__(self) -> None:
+        schema = inline_schema(Weights, extra=strict_struct_schemas())
+        for parameter in self.parameters or ():
+            if getattr(parameter, "name", None) == "weights":
+                parameter.schema = None  # type: ignore[union-attr]
+                parameter.content = {"application/json": OpenAPIMediaType(schema=schema)}  # type: ignore[arg-type, union-attr]
+
+
 class DuplicateController(Controller):
     path = "/api/v1/duplicates"
     tags = ("duplicates",)
 
-    @get(operation_id="listDuplicates", responses=ERROR_RESPONSES)
+    @get(
+        operation_id="listDuplicates",
+        responses=ERROR_RESPONSES,
+        operation_class=_DuplicatesOperation,
+    )
     async def duplicates(
         self,
+        request: Request[Any, Any, Any],
         services: ServicesDep,
         threshold: Annotated[
             float | None,
             QueryParameter(
-                gt=0,
+                ge=DUPLICATES_MIN_THRESHOLD,
                 le=1,
-                description="default: the calibrated threshold",
-                # Litestar drops 'gt' from the document for an optional parameter.
-                schema_extra={"exclusiveMinimum": 0},
+                description=f"{DUPLICATES_MIN_THRESHOLD} to 1; default: the calibrated one",
             ),
         ] = None,
         weights: Annotated[
-            str | None, QueryParameter(description="e.g. clip=1,cnn=1,hsv=1")
+            str | None,
+            QueryParameter(
+                description='JSON, e.g. {"clip": 1, "cnn": 1, "hsv": 0} (or clip=1,cnn=1,hsv=0)'
+            ),
         ] = None,
     ) -> DuplicateReport:
         """Groups of near-identical images across the whole library, best first: every pair
         in a group scores at least ``threshold`` (transitively), and an image stored at two
-        paths is a group by itself. Runs over the whole library: seconds for 100k images."""
+        paths is a group by itself. At most 100,000 pairs are grouped (``truncated`` says
+        when more matched). One report is computed at a time, and one
+        whose client has left is stopped."""
         duplicates = services.ready_lookalike().duplicates
-        return to_report(await services.run(duplicates.report, threshold, parse_weights(weights)))
+        used = decode_weights(weights)
+
+        def work(cancelled: Any) -> Report:
+            return duplicates.report(threshold, used, cancelled=cancelled)
+
+        return to_report(await services.reports.run(work, request.receive))

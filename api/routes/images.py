@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, delete, get, patch, post
+from litestar.datastructures import ResponseHeader
 from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
 from litestar.response import File
 
 from api.auth import requires_write
 from api.errors import ERROR_RESPONSES
 from api.routes.deps import ServicesDep
-from api.schemas import Image, ImageCreate, ImagePage, ImageUpdate, UploadResult
+from api.schemas import (
+    Folder,
+    Format,
+    Image,
+    ImageCreate,
+    ImagePage,
+    ImageUpdate,
+    Tag,
+    UploadResult,
+)
 from engine.library import MAX_PAGE, parse_tags
 from engine.search import Filters
 
@@ -24,6 +35,20 @@ ImageId = Annotated[str, PathParameter(pattern=UUID_PATTERN, description="The im
 # keep thumbnails for good, and files for a day (a file may be deleted, the URL then 404s).
 THUMB_CACHE = "private, max-age=31536000, immutable"
 FILE_CACHE = "private, max-age=86400"
+# Litestar documents a file's Last-Modified as an ISO date-time; HTTP sends an HTTP-date.
+LAST_MODIFIED = ResponseHeader(
+    name="last-modified",
+    value="Wed, 21 Oct 2015 07:28:00 GMT",
+    description="When the file last changed, as an HTTP-date (RFC 9110).",
+    documentation_only=True,
+)
+
+
+def _any_of(item: Any, what: str) -> Any:
+    """A list filter's parameter; its items' rules stated, which Litestar leaves out."""
+    return QueryParameter(
+        description=f"any of these {what}", schema_extra={"items": msgspec.json.schema(item)}
+    )
 
 
 class ImageController(Controller):
@@ -56,9 +81,9 @@ class ImageController(Controller):
         services: ServicesDep,
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
-        folder: Annotated[list[str] | None, QueryParameter(description="any of these")] = None,
-        tag: Annotated[list[str] | None, QueryParameter(description="any of these tags")] = None,
-        format: Annotated[list[str] | None, QueryParameter(description="JPEG, PNG, ...")] = None,
+        folder: Annotated[list[Folder] | None, _any_of(Folder, "folders")] = None,
+        tag: Annotated[list[Tag] | None, _any_of(Tag, "tags")] = None,
+        format: Annotated[list[Format] | None, _any_of(Format, "formats")] = None,
     ) -> ImagePage:
         """The library's images in a stable order, a page at a time, optionally filtered."""
         flt = Filters(
@@ -98,7 +123,14 @@ class ImageController(Controller):
         """Remove the image from the index and move its files to the trash (data_dir/trash)."""
         await services.run(services.ready_lookalike().library.delete, image_id)
 
-    @get("/{image_id:str}/file", operation_id="getImageFile", responses=ERROR_RESPONSES)
+    @get(
+        "/{image_id:str}/file",
+        operation_id="getImageFile",
+        responses=ERROR_RESPONSES,
+        media_type="image/*",
+        content_media_type="image/*",
+        response_headers=[LAST_MODIFIED],
+    )
     async def get_file(self, services: ServicesDep, image_id: ImageId) -> File:
         """The original file (the first of its paths still on disk)."""
         path = await services.run(services.ready_lookalike().library.file_path, image_id)
@@ -114,6 +146,7 @@ class ImageController(Controller):
         operation_id="getImageThumbnail",
         responses=ERROR_RESPONSES,
         media_type="image/webp",
+        response_headers=[LAST_MODIFIED],
     )
     async def get_thumbnail(self, services: ServicesDep, image_id: ImageId) -> File:
         """A WebP of at most 256 px a side, made on first request and cached."""

@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody
 
 from api.auth import requires_write
 from api.errors import ERROR_RESPONSES
+from api.openapi import OptionalBodyOperation
 from api.routes.deps import ServicesDep
 from api.schemas import Job, ReindexRequest, Status
 from api.services import Services
@@ -55,6 +56,7 @@ class JobController(Controller):
         "/reindex",
         operation_id="reindex",
         responses=ERROR_RESPONSES,
+        operation_class=OptionalBodyOperation,
         status_code=202,
         guards=[requires_write],
     )

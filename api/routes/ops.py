@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import anyio.to_thread
-from litestar import Controller, MediaType, Response, get
+from typing import Any
 
-from api.auth import PUBLIC_OPT
+import anyio.to_thread
+from litestar import Controller, MediaType, Request, Response, get
+
+from api.auth import PUBLIC_OPT, key_principal
 from api.errors import ERROR_RESPONSES
 from api.routes.deps import ServicesDep
 from api.schemas import Health, Readiness
 from engine.errors import STORE_DOWN
+
+PUBLIC_FAILURE = (
+    "Lookalike could not start. The server log has the reason, and so does /ready for a "
+    "caller with an API key."
+)
 
 
 class OpsController(Controller):
@@ -22,17 +29,25 @@ class OpsController(Controller):
         return Health()
 
     @get("/ready", operation_id="ready", opt={PUBLIC_OPT: True}, skip_session=True, security=[{}])
-    async def ready(self, services: ServicesDep) -> Response[Readiness]:
+    async def ready(
+        self, request: Request[Any, Any, Any], services: ServicesDep
+    ) -> Response[Readiness]:
         """Readiness: 200 once store, models and mirror are up, else 503 saying what is missing.
         While a store server is unreachable it stays 200 (searches are answered from the
-        mirror) with ``degraded: true``."""
+        mirror) with ``degraded: true``. Why a start-up failed is told only to a caller with
+        an API key: the reason may name hosts, paths or versions."""
         ok = services.ready
+        detail = None
+        if not ok:
+            detail = services.not_ready_detail()
+            if services.failure and key_principal(request) is None:
+                detail = PUBLIC_FAILURE
         body = Readiness(
             status=200 if ok else 503,
             ready=ok,
             checks=dict(services.checks),
             error=None if ok else "not_ready",
-            detail=None if ok else services.not_ready_detail(),
+            detail=detail,
         )
         if ok and not await services.store_reachable():
             body.degraded, body.error, body.detail = True, "store_unavailable", STORE_DOWN

@@ -6,7 +6,6 @@ is read here (``read_query``) and its OpenAPI description is written by ``_Searc
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +13,12 @@ import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import UploadFile
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import Encoding, OpenAPIMediaType, Operation, RequestBody
 from litestar.params import JSONBody
 
 from api.auth import requires_write
 from api.errors import ERROR_RESPONSES
-from api.openapi import inline_schema, multipart_schema
+from api.openapi import OptionalBodyOperation
 from api.routes.deps import ServicesDep
 from api.routes.jobs import start_reindex
 from api.schemas import (
@@ -30,7 +29,6 @@ from api.schemas import (
     SearchResponse,
 )
 from api.services import Services
-from engine.defaults import DEFAULT_K, MAX_K
 from engine.errors import BadInput
 from engine.search import Filters, SearchRequest, parse_weights
 
@@ -39,44 +37,69 @@ if TYPE_CHECKING:
 
 Upload = tuple[str, bytes]  # (filename, bytes) of the query image
 
-_FORM_FIELDS = {
-    "image": ("file", "The query image (JPEG, PNG, WebP, GIF, BMP or TIFF)."),
-    "k": ("integer", f"How many hits to return (1 to {MAX_K}, default {DEFAULT_K})."),
-    "weights": ("string", 'JSON {"clip": 1, "cnn": 1, "hsv": 0} or clip=1,cnn=1,hsv=0.'),
-    "filters": ("string", "JSON object, as SearchFilters."),
-    "threshold": ("number", "Drop hits scoring below this (0 to 1)."),
-    "box": ("string", "Crop the query first: JSON [x, y, width, height] in pixels."),
-}
+# The multipart fields beside the image: SearchQuery's own, so both bodies obey one
+# declaration. Structured ones travel as JSON parts (weights also as 'clip=1,cnn=0.5').
+FORM_FIELDS = ("k", "threshold", "weights", "filters", "box")
+JSON_PARTS = ("weights", "filters", "box")
 
 
 def _json_query_schema() -> dict[str, Any]:
-    """SearchQuery's schema plus what ``run_search`` checks beyond the Struct, so the
-    document does not promise that ``{}`` or ``k: 5000`` is a valid search."""
+    """SearchQuery's schema as what ``search_request`` accepts: by a stored image's id or by
+    a sentence, exactly one of them. Two whole alternatives, so a generated client gets two
+    complete request types (not one type with its fields split over partial ones)."""
     from api.routes.images import UUID_PATTERN
 
-    schema = inline_schema(SearchQuery)
-    props = schema["properties"]
-    props["k"].update(minimum=1, maximum=MAX_K)
-    props["image_id"]["anyOf"][0]["pattern"] = UUID_PATTERN
-    schema["additionalProperties"] = False
-    schema["anyOf"] = [
-        {"required": [name], "properties": {name: {"type": "string"}}}
-        for name in ("image_id", "text")
-        if name in props
-    ]
-    return schema
+    base = query_schema()
+    by = {"image_id": "SearchById", "text": "SearchByText"}
+    alternatives = []
+    for name, title in by.items():
+        props = dict(base["properties"])
+        given = next(s for s in props[name]["anyOf"] if s.get("type") == "string")
+        props[name] = {**given, **({"pattern": UUID_PATTERN} if name == "image_id" else {})}
+        for other in by:
+            if other != name:
+                props[other] = {"type": "null"}
+        alternatives.append({**base, "title": title, "properties": props, "required": [name]})
+    return {"oneOf": alternatives}
+
+
+def _multipart_schema() -> dict[str, Any]:
+    props = query_schema()["properties"]
+    properties: dict[str, Any] = {
+        "image": {
+            "type": "string",
+            "format": "binary",
+            "contentMediaType": "image/*",
+            "description": "The query image (JPEG, PNG, WebP, GIF, BMP or TIFF).",
+        },
+        **{name: props[name] for name in FORM_FIELDS},
+    }
+    properties["weights"] = {
+        **properties["weights"],
+        "description": 'A JSON object {"clip": 1, "cnn": 1, "hsv": 0}, or clip=1,cnn=1,hsv=0.',
+    }
+    return {"type": "object", "properties": properties, "required": ["image"]}
+
+
+def query_schema() -> dict[str, Any]:
+    """SearchQuery as JSON Schema, with the document's extra rules (api.openapi)."""
+    from api.openapi import inline_schema, strict_struct_schemas
+
+    return inline_schema(SearchQuery, extra=strict_struct_schemas())
 
 
 @dataclass
 class _SearchOperation(Operation):
     def __post_init__(self) -> None:
+        encoding = {name: Encoding(content_type="application/json") for name in JSON_PARTS}
         self.request_body = RequestBody(
             required=True,
             description="JSON to search with a stored image, multipart to upload one.",
             content={
                 "application/json": OpenAPIMediaType(schema=_json_query_schema()),  # type: ignore[arg-type]
                 "multipart/form-data": OpenAPIMediaType(
-                    schema=multipart_schema(_FORM_FIELDS, required=["image"])  # type: ignore[arg-type]
+                    schema=_multipart_schema(),  # type: ignore[arg-type]
+                    encoding={"image": Encoding(content_type="image/*"), **encoding},
                 ),
             },
         )
@@ -85,7 +108,8 @@ class _SearchOperation(Operation):
 async def read_query(request: Request[Any, Any, Any]) -> tuple[SearchQuery, Upload | None]:
     content_type = request.content_type[0]
     if content_type == "application/json":
-        return msgspec.json.decode(await request.body(), type=SearchQuery), None
+        raw = msgspec.json.decode(await request.body())
+        return msgspec.convert(_whole_numbers(raw), SearchQuery), None
     if content_type != "multipart/form-data":
         raise BadInput(
             "Send the search as multipart/form-data (field 'image') or as JSON "
@@ -97,9 +121,9 @@ async def read_query(request: Request[Any, Any, Any]) -> tuple[SearchQuery, Uplo
         (image.filename or "query", await image.read()) if isinstance(image, UploadFile) else None
     )
     fields: dict[str, Any] = {}
-    for name in ("image_id", "text", "k", "threshold", "weights", "filters", "box"):
+    for name in ("image_id", "text", *FORM_FIELDS):
         value = form.get(name)
-        if isinstance(value, str) and value.strip():
+        if isinstance(value, str):  # sent empty: refused as what it is, not taken as absent
             fields[name] = _form_value(name, value.strip())
     try:
         query = msgspec.convert(fields, SearchQuery, strict=False)
@@ -110,13 +134,24 @@ async def read_query(request: Request[Any, Any, Any]) -> tuple[SearchQuery, Uplo
     return query, upload
 
 
+def _whole_numbers(value: Any) -> Any:
+    """JSON does not tell 5 from 5.0, and JSON Schema calls both an integer: so do we."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    return value
+
+
 def _form_value(name: str, value: str) -> Any:
-    if name == "weights" and not value.startswith("{"):
+    if name == "weights" and value and not value.startswith(("{", "null")):
         return parse_weights(value)  # the CLI's 'clip=1,cnn=0.5' form
-    if name in ("weights", "filters", "box"):
+    if name in JSON_PARTS:
         try:
-            return json.loads(value)
-        except ValueError:
+            return _whole_numbers(msgspec.json.decode(value))
+        except msgspec.DecodeError:
             raise BadInput(f"The field {name!r} must be JSON; got {value[:80]!r}.") from None
     return value
 
@@ -149,7 +184,7 @@ def search_request(query: SearchQuery, upload: Upload | None) -> SearchRequest:
         image_id=query.image_id,
         text=query.text,
         k=query.k,
-        weights=query.weights,
+        weights=query.weights.as_dict() if query.weights is not None else None,
         filters=filters,
         box=query.box,
         threshold=query.threshold,
@@ -214,6 +249,7 @@ async def seed_search(request: Request[Any, Any, Any], services: ServicesDep) ->
     "/reindex",
     operation_id="seedReindex",
     responses=ERROR_RESPONSES,
+    operation_class=OptionalBodyOperation,
     status_code=202,
     tags=["compatibility"],
     guards=[requires_write],

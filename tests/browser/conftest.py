@@ -1,32 +1,26 @@
 """A real Lookalike server and Debian's Chromium, for the browser tests.
 
-The server is ``uvicorn api.app:create_app`` in a subprocess over a temporary data directory
-and library, with bundled EfficientNet-Lite0 weights and CLIP off, so it runs offline. The
-browser is /usr/bin/chromium (``scripts/install_browser.sh``), driven by Python Playwright;
-Playwright's own browser downloads are never used.
+The server is the one launcher's (``bench.served.LiveServer``: ``lookalike serve`` in a
+subprocess over a temporary data directory and library), with bundled EfficientNet-Lite0
+weights and CLIP off, so it runs offline. The browser is /usr/bin/chromium
+(``scripts/install_browser.sh``), driven by Python Playwright; Playwright's own browser
+downloads are never used.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.served import LiveServer
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts" / "browser"
 PASSWORD = "browser-test-password-1"
-UVICORN = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory"]
 CHROMIUM_ARGS = [
     "--no-sandbox",  # root in a container has no user namespace for the sandbox
     "--disable-gpu",
@@ -37,75 +31,16 @@ CHROMIUM_ARGS = [
 ]
 
 
-@dataclass
-class Server:
-    url: str
-    library: Path
-    data: Path
-    log: Path
-    password: str = PASSWORD
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    return False
-
-
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("lookalike")
-    library, data = base / "library", base / "data"
-    library.mkdir()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "LOOKALIKE_DATA_DIR": str(data),
-        "LOOKALIKE_LIBRARY_DIR": str(library),
-        "LOOKALIKE_ADMIN_PASSWORD": PASSWORD,
-        "LOOKALIKE_CLIP_WEIGHTS": "off",
-        "LOOKALIKE_CNN": "effnet-lite0",
-        "PYTHONPATH": str(ROOT),
-    }
-    for key in ("LOOKALIKE_QDRANT_URL", "LOOKALIKE_QDRANT_API_KEY"):
-        env.pop(key, None)
-    log = base / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*UVICORN, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=base,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            # /ready: store, mirror and models are up, so the first search does not time out.
-            if not _wait(f"{url}/ready", proc, timeout=180):
-                pytest.fail(f"the server did not become ready; log:\n{log.read_text()[-4000:]}")
-            yield Server(url=url, library=library, data=data, log=log)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path_factory.mktemp("lookalike"), password=PASSWORD)
+    try:
+        # /ready: store, mirror and models are up, so the first search does not time out.
+        live.start()
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(f"the server did not become ready: {exc}")
+    with live:
+        yield live
 
 
 @pytest.fixture(scope="module")

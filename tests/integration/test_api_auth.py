@@ -136,26 +136,53 @@ def test_api_key_scopes(make_app_client: Any) -> None:
     assert client.get("/metrics", headers=read).status_code == 200
 
 
-def test_generated_password_is_logged_once(make_app_client: Any) -> None:
+def test_generated_password_goes_to_a_private_file_not_the_log(make_app_client: Any) -> None:
     # Litestar's logging set-up replaces the root handlers (and pytest's caplog with them),
     # so listen on the app's own logger.
     records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
+    handler = logging.Handler(logging.DEBUG)
     handler.emit = records.append  # type: ignore[method-assign]
     logging.getLogger("api.app").addHandler(handler)
     try:
         client = make_app_client(admin_password=None)
     finally:
         logging.getLogger("api.app").removeHandler(handler)
+    passwords = PasswordStore(client.settings.data_dir)
+    password = passwords.initial_path.read_text().strip()
+    assert stat.S_IMODE(passwords.initial_path.stat().st_mode) == 0o600
     lines = [r.getMessage() for r in records if "generated" in r.getMessage()]
-    assert len(lines) == 1
-    password = lines[0].split("generated: ")[1].split()[0]
-    stored = PasswordStore(client.settings.data_dir).path
+    assert len(lines) == 1 and str(passwords.initial_path) in lines[0]
+    assert all(password not in r.getMessage() for r in records)
+    stored = passwords.path
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(stored.parent.stat().st_mode) == 0o700
     assert password not in stored.read_text() and stored.read_text().startswith("$argon2id$")
     client.password = password
-    assert client.login().status_code == 303
+    assert client.login().headers["location"] == "/password?next=/"
+
+
+def test_the_generated_password_must_be_changed_at_first_login(make_app_client: Any) -> None:
+    client = make_app_client(admin_password=None)
+    client.wait_ready()
+    passwords = PasswordStore(client.settings.data_dir)
+    client.password = passwords.initial_path.read_text().strip()
+    client.login(next_url="/library")
+    assert_error(client.get("/api/v1/status"), 403, "forbidden")  # nothing else until then
+    page = client.get("/library", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/password")
+    form = client.get("/password")
+    assert form.status_code == 200 and 'data-testid="must-change"' in form.text
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', form.text)
+    assert token
+    new = {"password": "my own password 1", "confirm": "my own password 1"}
+    changed = client.post(
+        "/password?next=/library",
+        data={**new, "_csrf_token": token.group(1)},
+        follow_redirects=False,
+    )
+    assert changed.status_code == 303 and changed.headers["location"] == "/library"
+    assert client.get("/api/v1/status").status_code == 200  # the session goes on
+    assert not passwords.initial_path.exists() and passwords.verify("my own password 1")
 
 
 def test_session_cookie_is_secure_behind_https(make_app_client: Any) -> None:

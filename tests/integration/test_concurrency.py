@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from bench.served import LiveServer
 from tests.hostile.converge import assert_converged, tiny_png
-from tests.hostile.live import LiveServer
 
 pytestmark = pytest.mark.slow
 

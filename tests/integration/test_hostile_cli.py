@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.served import FAST_MODELS as FAST
 from engine.composition import Lookalike
 from engine.folder import IMAGE_SUFFIXES
 from engine.indexing import UNNAMED
 from engine.settings import Settings
 from tests.hostile.corpus import write_corpus
-from tests.hostile.live import FAST_MODELS as FAST
 
 
 def _cli(tmp: Path, *args: str | bytes) -> subprocess.CompletedProcess[bytes]:

@@ -19,9 +19,9 @@ import pytest
 from litestar.routes import HTTPRoute
 from qdrant_client import QdrantClient
 
+from bench.served import LiveServer
 from engine.accounts import ApiKeyStore
 from tests.hostile.flaky_tcp import FlakyTcp
-from tests.hostile.live import LiveServer
 from tests.integration.conftest import assert_error, image_bytes
 
 CHANGES = {"POST", "PATCH", "PUT", "DELETE"}

@@ -193,3 +193,24 @@ def test_decompression_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         # Above twice the limit, where Pillow raises.
         with pytest.raises(DecodeError, match="too large"):
             decode_image(encode(Image.new("1", (300, 300)), "PNG"), "bomb.png")
+
+
+def test_large_png_is_reduced_before_any_copy_and_keeps_its_orientation() -> None:
+    img = solid(ORANGE, (3000, 1600))
+    img.paste((10, 10, 200), (0, 0, 300, 1600))  # a blue band on the left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: the band ends up on top
+    data = encode(img, "PNG", exif=exif.tobytes())
+    decoded = decode_image(data, "big.png")
+    assert (decoded.width, decoded.height) == (1600, 3000)
+    assert DRAFT_MIN_SIDE <= min(decoded.image.size) < 1600  # reduced by an integer factor
+    assert decoded.image.size[1] > decoded.image.size[0]  # still upright
+    assert close_to(decoded.image.getpixel((decoded.image.size[0] // 2, 2)), (10, 10, 200), 30)
+    assert decode_image(data, "big.png", draft=False).image.size == (1600, 3000)
+
+
+def test_a_lower_pixel_cap_refuses_before_decoding() -> None:
+    data = encode(Image.new("1", (120, 100)), "PNG")
+    assert decode_image(data, "ok.png", max_pixels=12_000).width == 120
+    with pytest.raises(DecodeError, match="more than the 11999 allowed"):
+        decode_image(data, "q.png", max_pixels=11_999)

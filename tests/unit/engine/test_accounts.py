@@ -42,14 +42,33 @@ def test_short_passwords_are_refused(tmp_path: Path) -> None:
 
 def test_initial_password_is_set_once(tmp_path: Path) -> None:
     store = PasswordStore(tmp_path)
-    generated = store.ensure_initial(None)
-    assert generated and store.verify(generated)
+    written = store.ensure_initial(None)
+    assert written == store.initial_path and _mode(written) == 0o600
+    generated = written.read_text().strip()
+    assert store.verify(generated) and store.must_change()
     assert store.ensure_initial(None) is None  # never regenerated, never shown again
     assert store.ensure_initial("from the environment") is None
     assert store.verify(generated)
+    store.set("chosen by the admin")  # the generated one is gone with its file
+    assert not store.must_change() and not written.exists()
     other = PasswordStore(tmp_path / "other")
     assert other.ensure_initial("from the environment") is None
-    assert other.verify("from the environment")
+    assert other.verify("from the environment") and not other.must_change()
+
+
+def test_a_hash_with_old_parameters_is_upgraded_at_login(tmp_path: Path) -> None:
+    from argon2 import PasswordHasher
+
+    store = PasswordStore(tmp_path)
+    weak = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    store.path.write_text(weak.hash("an old password") + "\n")
+    assert store._hasher.check_needs_rehash(store.path.read_text().strip())
+    assert not store.verify("a wrong password")
+    assert store._hasher.check_needs_rehash(store.path.read_text().strip())  # wrong: kept
+    assert store.verify("an old password")
+    upgraded = store.path.read_text().strip()
+    assert not store._hasher.check_needs_rehash(upgraded)
+    assert store.verify("an old password") and _mode(store.path) == 0o600
 
 
 def test_api_keys_store_only_hashes(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from engine.composition import Lookalike
+from engine.defaults import DUPLICATES_MIN_THRESHOLD
 from engine.duplicates import Duplicates, Group
-from engine.errors import BadInput
+from engine.errors import BadInput, Cancelled
 from engine.settings import Settings
 
 
@@ -115,7 +116,7 @@ def test_mirror_pages_cover_every_point_once(engine: Lookalike) -> None:
     assert mirror.page(len(mirror), 5)[0] == []
 
 
-@pytest.mark.parametrize("threshold", [0, -0.5, 1.5, float("nan")])
+@pytest.mark.parametrize("threshold", [0, 1e-6, 0.49, -0.5, 1.5, float("nan")])
 def test_a_threshold_out_of_range_is_refused(engine: Lookalike, threshold: float) -> None:
     with pytest.raises(BadInput, match="threshold"):
         find_duplicates(engine, threshold=threshold)
@@ -124,3 +125,30 @@ def test_a_threshold_out_of_range_is_refused(engine: Lookalike, threshold: float
 def test_zero_weights_are_refused(engine: Lookalike) -> None:
     with pytest.raises(BadInput, match="weight"):
         find_duplicates(engine, threshold=0.9, weights={"hsv": 0.0})
+
+
+def test_the_lowest_threshold_is_allowed(engine: Lookalike) -> None:
+    report = engine.duplicates.report(DUPLICATES_MIN_THRESHOLD)
+    assert report.threshold == DUPLICATES_MIN_THRESHOLD and not report.truncated
+
+
+def test_pairs_are_capped_and_the_report_says_so(engine: Lookalike) -> None:
+    payloads = lambda: engine.mirror_keeper.payloads  # noqa: E731
+    capped = Duplicates(lambda: engine.mirror, payloads, engine.catalog, max_pairs=2)
+    report = capped.report(DUPLICATES_MIN_THRESHOLD)
+    full = engine.duplicates.report(DUPLICATES_MIN_THRESHOLD)
+    assert report.truncated
+    pairs_seen = sum(len(g.members) - 1 for g in report.groups if len(g.members) > 1)
+    assert pairs_seen <= 2 < sum(len(g.members) - 1 for g in full.groups)
+
+
+def test_a_report_nobody_waits_for_stops(engine: Lookalike) -> None:
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return True
+
+    with pytest.raises(Cancelled):
+        engine.duplicates.report(0.9, cancelled=cancelled)
+    assert asked == [1]  # stopped before the first block was compared
