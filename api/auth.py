@@ -155,6 +155,13 @@ def requires_write(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
         )
 
 
+def requires_session(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard for the admin's own settings (the password): no API key may change them."""
+    user = connection.scope.get("user")
+    if not isinstance(user, Principal) or user.kind != SESSION:
+        raise PermissionDeniedException("Only the admin, logged in, can change the password.")
+
+
 def is_page(handler: Any) -> bool:
     """HTML pages answer anonymous visitors with a redirect to /login instead of a 401."""
     if handler is None:

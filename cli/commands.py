@@ -270,7 +270,7 @@ def add_library_commands(sub: Any) -> None:
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("duplicates", help="groups of near-identical images")
-    s.add_argument("--threshold", type=float, default=None, help="0..1 (default: calibrated)")
+    s.add_argument("--threshold", type=float, default=None, help="0.5..1 (default: calibrated)")
     s.add_argument("--weights", help="e.g. clip=1,cnn=1,hsv=1 (default: calibrated)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=cmd_duplicates)

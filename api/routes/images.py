@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Annotated, Any
 
 import msgspec
@@ -136,6 +137,7 @@ class ImageController(Controller):
         path = await services.run(services.ready_lookalike().library.file_path, image_id)
         return File(
             path,
+            media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
             filename=path.name,
             content_disposition_type="inline",
             headers={"Cache-Control": FILE_CACHE},

@@ -32,6 +32,7 @@ from api.auth import (
     PUBLIC_OPT,
     auth_state,
     log_in,
+    requires_session,
     secure_cookie,
 )
 from api.openapi import CSRF_COOKIE
@@ -210,7 +211,13 @@ class LoginController(Controller):
         """The form to choose a password (required after a first login with a generated one)."""
         return password_page(request)
 
-    @post(PASSWORD_PAGE, operation_id="changePassword", opt={PAGE_OPT: True}, status_code=303)
+    @post(
+        PASSWORD_PAGE,
+        operation_id="changePassword",
+        opt={PAGE_OPT: True},
+        status_code=303,
+        guards=[requires_session],
+    )
     async def change_password(
         self, request: Request[Any, Any, Any], data: URLEncodedBody[PasswordForm]
     ) -> Response[Any]:

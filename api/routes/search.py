@@ -59,6 +59,8 @@ def _json_query_schema() -> dict[str, Any]:
         for other in by:
             if other != name:
                 props[other] = {"type": "null"}
+        if name == "text":  # a sentence is read by CLIP alone, and there is nothing to crop
+            props["weights"] = props["box"] = {"type": "null"}
         alternatives.append({**base, "title": title, "properties": props, "required": [name]})
     return {"oneOf": alternatives}
 
@@ -177,6 +179,11 @@ def search_request(query: SearchQuery, upload: Upload | None) -> SearchRequest:
     if data is None and query.image_id is None and query.text is None:
         raise BadInput(
             "Send an 'image' (multipart), an 'image_id' or a 'text' (JSON) to search with."
+        )
+    if query.text is not None and (query.weights is not None or query.box is not None):
+        raise BadInput(
+            "A search by text takes no 'weights' (CLIP alone reads text) and no 'box' "
+            "(there is no image to crop): leave them out."
         )
     return SearchRequest(
         image=data,

@@ -31,3 +31,27 @@ def test_the_document_is_served_only_to_the_authenticated(make_app_client: Any) 
     assert client.get("/schema/openapi.json").status_code == 401
     ok = client.get("/schema/openapi.json", headers=client.api_key("read"))
     assert ok.status_code == 200 and ok.json()["openapi"].startswith("3.")
+
+
+def test_options_lists_every_method_of_a_path(make_app_client: Any) -> None:
+    client = make_app_client()
+    allow = {
+        path: set(client.options(path).headers["allow"].split(", "))
+        for path in ("/api/v1/images", "/api/v1/images/00000000-0000-0000-0000-000000000000")
+    }
+    assert allow["/api/v1/images"] == {"GET", "POST", "OPTIONS"}
+    assert allow["/api/v1/images/00000000-0000-0000-0000-000000000000"] == {
+        "GET",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+    }
+
+
+def test_file_headers_are_documented_as_sent(make_app_client: Any) -> None:
+    client = make_app_client()
+    paths = client.get("/schema/openapi.json", headers=client.api_key("read")).json()["paths"]
+    for what in ("file", "thumbnail"):
+        ok = paths[f"/api/v1/images/{{image_id}}/{what}"]["get"]["responses"]["200"]
+        assert "format" not in ok["headers"]["last-modified"]["schema"]  # an HTTP-date
+        assert all(media.startswith("image/") for media in ok["content"])

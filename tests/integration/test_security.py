@@ -25,7 +25,7 @@ from tests.hostile.flaky_tcp import FlakyTcp
 from tests.integration.conftest import assert_error, image_bytes
 
 CHANGES = {"POST", "PATCH", "PUT", "DELETE"}
-SESSION_ONLY = {"/login", "/logout"}  # the form posts of the UI, not for API keys
+SESSION_ONLY = {"/login", "/logout", "/password"}  # the UI's form posts, not for API keys
 
 
 def _concrete(path: str) -> str:

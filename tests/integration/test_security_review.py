@@ -179,6 +179,14 @@ def test_query_images_have_a_lower_pixel_cap(make_app_client: Any) -> None:
     assert str(QUERY_MAX_PIXELS) in body["detail"]
 
 
+def test_no_api_key_can_change_the_admin_password(make_app_client: Any) -> None:
+    client = make_app_client()
+    form = {"password": "taken over 123", "confirm": "taken over 123"}
+    refused = client.post("/password", data=form, headers=client.api_key("write"))
+    assert_error(refused, 403, "forbidden")
+    assert PasswordStore(client.settings.data_dir).verify(PASSWORD)
+
+
 def test_the_admin_password_is_needed_at_first_start_only(make_app_client: Any) -> None:
     first = make_app_client()  # started with LOOKALIKE_ADMIN_PASSWORD
     data, library = first.settings.data_dir, first.settings.library_dir
