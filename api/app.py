@@ -39,6 +39,7 @@ from api.routes.deps import provide_services
 from api.services import Services
 from engine.accounts import ApiKeyStore, PasswordStore, load_secret_key
 from engine.errors import ConfigError
+from engine.uploads import MAX_UPLOAD_FILES
 
 if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler, Message, Scope
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 API_DIR = Path(__file__).parent
 SESSION_COOKIE = "lookalike_session"
+MULTIPART_OVERHEAD_MB = 1
 SESSION_MAX_AGE = 7 * 24 * 3600  # renewed by every request: a week without one logs out
 
 CSP = (
@@ -95,7 +97,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         template_config=_templates(),
         openapi_config=openapi_config(_version()),
-        request_max_body_size=settings.max_upload_mb * 1024 * 1024,
+        # The limit is per file (engine.uploads checks each one): a request may hold one
+        # file of the largest size plus its multipart headers and the other fields.
+        request_max_body_size=(settings.max_upload_mb + MULTIPART_OVERHEAD_MB) * 1024 * 1024,
+        multipart_form_part_limit=MAX_UPLOAD_FILES + 10,
     )
 
 

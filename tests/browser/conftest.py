@@ -1,9 +1,9 @@
 """A real Lookalike server and Debian's Chromium, for the browser tests.
 
-The server is ``uvicorn api.app:create_app`` in a subprocess over a temporary data directory
-and library, with bundled EfficientNet-Lite0 weights and CLIP off, so it runs offline. The
-browser is /usr/bin/chromium (``scripts/install_browser.sh``), driven by Python Playwright;
-Playwright's own browser downloads are never used.
+The server is ``lookalike serve`` (uvicorn on ``api.app:create_app``) in a subprocess over a
+temporary data directory and library, with bundled EfficientNet-Lite0 weights and CLIP off,
+so it runs offline. The browser is /usr/bin/chromium (``scripts/install_browser.sh``),
+driven by Python Playwright; Playwright's own browser downloads are never used.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts" / "browser"
 PASSWORD = "browser-test-password-1"
-UVICORN = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory"]
+# Small, so the bulk-upload test proves that no request holds more than one file.
+MAX_UPLOAD_MB = 8
+# `lookalike serve`, as a user starts it: it also publishes the credential the CLI uses to
+# work beside it (test_cli_beside_server.py).
+SERVE = [sys.executable, "-m", "cli", "serve"]
 CHROMIUM_ARGS = [
     "--no-sandbox",  # root in a container has no user namespace for the sandbox
     "--disable-gpu",
@@ -43,6 +47,8 @@ class Server:
     library: Path
     data: Path
     log: Path
+    env: dict[str, str]  # the server's environment: a CLI run with it works beside it
+    pid: int
     password: str = PASSWORD
 
 
@@ -80,6 +86,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "LOOKALIKE_ADMIN_PASSWORD": PASSWORD,
         "LOOKALIKE_CLIP_WEIGHTS": "off",
         "LOOKALIKE_CNN": "effnet-lite0",
+        "LOOKALIKE_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
         "PYTHONPATH": str(ROOT),
     }
     for key in ("LOOKALIKE_QDRANT_URL", "LOOKALIKE_QDRANT_API_KEY"):
@@ -87,7 +94,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = base / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*UVICORN, "--host", "127.0.0.1", "--port", str(port)],
+            [*SERVE, "--host", "127.0.0.1", "--port", str(port)],
             cwd=base,
             env=env,
             stdout=out,
@@ -98,7 +105,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             # /ready: store, mirror and models are up, so the first search does not time out.
             if not _wait(f"{url}/ready", proc, timeout=180):
                 pytest.fail(f"the server did not become ready; log:\n{log.read_text()[-4000:]}")
-            yield Server(url=url, library=library, data=data, log=log)
+            yield Server(url=url, library=library, data=data, log=log, env=env, pid=proc.pid)
         finally:
             proc.terminate()
             try:

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from engine.library import TEMP_PREFIX
+from engine.uploads import TEMP_PREFIX
 from store.base import point_id_for_sha256
 from tests.hostile.converge import assert_converged, tiny_png, visible_files
 from tests.hostile.live import FAST_MODELS, LiveServer
