@@ -48,6 +48,7 @@ from api.routes.deps import provide_services
 from api.services import Services
 from engine.accounts import ApiKeyStore, PasswordStore, load_secret_key
 from engine.errors import ConfigError
+from engine.uploads import MAX_UPLOAD_FILES
 
 if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler, Message, Scope
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 API_DIR = Path(__file__).parent
+MULTIPART_OVERHEAD_MB = 1
 SESSION_MAX_AGE = 7 * 24 * 3600  # renewed by every request: a week without one logs out
 # Paths that need no session, so no CSRF cookie either (they change nothing).
 NO_SESSION = ["^/static/", "^/health$", "^/ready$"]
@@ -111,7 +113,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         template_config=_templates(),
         openapi_config=openapi_config(_version()),
-        request_max_body_size=settings.max_upload_mb * 1024 * 1024,
+        # The limit is per file (engine.uploads checks each one): a request may hold one
+        # file of the largest size plus its multipart headers and the other fields.
+        request_max_body_size=(settings.max_upload_mb + MULTIPART_OVERHEAD_MB) * 1024 * 1024,
+        multipart_form_part_limit=MAX_UPLOAD_FILES + 10,
     )
     _allow_every_method(app)
     return app

@@ -23,6 +23,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from api.validation_text import validation_sentence
 from engine.errors import BadInput, LookalikeError, translate
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ def describe(exc: Exception) -> tuple[int, str, str]:
     exc = translate(exc)
     if isinstance(exc, LookalikeError):
         return exc.status, exc.code, _sentence(exc.detail)
-    if isinstance(exc, msgspec.ValidationError | msgspec.DecodeError):
+    if isinstance(exc, msgspec.ValidationError):
+        return 400, BadInput.code, validation_sentence(str(exc))
+    if isinstance(exc, msgspec.DecodeError):
         return 400, BadInput.code, f"The request body is not valid: {exc}."
     if isinstance(exc, RecursionError):
         # A JSON document nested thousands deep, in a form field or a body: the parser's

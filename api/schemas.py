@@ -94,7 +94,8 @@ Folder = Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"^[^\x00-\x
 
 
 class ImageCreate(Struct, kw_only=True):
-    """Multipart upload: one or more ``files`` fields and an optional comma-separated ``tags``."""
+    """Multipart upload: one or more ``files`` fields (at most 100, each at most
+    LOOKALIKE_MAX_UPLOAD_MB) and an optional comma-separated ``tags``."""
 
     files: list[UploadFile]
     tags: TagList | None = None
@@ -106,7 +107,36 @@ class ImageUpdate(Struct, kw_only=True):
     tags: list[Tag]
 
 
+UploadStatus = Literal["added", "exists", "rejected"]
+
+
+class UploadedFile(Struct, kw_only=True):
+    """What became of one uploaded file. ``added``: stored and indexed. ``exists``: the same
+    content is already in the library (``id`` and ``paths`` are that image's). ``rejected``:
+    not stored; ``detail`` says why."""
+
+    filename: str
+    status: UploadStatus
+    id: str | None = None
+    paths: list[str] = msgspec.field(default_factory=list)
+    detail: str | None = None
+
+    @classmethod
+    def from_outcome(cls, outcome: Any) -> UploadedFile:
+        return cls(
+            filename=outcome.filename,
+            status=outcome.status,
+            id=outcome.id,
+            paths=outcome.paths,
+            detail=outcome.detail,
+        )
+
+
 class UploadResult(Struct, kw_only=True):
+    """One entry per file, in the order sent; ``images`` lists the stored images (added or
+    already there), once each."""
+
+    results: list[UploadedFile]
     images: list[Image]
 
 
@@ -139,6 +169,15 @@ WEIGHTS_ANY_POSITIVE: dict[str, Any] = {
 
 # A length in pixels, within what any image (or request) can hold.
 Pixels = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+
+
+class UploadRefused(Struct, kw_only=True):
+    """Every file was rejected: the standard error body, plus each file's reason."""
+
+    status: int
+    error: str
+    detail: str
+    results: list[UploadedFile] = msgspec.field(default_factory=list)
 
 
 class SearchFilters(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -263,9 +302,11 @@ class Job(Struct, kw_only=True):
 
 
 class ReindexRequest(Struct, kw_only=True, forbid_unknown_fields=True):
-    """Optionally restrict the reindex to a folder inside the library."""
+    """Optionally restrict the reindex to a folder inside the library, and tag its images
+    (as ``lookalike index --tags`` does)."""
 
     folder: str | None = None
+    tags: list[Tag] | None = None
 
 
 class ModelInfo(Struct, kw_only=True):

@@ -13,14 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar import get
+from litestar import Request, get
 from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from api.auth import PAGE_OPT, PUBLIC_OPT
 from api.openapi import CSRF_COOKIE, CSRF_HEADER
+from engine.colour import DEFAULT_TOLERANCE, colour_names
 from engine.defaults import DEFAULT_K, K_CHOICES
+from engine.uploads import MAX_UPLOAD_FILES
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -32,7 +34,8 @@ STATIC_PATH = "/static"
 _PAGE: dict[str, Any] = {"include_in_schema": False, "opt": {PAGE_OPT: True}}
 
 
-def _context(active: str) -> dict[str, Any]:
+def _context(request: Request[Any, Any, Any], active: str) -> dict[str, Any]:
+    settings = request.app.state.settings
     return {
         "active": active,
         # The one source of search defaults (engine/defaults.py); the near-duplicate badge
@@ -42,22 +45,28 @@ def _context(active: str) -> dict[str, Any]:
         # The scripts send the token from this cookie in this header (see api/app.py).
         "csrf_cookie": CSRF_COOKIE,
         "csrf_header": CSRF_HEADER,
+        # Stated before an upload, and checked by the page before a file is sent.
+        "max_upload_mb": settings.max_upload_mb,
+        "max_upload_files": MAX_UPLOAD_FILES,
+        "formats": ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"],
+        "colour_names": colour_names(),
+        "default_tolerance": int(DEFAULT_TOLERANCE),
     }
 
 
 @get("/", name="ui:search", operation_id="uiSearchPage", **_PAGE)
-async def search_page() -> Template:
-    return Template(template_name="search.html", context=_context("search"))
+async def search_page(request: Request[Any, Any, Any]) -> Template:
+    return Template(template_name="search.html", context=_context(request, "search"))
 
 
 @get("/library", name="ui:library", operation_id="uiLibraryPage", **_PAGE)
-async def library_page() -> Template:
-    return Template(template_name="library.html", context=_context("library"))
+async def library_page(request: Request[Any, Any, Any]) -> Template:
+    return Template(template_name="library.html", context=_context(request, "library"))
 
 
 @get("/duplicates", name="ui:duplicates", operation_id="uiDuplicatesPage", **_PAGE)
-async def duplicates_page() -> Template:
-    return Template(template_name="duplicates.html", context=_context("duplicates"))
+async def duplicates_page(request: Request[Any, Any, Any]) -> Template:
+    return Template(template_name="duplicates.html", context=_context(request, "duplicates"))
 
 
 def ui_routes() -> list[ControllerRouterHandler]:

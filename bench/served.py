@@ -90,6 +90,10 @@ class LiveServer:
         self._started = 0.0
         self._keys: dict[str, str] = {}
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
     def key(self, scope: str = "write") -> dict[str, str]:
         """An Authorization header with an API key of this scope (made once)."""
         if scope not in self._keys:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from cli.accounts import add_account_commands
 from cli.commands import add_library_commands, add_serve_command
-from cli.output import err, set_json_stream
+from cli.output import note, set_json_stream
 from engine.errors import LookalikeError
 
 
@@ -41,9 +41,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext():
             return int(args.func(args))
-    except LookalikeError as exc:
-        err.print(f"[red]error:[/] {exc.detail}")
-        return 2
     except KeyboardInterrupt:
-        err.print("interrupted")
+        note("interrupted")
         return 130
+    except Exception as exc:
+        # One plain line, whatever failed (store down, server gone, lock held, bad file):
+        # the traceback only with --verbose, for a bug report.
+        if args.verbose:
+            logging.getLogger("lookalike").exception("failed")
+        note(f"error: {failure_sentence(exc)}")
+        return 2
+
+
+def failure_sentence(exc: BaseException) -> str:
+    """What went wrong, as a sentence a person can act on."""
+    from embedder.errors import EmbedderError
+    from store.base import StoreError
+
+    if isinstance(exc, LookalikeError):
+        text = exc.detail
+    elif isinstance(exc, StoreError | EmbedderError):
+        text = str(exc)  # written for people, naming the setting that fixes it
+    elif isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        text = f"{exc.strerror or exc}{where}"
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc}; run with --verbose for details"
+    text = " ".join(str(text).split()) or type(exc).__name__
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else f"{text}."

@@ -1,20 +1,24 @@
 """The ``lookalike`` commands that work on the library. Thin: parse, call one use case,
 print. The use cases are the ones the HTTP API calls (``engine.composition.Lookalike``), so
-a search from the terminal and one from the web page give the same answer."""
+a search from the terminal and one from the web page give the same answer.
+
+While ``lookalike serve`` holds the data directory, ``status``, ``search``, ``index``,
+``reconcile`` and ``duplicates`` go through that server instead (``cli.remote``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-
-from cli.output import emit, err, out, progress_bar
+from cli.output import emit, err, note, out, print_search, print_status, progress_bar
+from cli.remote import Remote, beside_server
 from engine.defaults import DEFAULT_K
 from engine.errors import LookalikeError
+from engine.folder import PathKeys
 
 if TYPE_CHECKING:
     from engine.composition import Lookalike
@@ -34,10 +38,10 @@ def settings() -> Settings:
 
 
 @contextmanager
-def lookalike() -> Iterator[Lookalike]:
+def lookalike(s: Settings | None = None) -> Iterator[Lookalike]:
     from engine.composition import Lookalike
 
-    lk = Lookalike(settings())
+    lk = Lookalike(s or settings())
     try:
         yield lk
     finally:
@@ -46,51 +50,86 @@ def lookalike() -> Iterator[Lookalike]:
 
 def cmd_index(args: argparse.Namespace) -> int:
     tags = [t.strip() for t in (args.tags or "").split(",") if t.strip()]
-    with lookalike() as lk, progress_bar() as progress:
-        folder = Path(args.path) if args.path else None
-        report = lk.indexing.index(folder, tags=tags, progress=progress)
+    s = settings()
+    with beside_server(s.data_dir, note) as remote:
+        if remote is not None:
+            body: dict[str, Any] = {"folder": _library_folder(s, args.path), "tags": tags}
+            with progress_bar() as progress:
+                report = remote.job("/api/v1/reindex", body, progress)
+        else:
+            with lookalike(s) as lk, progress_bar() as progress:
+                folder = Path(args.path) if args.path else None
+                report = lk.indexing.index(folder, tags=tags, progress=progress).as_dict()
     if args.json:
-        emit(report.as_dict())
-    else:
-        err.print(
-            f"[bold]{report.scanned}[/] files: {report.unchanged} unchanged, "
-            f"{report.embedded} embedded, {report.attached} duplicates or moves, "
-            f"{report.reembedded} re-embedded, {report.removed_files} removed, "
-            f"{len(report.failed)} failed."
-        )
-        for key, reason in report.failed:
-            err.print(f"  [yellow]skipped[/] {key}: {reason}")
+        emit(report)
+        return 0
+    err.print(
+        f"[bold]{report['scanned']}[/] files: {report['unchanged']} unchanged, "
+        f"{report['embedded']} embedded, {report['attached']} duplicates or moves, "
+        f"{report['reembedded']} re-embedded, {report['removed_files']} removed, "
+        f"{len(report['failed'])} failed."
+    )
+    for failure in report["failed"]:
+        err.print(f"  skipped {failure['path']}: {failure['error']}", markup=False)
     return 0
+
+
+def _library_folder(s: Settings, path: str | None) -> str | None:
+    """PATH as a folder of the library, for the server (which indexes only its library)."""
+    if not path:
+        return None
+    folder, library = Path(path).resolve(), s.library_dir.resolve()
+    if not folder.is_relative_to(library):
+        raise LookalikeError(
+            f"The running server indexes only its library ({library}); {folder} is outside "
+            "it. Stop the server to index that folder directly."
+        )
+    return folder.relative_to(library).as_posix() if folder != library else None
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from engine.search import Filters, SearchRequest, parse_weights
+    from engine.search import parse_weights
 
-    weights = parse_weights(args.weights)  # None: the calibrated defaults, as the API uses
-    filters = Filters(folders=tuple(args.folder or ()), tags_any=tuple(args.tag or ()))
     if bool(args.images) == bool(args.text):
         raise LookalikeError("Give either query image files or --text, not both (nor neither).")
-    queries: list[tuple[str, SearchRequest]] = []
-    if args.text:
-        queries.append((args.text, SearchRequest(text=args.text, k=args.k, filters=filters)))
+    parse_weights(args.weights)  # refused here, before any image is read or model loaded
+    queries: list[tuple[str, bytes | None]] = [(args.text, None)] if args.text else []
     for image in args.images:
         try:
-            data = Path(image).read_bytes()
+            queries.append((image, Path(image).read_bytes()))
         except OSError as exc:
             raise LookalikeError(f"Cannot read {image}: {exc.strerror}.") from None
-        request = SearchRequest(
-            image=data, image_name=image, k=args.k, weights=weights, filters=filters
-        )
-        queries.append((image, request))
     if args.sheet and len(queries) != 1:
         raise LookalikeError("--sheet makes one contact sheet: give exactly one query.")
-    with lookalike() as lk:
-        for query, request in queries:
-            result = lk.search.run(request)
-            _print_result(query, result, lk, as_json=args.json)
+    s = settings()
+    keys = PathKeys(s.library_dir)
+    with beside_server(s.data_dir, note) as remote:
+        if remote is not None:
             if args.sheet:
-                _write_sheet(Path(args.sheet), query, request, result, lk)
+                raise LookalikeError(
+                    "--sheet reads the image files itself: stop the server to make a contact sheet."
+                )
+            for query, data in queries:
+                print_search(query, _remote_search(remote, args, query, data), keys, args.json)
+            return 0
+        with lookalike(s) as lk:
+            for query, data in queries:
+                request = _search_request(args, query, data)
+                result = lk.search.run(request)
+                print_search(query, _answer(result), keys, args.json)
+                if args.sheet:
+                    _write_sheet(Path(args.sheet), query, request, result, lk)
     return 0
+
+
+def _search_request(args: argparse.Namespace, query: str, data: bytes | None) -> SearchRequest:
+    from engine.search import Filters, SearchRequest, parse_weights
+
+    filters = Filters(folders=tuple(args.folder or ()), tags_any=tuple(args.tag or ()))
+    if data is None:
+        return SearchRequest(text=query, k=args.k, filters=filters)
+    weights = parse_weights(args.weights)  # None: the calibrated defaults, as the API uses
+    return SearchRequest(image=data, image_name=query, k=args.k, weights=weights, filters=filters)
 
 
 def _write_sheet(
@@ -111,49 +150,58 @@ def _write_sheet(
     err.print(f"contact sheet: {target}")
 
 
-def _print_result(query: str, result: SearchResult, lk: Lookalike, *, as_json: bool) -> None:
-    hits: list[dict[str, Any]] = [
+def _answer(result: SearchResult) -> dict[str, Any]:
+    """A direct search's result in the shape of the API's answer (``print_search`` reads)."""
+    hits = [
         {
             "id": h.id,
-            "path": str(lk.keys.path(h.path)),
+            "paths": list(h.payload.get("paths") or [h.path]),
             "score": round(h.score, 6),
-            "scores": {m: round(s, 6) for m, s in h.scores.items()},
+            "scores": {role: round(s, 6) for role, s in h.scores.items()},
             "near_duplicate": h.near_duplicate,
         }
         for h in result.hits
     ]
-    timings = {k: round(v, 2) for k, v in result.timings.items()}
-    if as_json:
-        emit({"query": query, "hits": hits, "timings": timings, "weights": result.weights})
-        return
-    table = Table(title=f"{query}  ({', '.join(f'{k}={v}' for k, v in timings.items())})")
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    for role in result.models:
-        table.add_column(role, justify="right")
-    table.add_column("path")
-    for i, h in enumerate(hits, 1):
-        per_model = [f"{h['scores'].get(r, 0):.3f}" for r in result.models]
-        mark = "  [bold]near duplicate[/]" if h["near_duplicate"] else ""
-        table.add_row(str(i), f"{h['score']:.3f}", *per_model, f"{h['path']}{mark}")
-    out.print(table)
+    return {"hits": hits, "timings": result.timings, "weights": result.weights}
+
+
+def _remote_search(
+    remote: Remote, args: argparse.Namespace, query: str, data: bytes | None
+) -> dict[str, Any]:
+    named = (("folders", args.folder), ("tags_any", args.tag))
+    filters = {name: values for name, values in named if values}
+    if data is None:
+        body: dict[str, Any] = {"text": query, "k": args.k}
+        return remote.search_text({**body, "filters": filters} if filters else body)
+    form = {"k": str(args.k)}
+    if args.weights:
+        form["weights"] = args.weights
+    if filters:
+        form["filters"] = json.dumps(filters)
+    return remote.search_image(query, data, form)
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
     from engine.search import parse_weights
 
     weights = parse_weights(args.weights)
-    with lookalike() as lk:
-        report = lk.duplicates.report(args.threshold, weights)
-        if args.json:
-            emit(_report_dict(report))
-            return 0
-        out.print(f"[bold]{len(report.groups)}[/] group(s) at threshold {report.threshold:.3f}")
-        for i, group in enumerate(report.groups, 1):
-            out.print(f"[bold]#{i}[/]  best {group.score:.3f}, {group.size} files")
-            for m in group.members:
-                for path in m.paths:
-                    out.print(f"  {m.score:.3f}  {lk.keys.path(path)}")
+    s = settings()
+    with beside_server(s.data_dir, note) as remote:
+        if remote is not None:
+            report = remote.duplicates(args.threshold, args.weights)
+        else:
+            with lookalike(s) as lk:
+                report = _report_dict(lk.duplicates.report(args.threshold, weights))
+    if args.json:
+        emit(report)
+        return 0
+    keys = PathKeys(s.library_dir)
+    out.print(f"[bold]{len(report['groups'])}[/] group(s) at threshold {report['threshold']:.3f}")
+    for i, group in enumerate(report["groups"], 1):
+        out.print(f"[bold]#{i}[/]  best {group['score']:.3f}, {group['size']} files")
+        for m in group["members"]:
+            for path in m["paths"]:
+                out.print(f"  {m['score']:.3f}  {keys.path(path)}", markup=False)
     return 0
 
 
@@ -176,29 +224,28 @@ def _report_dict(report: Any) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with lookalike() as lk:
-        status = lk.status.read()
+    s = settings()
+    with beside_server(s.data_dir, note) as remote:
+        if remote is not None:
+            status = remote.status()
+        else:
+            with lookalike(s) as lk:
+                status = lk.status.read()
     if args.json:
         emit(status)
-        return 0
-    out.print(f"[bold]{status['points']}[/] images, backend [bold]{status['backend']}[/]")
-    out.print(f"data: {status['data_dir']}   library: {status['library_dir']}")
-    for m in status["roles"]:
-        note = f"  [yellow]FALLBACK: {m['reason']}[/]" if m.get("fallback") else ""
-        name = m["name"] or "off"
-        out.print(f"  {m['role']:<5} {name:<14} weights={m['weights'] or '-'}{note}")
-    defaults = status["defaults"]
-    weights = ", ".join(f"{r}={w:g}" for r, w in defaults["weights"].items())
-    threshold = defaults["near_duplicate_threshold"]
-    near = f"{threshold:.3f}" if threshold is not None else "none (uncalibrated)"
-    out.print(f"defaults: {weights}; near duplicate at {near} ({defaults['source']})")
-    out.print(f"mirror: {status['mirror']['points']} points, lag {status['mirror_lag']}")
+    else:
+        print_status(status)
     return 0
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    with lookalike() as lk, progress_bar() as progress:
-        result = lk.reconcile.run(progress=progress)
+    s = settings()
+    with beside_server(s.data_dir, note) as remote, progress_bar() as progress:
+        if remote is not None:
+            result = remote.job("/api/v1/reconcile", None, progress)
+        else:
+            with lookalike(s) as lk:
+                result = lk.reconcile.run(progress=progress)
     emit(result)
     return 0
 
@@ -233,21 +280,38 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import sys
+
     import uvicorn
+
+    from engine.local_server import local_url, publish, withdraw
 
     s = settings()
     port = args.port or s.port
     host = args.host or s.host
-    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1 whatever the
-    # settings say; the app reads it from LOOKALIKE_TRUSTED_PROXIES only.
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        log_level="info",
-        proxy_headers=False,
-    )
+    # The app reads its settings from the environment: tell it where it listens.
+    os.environ["LOOKALIKE_PORT"], os.environ["LOOKALIKE_HOST"] = str(port), host
+    # While it runs, the CLI on this machine goes through this server (cli.remote).
+    published = publish(s.data_dir, local_url(host, port))
+    # uvicorn re-raises SIGTERM once it has shut down: exit through `finally` then, so the
+    # credential is withdrawn (a kill -9 leaves it; the CLI ignores a dead pid's file).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1 whatever
+        # the settings say; the app reads it from LOOKALIKE_TRUSTED_PROXIES only.
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level="info",
+            proxy_headers=False,
+        )
+    finally:
+        if published is not None:
+            withdraw(s.data_dir, published)
     return 0
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from embedder.base import WeightsInfo, l2_normalise
-from embedder.errors import ModelLoadError
+from embedder.errors import ModelLoadError, plain_cause
 from embedder.preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, InputSpec
 from embedder.torch_model import TorchModel
 from embedder.weights import seeded
@@ -162,11 +162,10 @@ class ClipViTB32(TorchModel):
         except Exception as exc:
             where = cache or "the default caches (~/.cache/huggingface, ~/.cache/clip)"
             raise ModelLoadError(
-                f"CLIP weights '{PRETRAINED_TAG}' are not in {where} and could not be "
-                f"downloaded ({_first_line(exc)}). Fix: allow the download once, copy a "
-                f"populated cache into LOOKALIKE_MODEL_CACHE_DIR, set {SETTING} to a local "
-                f"checkpoint file, or set {SETTING}=off. (Without internet, HF_HUB_OFFLINE=1 "
-                "skips the download attempt and its retries.)",
+                f"The CLIP weights ('{PRETRAINED_TAG}') are not on this machine ({where}) and "
+                f"could not be downloaded: {plain_cause(exc)}. To use CLIP, copy a populated "
+                f"cache into LOOKALIKE_MODEL_CACHE_DIR, or set {SETTING} to a local checkpoint "
+                "file. (Offline, HF_HUB_OFFLINE=1 skips the download attempt and its retries.)",
                 model=self.name,
                 setting=SETTING,
             ) from exc

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from PIL import Image
 
 from embedder.base import WeightsInfo
-from embedder.errors import ModelLoadError
+from embedder.errors import ModelLoadError, plain_cause
 from embedder.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from embedder.torch_model import TorchModel
 from embedder.weights import load_state_dict_file, seeded
@@ -89,13 +89,11 @@ class ResNet50Gem(TorchModel):
             )
         except Exception as exc:
             where = model_dir or "the torch hub cache (~/.cache/torch/hub/checkpoints)"
-            text = str(exc).strip().splitlines()
-            cause = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
             raise ModelLoadError(
-                f"ResNet-50 ImageNet weights ({Path(weights.url).name}) are not in {where} and "
-                f"could not be downloaded ({cause}). Fix: allow the download once, copy the "
-                "file into LOOKALIKE_MODEL_CACHE_DIR/hub/checkpoints, set "
-                f"{SETTING} to a local file, or set LOOKALIKE_CNN=effnet-lite0 (bundled).",
+                f"The ResNet-50 weights ({Path(weights.url).name}) are not on this machine and "
+                f"could not be downloaded: {plain_cause(exc)}. To use ResNet-50, copy that file "
+                f"into {where} (or LOOKALIKE_MODEL_CACHE_DIR/hub/checkpoints), or set {SETTING} "
+                "to a copy of it.",
                 model=self.name,
                 setting=SETTING,
             ) from exc

@@ -6,14 +6,13 @@ while it decodes and resizes, which is what lets decoding overlap inference.
 
 from __future__ import annotations
 
-import contextlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from embedder.errors import DecodeError
 from embedder.metadata import EmbeddedMetadata, read_metadata
@@ -29,6 +28,13 @@ SUPPORTED_LABEL = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 # per 1 MP photo, decoding went from 2.6 to 1.8 ms and the CLIP + ResNet crops from 3.3 to
 # 1.7 ms, vectors within cosine 0.999 of a full decode (bench/index_throughput.py).
 DRAFT_MIN_SIDE = 256
+
+# Other formats have no draft mode: a big one is reduced (box filter, by a whole factor)
+# right after loading, before any colour conversion or copy, to no shorter side than this.
+# An 80 MP PNG then costs one decode buffer instead of four full-size copies (the RGB
+# conversion, the upright copy, ...), and the models see the same picture: each shrinks it
+# to 224-256 px anyway.
+REDUCE_MIN_SIDE = 512
 
 _WHITE = (255, 255, 255, 255)
 _ORIENTATION_TAG = 0x0112
@@ -67,15 +73,17 @@ def decode_image(
         try:
             fmt = str(im.format)
             _refuse_bombs(im, label, max_pixels)
-            width, height = _oriented_size(im)
+            width, height = im.size  # before draft mode shrinks it
             words = read_metadata(im, label) if metadata else EmbeddedMetadata()
             if draft and fmt in ("JPEG", "MPO"):
                 im.draft("RGB", (DRAFT_MIN_SIDE, DRAFT_MIN_SIDE))
             im.load()
-            if draft and (factor := min(im.size) // DRAFT_MIN_SIDE) >= 2:
-                im = _reduced(im, factor)
-            upright = ImageOps.exif_transpose(im)
-            rgb = to_rgb(upright)
+            orientation = _orientation(im)  # loaded: a PNG's late eXIf chunk is read too
+            if orientation in _TRANSPOSED_ORIENTATIONS:
+                width, height = height, width
+            rgb = _upright(to_rgb(_reduced(im) if draft else im), orientation)
+            if rgb is im:  # closing the file below would destroy it
+                rgb = im.copy()
         except DecodeError:
             raise
         except Image.DecompressionBombError as exc:
@@ -140,20 +148,6 @@ def _open(source: bytes | Path, label: str) -> Image.Image:
         raise DecodeError(label, f"the file is corrupt ({exc})") from exc
 
 
-def _reduced(im: Image.Image, factor: int) -> Image.Image:
-    """``im`` shrunk by ``factor`` (box filter), keeping its EXIF (for orientation). Modes
-    ``reduce`` cannot take (palette, 16-bit) are left for ``to_rgb`` at full size."""
-    try:
-        small = im.reduce(factor)
-    except (ValueError, NotImplementedError):
-        return im
-    small.info = dict(im.info)
-    small.format = im.format
-    with contextlib.suppress(Exception):  # no EXIF, or a broken block: nothing to keep
-        small.getexif().update(im.getexif())
-    return small
-
-
 def _refuse_bombs(im: Image.Image, label: str, max_pixels: int | None = None) -> None:
     # Pillow only *warns* between MAX_IMAGE_PIXELS and twice that. A warning filter would be
     # process-global and not thread-safe, so the same limit is enforced here instead.
@@ -169,13 +163,49 @@ def _refuse_bombs(im: Image.Image, label: str, max_pixels: int | None = None) ->
 
 def _oriented_size(im: Image.Image) -> tuple[int, int]:
     width, height = im.size
-    try:
-        orientation = im.getexif().get(_ORIENTATION_TAG)
-    except Exception:  # a broken EXIF block must not make a good image unreadable
-        orientation = None
-    if orientation in _TRANSPOSED_ORIENTATIONS:
+    if im.format == "PNG" and "exif" not in im.info:
+        # Pillow's PNG getexif() decodes every pixel to look for an eXIf chunk after the
+        # image data (1-2 s at 80 MP): from the header alone, a PNG is as wide as it says.
+        return width, height
+    if _orientation(im) in _TRANSPOSED_ORIENTATIONS:
         return height, width
     return width, height
+
+
+def _reduced(im: Image.Image) -> Image.Image:
+    factor = min(im.size) // REDUCE_MIN_SIDE
+    if factor < 2:
+        return im
+    try:
+        return im.reduce(factor)
+    except ValueError:  # a mode reduce does not take (palette, 1-bit): convert first
+        return to_rgb(im).reduce(factor)
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG)
+    except Exception:  # a broken EXIF block must not make a good image unreadable
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(im: Image.Image, orientation: int) -> Image.Image:
+    """As ``ImageOps.exif_transpose`` does, from an orientation read before any reduction
+    (a reduced copy no longer carries a TIFF's tags), and without a copy when upright."""
+    method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    return im if method is None else im.transpose(method)
 
 
 def _high_depth_to_l(im: Image.Image) -> Image.Image:

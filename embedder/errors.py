@@ -27,3 +27,35 @@ class ModelLoadError(EmbedderError):
         self.model = model
         self.setting = setting
         super().__init__(message)
+
+
+# What a failed download says when the machine is offline, in any of the libraries used.
+_OFFLINE_SIGNS = (
+    "urlerror",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "network is unreachable",
+    "connection refused",
+    "connectionerror",
+    "timed out",
+    "timeout",
+    "max retries exceeded",
+    "offline",
+    "localentrynotfounderror",
+    "no address associated",
+)
+
+
+def plain_cause(exc: BaseException) -> str:
+    """Why a download failed, in words for people rather than an exception's repr."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if any(sign in text for sign in _OFFLINE_SIGNS):
+        return "this machine cannot reach the internet"
+    if "403" in text or "401" in text:
+        return "the download server refused access"
+    if "404" in text:
+        return "the download server does not have that file"
+    if "hash" in text or "checksum" in text:
+        return "the downloaded file was damaged"
+    first = str(exc).strip().splitlines()
+    return first[0] if first else type(exc).__name__

@@ -24,18 +24,43 @@ from store.base import Filter
 if TYPE_CHECKING:
     from engine.read_policy import ReadPolicy
 
-DEFAULT_TOLERANCE = 20.0  # delta E: 2 is barely visible, 10 "similar", 20+ same family
+# Delta E (CIE76, in Lab): about 2 is barely visible, 10 "similar", 20 and more "the same
+# family of colour". The UI says the same.
+DEFAULT_TOLERANCE = 20.0
 _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 
 
+def colour_names() -> list[str]:
+    """The CSS colour names (CSS Color Module Level 3, from ``webcolors``), as the UI
+    offers them."""
+    import webcolors
+
+    return list(webcolors.names(webcolors.CSS3))
+
+
+def colour_hex(text: str) -> str:
+    """'#aabbcc', 'abc', '#ABC' or a CSS name ('teal', 'Dark Slate Grey') -> '#aabbcc'."""
+    import webcolors
+
+    raw = text.strip() if isinstance(text, str) else ""
+    match = _HEX.fullmatch(raw)
+    if match is not None:
+        digits = match.group(1).lower()
+        return "#" + ("".join(c * 2 for c in digits) if len(digits) == 3 else digits)
+    name = raw.lower().replace(" ", "").replace("-", "")
+    try:
+        return str(webcolors.name_to_hex(name, spec=webcolors.CSS3))
+    except ValueError:
+        shown = repr(raw[:40]) if raw else "nothing"
+        raise BadInput(
+            "Colour must look like #a1b2c3 or a colour name such as 'teal' or 'salmon'; "
+            f"got {shown}."
+        ) from None
+
+
 def parse_colour(text: str) -> np.ndarray:
-    """'#aabbcc' (or 'abc') -> its Lab coordinates."""
-    match = _HEX.fullmatch(text) if isinstance(text, str) else None
-    if match is None:
-        raise BadInput(f"A colour must be written '#rrggbb' (e.g. '#c0392b'); got {text!r}.")
-    digits = match.group(1)
-    if len(digits) == 3:
-        digits = "".join(c * 2 for c in digits)
+    """A colour as written by a person (hex or a CSS name) -> its Lab coordinates."""
+    digits = colour_hex(text)[1:]
     return rgb_to_lab(np.array([int(digits[i : i + 2], 16) for i in (0, 2, 4)]))
 
 
@@ -99,7 +124,9 @@ class ColourFilter:
         target = parse_colour(colour)
         tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
         if not np.isfinite(tol) or tol < 0:
-            raise BadInput(f"The colour tolerance must be a number >= 0; got {tolerance!r}.")
+            raise BadInput(
+                f"The colour tolerance (ΔE) must be a number of 0 or more; got {tolerance!r}."
+            )
         near = self.index().near(target, tol)
         base = flt or Filter()
         if base.ids is not None:

@@ -26,6 +26,7 @@ from engine.resources import Resources
 from engine.search import Search
 from engine.status import StatusReport
 from engine.thumbnails import Thumbnails
+from engine.uploads import Uploads
 from engine.watch import LibraryWatcher
 
 if TYPE_CHECKING:
@@ -96,11 +97,21 @@ class Lookalike:
         return Library(
             store=self.resources.store,
             reader=self.reader,
+            keys=self.keys,
+            trash_dir=self.settings.data_dir / "trash",
+            sync_mirror=self.mirror_keeper.sync,
+        )
+
+    @cached_property
+    def uploads(self) -> Uploads:
+        return Uploads(
+            store=self.resources.store,
             indexing=self.indexing,
             keys=self.keys,
             library_dir=self.settings.library_dir,
-            trash_dir=self.settings.data_dir / "trash",
+            image=self.library.get,
             sync_mirror=self.mirror_keeper.sync,
+            max_file_bytes=self.settings.max_upload_mb * 1024 * 1024,
         )
 
     @cached_property

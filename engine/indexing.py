@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import BadInput, Busy, NotFound
-from engine.folder import FileStat, PathKeys, scan
+from engine.folder import IMAGE_SUFFIXES, FileStat, PathKeys, scan
 from engine.indexer import Embed, Indexer, IndexReport, Progress
 from engine.plan import Current, plan_index
 from store.base import Filter, Record
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+NOT_AN_IMAGE_NAME = "the file name does not end in an image suffix (.jpg, .png, .tif, ...)"
 UNNAMED = "the file name is not valid UTF-8, so it cannot be stored; rename the file"
 
 
@@ -113,12 +114,21 @@ class Indexing:
     def index_files(
         self, paths: Sequence[Path], *, tags: Sequence[str] = (), progress: Progress | None = None
     ) -> IndexReport:
-        """Index exactly these files (uploads), leaving the rest of the library alone."""
+        """Index exactly these files (uploads), leaving the rest of the library alone. A
+        file whose name does not end in an image suffix is refused, as a folder scan skips
+        it: whatever it holds, the library never serves a file named 'x.html'."""
         desired = {}
+        misnamed = []
         for p in paths:
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                misnamed.append(self.keys.key(p))
+                continue
             st = p.stat()
             desired[self.keys.key(p)] = FileStat(st.st_size, st.st_mtime_ns)
-        return self._run(desired, desired.__contains__, tags, progress, only=list(desired))
+        report = self._run(desired, desired.__contains__, tags, progress, only=list(desired))
+        report.scanned += len(misnamed)
+        report.failed += [(key, NOT_AN_IMAGE_NAME) for key in misnamed]
+        return report
 
     def unindex_files(self, paths: Sequence[Path]) -> IndexReport:
         """Drop these files' claims (an upload rolled back after its files were removed)."""

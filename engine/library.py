@@ -1,48 +1,67 @@
-"""The library use case: upload, list, read, tag and delete images, and find their files.
+"""The library use case: list, read, tag and delete images, and find their files.
 
-Uploads are stored under the library's ``uploads`` folder with safe names and indexed
-through the indexing use case, so an upload and a reindex can never disagree about a file.
-A delete moves the files to ``data_dir/trash`` (a mistaken delete can be undone by hand, and
-a reconcile does not re-add them) and removes the point and its mirror row.
+Uploads live in ``engine.uploads``. A delete moves the files to ``data_dir/trash`` (a
+mistaken delete can be undone by hand, and a reconcile does not re-add them) and removes
+the point and its mirror row. A file is served with the media type of its decoded format,
+never one guessed from its name, and only from a path with an image suffix.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import shutil
-import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.atomic import atomic_write
-from engine.errors import BadInput, NotFound, UndecodableImage
+from engine.errors import BadInput, NotFound
+from engine.folder import IMAGE_SUFFIXES
 from engine.search import check_id
-from store.base import Filter, point_id_for_sha256
+from store.base import Filter
 
 if TYPE_CHECKING:
     from engine.folder import PathKeys
-    from engine.indexing import Indexing
     from engine.read_policy import ReadPolicy
     from store.base import Store
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
-UPLOAD_FOLDER = "uploads"
-# An upload arriving during a reindex waits for it rather than being refused (the user's
-# files would be lost); a reindex of a large library can outlast any HTTP client, though.
-UPLOAD_WAIT_S = 60.0
-TEMP_PREFIX = ".upload-"
-# Temporary files of uploads cut short by a crash. Younger ones may belong to an upload in
-# flight in another process sharing the library, so they are left alone.
-STALE_TEMP_S = 15 * 60
+# The media type a file is served with, by its decoded format (Pillow's name, kept in the
+# payload): a file's name never decides how a browser treats it.
+MEDIA_TYPE_FOR_FORMAT = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+# The suffix a file is stored and served with, from its decoded format: never the client's.
+# MPO is a JPEG carrying extra pictures (most phone photos).
+SUFFIX_FOR_FORMAT = {
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "TIFF": "tif",
+}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_SUFFIX_FOR_FORMAT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image's file as it may be served."""
+
+    path: Path
+    media_type: str  # image/*, from the decoded format
+    download_name: str  # a safe name whose suffix matches the format
 
 
 @dataclass
@@ -58,23 +77,15 @@ class Library:
         self,
         store: Callable[[], Store],
         reader: ReadPolicy,
-        indexing: Indexing,
         keys: PathKeys,
-        library_dir: Path,
         trash_dir: Path,
         sync_mirror: Callable[..., Any],
     ) -> None:
         self._store = store
         self._reader = reader
-        self._indexing = indexing
         self._keys = keys
-        self._library_dir = library_dir
         self._trash_dir = trash_dir
         self._sync_mirror = sync_mirror
-
-    @property
-    def upload_folder(self) -> Path:
-        return self._library_dir / UPLOAD_FOLDER
 
     def get(self, image_id: str) -> dict[str, Any]:
         """One image: ``{"id": ..., **payload}``."""
@@ -110,11 +121,26 @@ class Library:
             # The resolved path is both the one checked and the one served: a symlink
             # swapped after the check cannot redirect the read.
             path = self._keys.path(key).resolve()
+            # Only a name that says "image": a file indexed under another suffix (an old
+            # upload named 'x.html') is never handed to a browser.
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
             if path.is_relative_to(self._keys.root) and path.is_file():
                 return path
         raise NotFound(
             f"The files of image {image_id} are not on disk inside the library; run a reconcile."
         )
+
+    def file(self, image_id: str) -> ImageFile:
+        """The file to serve for an image: its path, the media type of its decoded format
+        and a safe download name with that format's suffix."""
+        path = self.file_path(image_id)
+        fmt = str(self.get(image_id).get("format") or "") or _probe_format(path)
+        media_type = MEDIA_TYPE_FOR_FORMAT.get(fmt.upper())
+        if media_type is None:
+            raise NotFound(f"The file of image {image_id} is not an image this library serves.")
+        stem = safe_filename(path.stem).rsplit(".", 1)[0]
+        return ImageFile(path, media_type, f"{stem}.{SUFFIX_FOR_FORMAT[fmt.upper()]}")
 
     def delete(self, image_id: str) -> None:
         """Remove the point and move its files inside the library to the trash."""
@@ -127,69 +153,6 @@ class Library:
                 shutil.move(str(path), trash / path.name)
         self._store().delete([image["id"]])
         self._sync_mirror(removed=[image["id"]])
-
-    def upload(
-        self, files: Sequence[tuple[str, bytes]], tags: Sequence[str] = ()
-    ) -> list[dict[str, Any]]:
-        """Validate every file first (nothing is written if any is bad), then store each
-        under the upload folder and index exactly those files."""
-        from embedder.decode import decode_image
-        from embedder.errors import DecodeError
-
-        if not files:
-            raise BadInput("No file was uploaded: send one or more multipart fields named 'files'.")
-        tag_list = [check_tag(t) for t in tags]
-        decoded = []
-        for name, data in files:
-            try:
-                decoded.append(decode_image(data, name))
-            except DecodeError as exc:
-                raise UndecodableImage(str(exc)) from exc
-        folder = self.upload_folder
-        # The lock is held from before the first file is written: a reindex never sees a
-        # file that is about to be rolled back, and a refused upload has written nothing.
-        with self._indexing.writing(timeout=UPLOAD_WAIT_S):
-            folder.mkdir(parents=True, exist_ok=True)
-            created: list[Path] = []
-            try:
-                written = []
-                for i, (name, data) in enumerate(files):
-                    path, new = _write_unique(folder, safe_filename(name), data, decoded[i].format)
-                    written.append(path)
-                    created += [path] if new else []
-                report = self._indexing.index_files(written, tags=tag_list)
-                if report.failed:
-                    raise UndecodableImage("; ".join(f"{k}: {r}" for k, r in report.failed))
-            except BaseException:
-                self._roll_back(created)
-                raise
-            ids = [point_id_for_sha256(hashlib.sha256(data).hexdigest()) for _, data in files]
-            return [self.get(pid) for pid in dict.fromkeys(ids)]
-
-    def _roll_back(self, created: Sequence[Path]) -> None:
-        """Remove the files this upload wrote, and any claim on them already stored."""
-        for path in created:
-            path.unlink(missing_ok=True)
-        if not created:
-            return
-        try:
-            self._indexing.unindex_files(created)
-        except Exception as exc:  # the store is down: the next reconcile drops the claims
-            log.warning("could not drop the claims of a failed upload: %s", exc)
-
-    def sweep_stale_uploads(self, older_than_s: float = STALE_TEMP_S) -> int:
-        """Delete temporary files left by uploads that a crash cut short; returns how many."""
-        folder = self.upload_folder
-        cutoff = time.time() - older_than_s
-        removed = 0
-        for path in folder.glob(f"{TEMP_PREFIX}*") if folder.is_dir() else ():
-            try:
-                if path.is_file() and path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except OSError:
-                continue  # gone already, or not ours to remove
-        return removed
 
 
 def check_tag(tag: str) -> str:
@@ -214,20 +177,12 @@ def safe_filename(name: str) -> str:
     return f"{stem}.{suffix}" if suffix else stem
 
 
-def _write_unique(folder: Path, name: str, data: bytes, fmt: str) -> tuple[Path, bool]:
-    """Write ``data`` under a free name; returns (path, whether a file was created)."""
-    stem, _, suffix = name.rpartition(".")
-    if not stem:
-        stem, suffix = name, ""
-    # The suffix follows the content, so a PNG uploaded as 'x.jpg' is saved as 'x.png'.
-    suffix = _SUFFIX_FOR_FORMAT.get(fmt, suffix or fmt.lower() or "img")
-    target = folder / f"{stem}.{suffix}"
-    n = 1
-    while target.exists():
-        if target.read_bytes() == data:
-            return target, False  # the same upload again: index is a no-op for it
-        n += 1
-        target = folder / f"{stem}-{n}.{suffix}"
-    # A crash never leaves half an image behind; a leftover temporary file is swept.
-    atomic_write(target, data, prefix=TEMP_PREFIX)
-    return target, True
+def _probe_format(path: Path) -> str:
+    """The format from the file's header, for a payload that lacks it (an old index)."""
+    from embedder.decode import probe
+    from embedder.errors import DecodeError
+
+    try:
+        return probe(path)[2]
+    except DecodeError:
+        return ""

@@ -9,13 +9,17 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from embedder.config import ModelConfig
-from store.config import StoreConfig
+
+if TYPE_CHECKING:
+    # Imported where used: the store package loads numpy, which a CLI command answered by
+    # a running server (``lookalike status``) never needs.
+    from store.config import StoreConfig
 
 
 class Settings(BaseSettings):
@@ -127,11 +131,12 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Seconds between full id comparisons of mirror and store."
     )
     max_upload_mb: int = Field(
-        50,
+        200,
         ge=1,
         le=4096,
-        description="Largest HTTP request body accepted, in MiB: one upload request with all "
-        "its files, or one search image. Bigger requests are refused with 413.",
+        description="Largest file accepted, in MiB: each uploaded image (the web page sends "
+        "one file per request, so a batch of any size goes through) and a search image. A "
+        "larger file is refused with 413 and this number.",
     )
     admin_password: SecretStr | None = Field(
         None,
@@ -203,6 +208,8 @@ class Settings(BaseSettings):
         )
 
     def store_config(self) -> StoreConfig:
+        from store.config import StoreConfig
+
         return StoreConfig(
             data_dir=self.data_dir,
             url=self.qdrant_url,

@@ -44,7 +44,7 @@ def warm_up(lk: Lookalike, done: Callable[[str], None]) -> dict[str, float]:
     done("models")
     step("mirror", lambda: lk.mirror_keeper.mirror)
     # Before ready: after it, a new upload's temporary file could look stale.
-    swept = lk.library.sweep_stale_uploads()
+    swept = lk.uploads.sweep_stale()
     if swept:
         log.warning("removed %d temporary file(s) of interrupted uploads", swept)
     done("mirror")

@@ -19,3 +19,41 @@ cp "$inter/LICENSE" "$dest/LICENSE"
 version=$(node -p "require('./$inter/package.json').version")
 echo "@fontsource-variable/inter $version (OFL-1.1), copied by scripts/vendor_assets.sh" > "$dest/VERSION"
 echo "vendored Inter $version into $dest"
+
+# Uppy (MIT): the core queue and XHR upload only (no UI plugin, so no styles to inject),
+# bundled into one ES module with every dependency; the licences of all bundled packages
+# are gathered into LICENSE.
+dest=api/static/vendor/uppy
+mkdir -p "$dest"
+node_modules/.bin/esbuild scripts/uppy_entry.mjs --bundle --format=esm --minify \
+    --target=es2020 --legal-comments=none --metafile=node_modules/.uppy-meta.json \
+    --outfile="$dest/uppy.min.mjs" --log-level=warning
+node -e '
+const fs = require("fs"), path = require("path");
+const meta = JSON.parse(fs.readFileSync("node_modules/.uppy-meta.json"));
+const dirs = new Set();
+for (const input of Object.keys(meta.inputs)) {
+  const m = input.match(/^(node_modules\/(?:@[^/]+\/)?[^/]+)\//);
+  if (m) dirs.add(m[1]);
+}
+let out = "Licences of the packages bundled into uppy.min.mjs.\n";
+for (const dir of [...dirs].sort()) {
+  const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json")));
+  const file = fs.readdirSync(dir).find((f) => /^licen[cs]e/i.test(f));
+  out += `\n==== ${pkg.name} ${pkg.version} (${pkg.license}) ====\n`;
+  out += file ? fs.readFileSync(path.join(dir, file), "utf8") : `${pkg.license} (no licence file shipped)\n`;
+}
+fs.writeFileSync(process.argv[1], out);
+' "$dest/LICENSE"
+uppy=$(node -p "require('./node_modules/@uppy/core/package.json').version")
+xhr=$(node -p "require('./node_modules/@uppy/xhr-upload/package.json').version")
+echo "@uppy/core $uppy + @uppy/xhr-upload $xhr (MIT), bundled by scripts/vendor_assets.sh" > "$dest/VERSION"
+echo "vendored Uppy $uppy into $dest"
+
+# axe-core (MPL-2.0), for the browser tests' accessibility check only: never served.
+dest=tests/browser/vendor/axe-core
+mkdir -p "$dest"
+cp node_modules/axe-core/axe.min.js node_modules/axe-core/LICENSE "$dest/"
+axe=$(node -p "require('./node_modules/axe-core/package.json').version")
+echo "axe-core $axe (MPL-2.0), copied by scripts/vendor_assets.sh" > "$dest/VERSION"
+echo "vendored axe-core $axe into $dest"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import mimetypes
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
 from litestar.response import File
 
@@ -22,10 +22,15 @@ from api.schemas import (
     ImagePage,
     ImageUpdate,
     Tag,
+    UploadedFile,
+    UploadRefused,
     UploadResult,
 )
 from engine.library import MAX_PAGE, parse_tags
 from engine.search import Filters
+
+if TYPE_CHECKING:
+    from engine.uploads import UploadOutcome
 
 # Documented as a UUID (and checked as one), so clients and fuzzers know a malformed id is
 # their mistake (400) and a well-formed unknown one is a 404.
@@ -52,13 +57,57 @@ def _any_of(item: Any, what: str) -> Any:
     )
 
 
+# An original is shown as an image and nothing else: even a file that is also valid HTML
+# (a TIFF with a page appended) gets no scripts, forms or same-origin access.
+# 'sandbox' (no allow-scripts) already stops every script; the rest keeps the app's rules.
+FILE_CSP = (
+    "sandbox; default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+UPLOAD_RESPONSES = {
+    **ERROR_RESPONSES,
+    **{
+        status: ResponseSpec(UploadRefused, description=text, generate_examples=False)
+        for status, text in {
+            400: "Every file was rejected (each file's reason is in 'results'), or the "
+            "request itself is not valid (no file, too many files, a bad tag).",
+            413: "Every file was rejected, for being larger than LOOKALIKE_MAX_UPLOAD_MB; or "
+            "the request as a whole is.",
+        }.items()
+    },
+}
+
+
+def upload_response(outcomes: list[UploadOutcome]) -> Response[UploadResult | UploadRefused]:
+    """201 with every file's outcome, or, when no file got in, the error of the rejections
+    (their own status when they agree, else 400) with the same per-file results."""
+    results = [UploadedFile.from_outcome(o) for o in outcomes]
+    kept = {o.id: o.image for o in outcomes if o.image is not None and o.id is not None}
+    if kept:
+        images = [Image.from_payload(i) for i in kept.values()]
+        return Response(UploadResult(results=results, images=images), status_code=201)
+    statuses = {o.http_status or 400 for o in outcomes}
+    codes = {o.error or "bad_input" for o in outcomes}
+    status = statuses.pop() if len(statuses) == 1 else 400
+    code = codes.pop() if len(codes) == 1 else "bad_input"
+    if len(outcomes) == 1:
+        detail = outcomes[0].detail or "The file was rejected."
+    else:
+        reasons = "; ".join(f"{o.filename}: {(o.detail or '').rstrip('.')}" for o in outcomes[:3])
+        more = f" (and {len(outcomes) - 3} more)" if len(outcomes) > 3 else ""
+        detail = f"No file was added. {reasons}{more}."
+    body = UploadRefused(status=status, error=code, detail=detail, results=results)
+    return Response(body, status_code=status)
+
+
 class ImageController(Controller):
     path = "/api/v1/images"
     tags = ("images",)
 
     @post(
         operation_id="uploadImages",
-        responses=ERROR_RESPONSES,
+        responses=UPLOAD_RESPONSES,
         status_code=201,
         guards=[requires_write],
     )
@@ -66,15 +115,19 @@ class ImageController(Controller):
         self,
         services: ServicesDep,
         data: MultipartBody[ImageCreate],
-    ) -> UploadResult:
-        """Upload one or more images (repeat the ``files`` field), optionally tagged
-        (``tags``: comma-separated). Each is saved under the library's uploads folder with a
-        safe name, and indexed. Nothing is saved if any file is not a readable image.
-        During a reindex the upload waits for it (up to a minute, then 503)."""
-        files = [(f.filename or "image", await f.read()) for f in data.files]
+    ) -> Response[UploadResult | UploadRefused]:
+        """Upload images (repeat the ``files`` field, at most 100 per request), optionally
+        tagged (``tags``: comma-separated). Each file is answered on its own: ``added``
+        (saved under the library's uploads folder with a safe name and the suffix of its
+        real format, and indexed), ``exists`` (the same content is already in the library:
+        nothing is written, the tags are added to it) or ``rejected`` (with the reason).
+        201 when at least one file is stored or already there; when every file is rejected,
+        4xx with the standard error body and each file's reason. During a reindex the
+        upload waits for it (up to a minute, then 503)."""
+        files = [(f.filename or "image", f.file) for f in data.files]
         tags = parse_tags(data.tags)
-        stored = await services.run(services.ready_lookalike().library.upload, files, tags)
-        return UploadResult(images=[Image.from_payload(i) for i in stored])
+        uploads = services.ready_lookalike().uploads
+        return upload_response(await services.run(uploads.upload, files, tags))
 
     @get(operation_id="listImages", responses=ERROR_RESPONSES)
     async def list_images(
@@ -133,14 +186,15 @@ class ImageController(Controller):
         response_headers=[LAST_MODIFIED],
     )
     async def get_file(self, services: ServicesDep, image_id: ImageId) -> File:
-        """The original file (the first of its paths still on disk)."""
-        path = await services.run(services.ready_lookalike().library.file_path, image_id)
+        """The original file (the first of its paths still on disk), as the image type of
+        its decoded format, sandboxed: a browser never runs anything from it."""
+        found = await services.run(services.ready_lookalike().library.file, image_id)
         return File(
-            path,
-            media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-            filename=path.name,
+            found.path,
+            filename=found.download_name,
+            media_type=found.media_type,
             content_disposition_type="inline",
-            headers={"Cache-Control": FILE_CACHE},
+            headers={"Cache-Control": FILE_CACHE, "Content-Security-Policy": FILE_CSP},
         )
 
     @get(

@@ -16,6 +16,7 @@ from api.routes.deps import ServicesDep
 from api.schemas import Job, ReindexRequest, Status
 from api.services import Services
 from engine.errors import STORE_DOWN, StoreUnavailableError
+from engine.library import check_tag
 
 if TYPE_CHECKING:
     from engine.composition import Lookalike
@@ -24,11 +25,12 @@ if TYPE_CHECKING:
 
 def start_reindex(services: Services, data: ReindexRequest | None) -> Job:
     lk = writable(services)
+    tags = [check_tag(t) for t in (data.tags or ())] if data else []
     indexing = lk.indexing
     folder = indexing.library_folder(data.folder) if data and data.folder else None
 
     def work(progress: Progress) -> dict[str, Any]:
-        return indexing.index(folder, progress=progress).as_dict()
+        return indexing.index(folder, tags=tags, progress=progress).as_dict()
 
     return services.jobs.start("reindex", work)
 

@@ -29,6 +29,7 @@ from api.schemas import (
     SearchResponse,
 )
 from api.services import Services
+from api.validation_text import validation_sentence
 from engine.errors import BadInput
 from engine.search import Filters, SearchRequest, parse_weights
 
@@ -130,7 +131,7 @@ async def read_query(request: Request[Any, Any, Any]) -> tuple[SearchQuery, Uplo
     try:
         query = msgspec.convert(fields, SearchQuery, strict=False)
     except msgspec.ValidationError as exc:
-        raise BadInput(f"Invalid search field: {exc}.") from None
+        raise BadInput(validation_sentence(str(exc))) from None
     if upload is None and query.image_id is None and query.text is None:
         raise BadInput("Send the query image as a multipart file field named 'image'.")
     return query, upload

@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts" / "browser"
 PASSWORD = "browser-test-password-1"
+# Small, so the bulk-upload test proves that no request holds more than one file.
+MAX_UPLOAD_MB = 8
 CHROMIUM_ARGS = [
     "--no-sandbox",  # root in a container has no user namespace for the sandbox
     "--disable-gpu",
@@ -33,7 +35,13 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path_factory.mktemp("lookalike"), password=PASSWORD)
+    # `lookalike serve`, as a user starts it: it also publishes the credential the CLI uses
+    # to work beside it (test_cli_beside_server.py).
+    live = LiveServer(
+        tmp_path_factory.mktemp("lookalike"),
+        password=PASSWORD,
+        LOOKALIKE_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
+    )
     try:
         # /ready: store, mirror and models are up, so the first search does not time out.
         live.start()

@@ -55,9 +55,11 @@ def test_log_in_upload_search_inspect_log_out(
     page.get_by_test_id("upload-files").set_input_files([str(p) for p in photos.values()])
     page.get_by_test_id("upload-tags").fill("browser-test, photos")
     page.get_by_test_id("upload").click()
-    expect(page.get_by_test_id("upload-results").locator("li")).to_have_count(3)
+    expect(page.get_by_test_id("upload-results").locator("li.file--ok")).to_have_count(
+        3, timeout=TIMEOUT_MS
+    )
     expect(page.get_by_test_id("stat-points")).to_have_text("3")
-    expect(page.get_by_test_id("recent").locator("li")).to_have_count(3)
+    expect(page.get_by_test_id("browse-grid").locator("li")).to_have_count(3)
     expect(page.get_by_test_id("model-cnn")).to_contain_text("effnet-lite0")
     page.wait_for_load_state("networkidle")
     page.screenshot(path=artifacts / "02_library.png", full_page=True)

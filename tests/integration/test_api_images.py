@@ -160,7 +160,16 @@ def test_bad_input_gets_the_standard_error(make_app_client: Any) -> None:
     assert_error(post(content=b"k=3", headers={"Content-Type": "text/plain"}), 400)
 
     junk_upload = {"files": ("q.png", b"this is not an image", "image/png")}
-    assert_error(post("/api/v1/images", files=junk_upload), 400, "undecodable_image")
+    refused = assert_error(post("/api/v1/images", files=junk_upload), 400, "undecodable_image")
+    assert refused["results"] == [
+        {
+            "filename": "q.png",
+            "status": "rejected",
+            "id": None,
+            "paths": [],
+            "detail": refused["detail"],
+        }
+    ]
     assert_error(post("/api/v1/images", data={"tags": "x"}), 400, "bad_input")
     assert client.get("/api/v1/images", headers=key).json()["total"] == 0  # nothing was saved
     assert_error(client.get("/api/v1/images?limit=0", headers=key), 400, "bad_input")
@@ -172,9 +181,16 @@ def test_bad_input_gets_the_standard_error(make_app_client: Any) -> None:
 
 def test_upload_size_limit(make_app_client: Any) -> None:
     client = make_app_client(max_upload_mb=1)
+    client.wait_ready()
     key = client.api_key("write")
     big = {"files": ("big.png", b"\0" * (1024 * 1024 + 1), "image/png")}
     body = assert_error(client.post("/api/v1/images", files=big, headers=key), 413, "too_large")
+    # The limit is per file: the request fits (it allows multipart overhead), the file not.
+    assert "limit is 1 MB per file (LOOKALIKE_MAX_UPLOAD_MB)" in body["detail"]
+    assert body["results"][0]["status"] == "rejected"
+    # A request far over one file's size is cut off before it is read.
+    huge = {"files": ("huge.png", b"\0" * (3 * 1024 * 1024), "image/png")}
+    body = assert_error(client.post("/api/v1/images", files=huge, headers=key), 413, "too_large")
     assert "LOOKALIKE_MAX_UPLOAD_MB" in body["detail"]
 
 

@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 from bench.served import FAST_MODELS, LiveServer
-from engine.library import TEMP_PREFIX
+from engine.uploads import TEMP_PREFIX
 from store.base import point_id_for_sha256
 from tests.hostile.converge import assert_converged, tiny_png, visible_files
 

@@ -31,7 +31,7 @@ export function csrfToken() {
   return cookie(meta("csrf-cookie") || "csrftoken") || meta("csrf-token");
 }
 
-function csrfHeader() {
+export function csrfHeaderName() {
   return meta("csrf-header") || "x-csrftoken";
 }
 
@@ -66,7 +66,7 @@ export async function api(url, { method = "GET", json, form, signal } = {}) {
   }
   if (!SAFE_METHODS.has(method)) {
     const token = csrfToken();
-    if (token) headers[csrfHeader()] = token;
+    if (token) headers[csrfHeaderName()] = token;
   }
   let response;
   try {

@@ -8,6 +8,8 @@
 const MIN_SIDE_PX = 8; // in image pixels: smaller crops are not worth embedding
 const CLICK_SLOP_PX = 4; // in screen pixels: a press that moves less than this is a click
 const MAX_HEIGHT_PX = 440;
+const PHONE_PX = 640;
+const PHONE_MAX_HEIGHT_PX = 200;
 const MAX_UPSCALE = 4;
 
 const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
@@ -83,7 +85,9 @@ export class CropStage {
     if (!this.bitmap) return;
     const style = getComputedStyle(this.container);
     const avail = this.container.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-    const scale = Math.min(avail / this.width, MAX_HEIGHT_PX / this.height, MAX_UPSCALE);
+    // A phone keeps the first results on screen below the preview.
+    const maxHeight = window.innerWidth <= PHONE_PX ? PHONE_MAX_HEIGHT_PX : MAX_HEIGHT_PX;
+    const scale = Math.min(avail / this.width, maxHeight / this.height, MAX_UPSCALE);
     const w = Math.max(1, Math.round(this.width * scale));
     const h = Math.max(1, Math.round(this.height * scale));
     const dpr = window.devicePixelRatio || 1;

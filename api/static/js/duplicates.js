@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { openInspector, wireInspector } from "./inspect.js";
-import { $, h, percent, showError } from "./ui.js";
+import { $, fieldError, h, percent } from "./ui.js";
 
 const els = {
   page: $("#duplicates-page"),
@@ -27,7 +27,10 @@ function member(m) {
         h("span.hit__score", { "data-testid": "dup-score" }, percent(m.score))),
       exact ? h("span.hit__tags", {}, exact) : null));
   button.addEventListener("click", () =>
-    openInspector(m.id, { onSearch: (img) => location.assign(`/?image=${encodeURIComponent(img.id)}`) }));
+    openInspector(m.id, {
+      onSearch: (img) => location.assign(`/?image=${encodeURIComponent(img.id)}`),
+      onChange: () => run(Number(els.threshold.value)),
+    }));
   return h("li.hit", { dataset: { id: m.id } }, button);
 }
 
@@ -41,6 +44,7 @@ function group(g, i) {
 // near-duplicate badge uses); the slider then shows it.
 async function run(threshold) {
   els.run.disabled = true;
+  fieldError(els.threshold, null);
   els.stats.textContent = "Comparing every image with every other…";
   try {
     const t0 = performance.now();
@@ -55,7 +59,7 @@ async function run(threshold) {
       `(${Math.round(performance.now() - t0)} ms)`;
   } catch (err) {
     els.stats.textContent = "";
-    showError(err);
+    fieldError(els.threshold, err.detail || "The duplicates could not be found.");
   } finally {
     els.run.disabled = false;
   }

@@ -2,7 +2,7 @@
 // Shared by the Search and Library pages; the page passes what "search with this" does.
 
 import { api } from "./api.js";
-import { $, formatBytes, formatDate, h, percent, scoreBars, showError } from "./ui.js";
+import { $, fieldError, formatBytes, formatDate, h, parseTags, percent, scoreBars, toast } from "./ui.js";
 
 const dialog = () => $("#inspect");
 
@@ -71,11 +71,14 @@ function fill(image, hit) {
 
 /**
  * Opens the inspector for image `id`. `hit` (optional) is the search hit it came from, so the
- * scores that made it match stay in view; `onSearch(image)` runs "search with this image".
+ * scores that made it match stay in view; `onSearch(image)` runs "find similar images";
+ * `onChange(image, {deleted})` (optional) turns on tag editing and delete, and is told after
+ * either. Delete asks first, then removes the file, the point and its search-index row
+ * (DELETE /api/v1/images/{id}, the same use case as the API).
  */
 let showing = null; // the id on screen, so a slow answer for an earlier one is dropped
 
-export async function openInspector(id, { hit = null, onSearch = null } = {}) {
+export async function openInspector(id, { hit = null, onSearch = null, onChange = null } = {}) {
   showing = id;
   const el = dialog();
   const img = $("#inspect-img");
@@ -95,14 +98,19 @@ export async function openInspector(id, { hit = null, onSearch = null } = {}) {
         onSearch(image);
       }
     : null;
+  wireEdits(() => image, onChange, (updated) => {
+    image = { ...image, ...updated };
+    fill(image, hit);
+  });
   if (!el.open) el.showModal();
 
   try {
     image = { ...base, ...(await api(`/api/v1/images/${encodeURIComponent(id)}`)) };
     if (showing !== id) return;
     fill(image, hit);
+    $("#inspect-tags").value = (image.tags || []).join(", ");
   } catch (err) {
-    showError(err);
+    fieldError($("#inspect-title"), err.detail || "This image could not be read.");
   }
   const fileUrl = image.file_url || `/api/v1/images/${encodeURIComponent(id)}/file`;
   const full = new Image();
@@ -111,6 +119,57 @@ export async function openInspector(id, { hit = null, onSearch = null } = {}) {
   };
   full.src = fileUrl;
   $("#inspect-open").href = fileUrl;
+}
+
+function wireEdits(current, onChange, update) {
+  const form = $("#inspect-tags-form");
+  const input = $("#inspect-tags");
+  const remove = $("#inspect-delete");
+  form.hidden = !onChange;
+  remove.hidden = !onChange;
+  fieldError(input, null);
+  input.value = (current().tags || []).join(", ");
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const image = current();
+    try {
+      const saved = await api(`/api/v1/images/${encodeURIComponent(image.id)}`, {
+        method: "PATCH",
+        json: { tags: parseTags(input.value) },
+      });
+      fieldError(input, null);
+      update(saved);
+      input.value = (saved.tags || []).join(", ");
+      toast("Tags saved.", "ok");
+      onChange(saved, { deleted: false });
+    } catch (err) {
+      fieldError(input, err.detail || "The tags could not be saved.");
+    }
+  };
+  remove.onclick = () => confirmDelete(current(), onChange);
+}
+
+function confirmDelete(image, onChange) {
+  const confirm = $("#confirm-delete");
+  const name = image.filename || image.id;
+  const copies = (image.paths || []).length;
+  $("#confirm-text").textContent =
+    `${name}${copies > 1 ? ` and its ${copies - 1} other cop${copies === 2 ? "y" : "ies"}` : ""} ` +
+    "will leave the library: the file moves to the trash folder of the data directory, and " +
+    "searches no longer find it.";
+  confirm.onclose = async () => {
+    if (confirm.returnValue !== "delete") return;
+    try {
+      await api(`/api/v1/images/${encodeURIComponent(image.id)}`, { method: "DELETE" });
+      dialog().close();
+      toast(`${name} deleted.`, "ok");
+      onChange(image, { deleted: true });
+    } catch (err) {
+      fieldError($("#inspect-delete"), err.detail || "The image could not be deleted.");
+    }
+  };
+  confirm.returnValue = "";
+  confirm.showModal();
 }
 
 export function wireInspector() {

@@ -1,14 +1,20 @@
-// The Library page: counts and models, upload with tags, re-index with live progress, and the
-// most recently added images.
+// The Library page: counts and models, uploads (one request per file, a few at a time, each
+// with its own progress and answer), re-index with live progress, and a paginated grid of
+// every image, filtered by folder, tag and format, whose state lives in the URL.
 
-import { api, itemsOf } from "./api.js";
+import { Uppy, XHRUpload } from "../vendor/uppy/uppy.min.mjs";
+import { api, csrfHeaderName, csrfToken, itemsOf } from "./api.js";
 import { openInspector, wireInspector } from "./inspect.js";
 import { fallbackModels, fallbackSentence, loadStatus } from "./status.js";
-import { $, ROLES, banner, guardWindowDrops, h, parseTags, roleLabel, showError, toast } from "./ui.js";
+import {
+  $, ROLES, clearFieldErrors, fieldError, formatBytes, guardWindowDrops, h, parseTags, roleLabel, showError, toast,
+} from "./ui.js";
 
 const POLL_MS = 500;
-const RECENT = 24;
-const RECENT_SCAN = 500; // the API's largest page
+const PAGE_SIZE = 48;
+const IN_FLIGHT = 3; // uploads at once: enough to keep the link busy, few enough to keep order
+const page = $("#library-page");
+const MAX_MB = Number(page.dataset.maxUploadMb) || 200;
 
 const els = {
   dirs: $("#library-dirs"),
@@ -22,20 +28,28 @@ const els = {
   form: $("#upload-form"),
   drop: $("#upload-drop"),
   files: $("#upload-files"),
-  summary: $("#upload-summary"),
+  chosen: $("#upload-chosen"),
   tags: $("#upload-tags"),
   upload: $("#upload-btn"),
   results: $("#upload-results"),
+  summary: $("#upload-summary"),
   reindex: $("#reindex-btn"),
   progress: $("#reindex-progress"),
   bar: $("#reindex-bar"),
   progressText: $("#reindex-text"),
-  recent: $("#recent-grid"),
-  recentEmpty: $("#recent-empty"),
-  recentStats: $("#recent-stats"),
+  browseForm: $("#browse-form"),
+  folder: $("#browse-folder"),
+  tag: $("#browse-tag"),
+  format: $("#browse-format"),
+  clear: $("#browse-clear"),
+  grid: $("#browse-grid"),
+  empty: $("#browse-empty"),
+  count: $("#browse-count"),
+  pager: $("#pager"),
+  prev: $("#pager-prev"),
+  next: $("#pager-next"),
+  pagerText: $("#pager-text"),
 };
-
-let chosen = [];
 
 function renderStatus(status) {
   els.dirs.textContent = status.library_dir ? `Indexing ${status.library_dir}` : "";
@@ -85,81 +99,256 @@ async function refreshStatus() {
   return status;
 }
 
-function recentCard(image) {
+// ---------- Uploads ----------
+
+// Uppy's own log would repeat in the console what each file's row already says.
+const quiet = { debug() {}, warn() {}, error() {} };
+const uppy = new Uppy({ autoProceed: false, allowMultipleUploadBatches: true, logger: quiet });
+uppy.use(XHRUpload, {
+  endpoint: "/api/v1/images",
+  fieldName: "files",
+  formData: true,
+  bundle: false, // one request per file: no request is ever larger than one file
+  limit: IN_FLIGHT,
+  allowedMetaFields: ["tags"],
+  headers: () => ({ Accept: "application/json", [csrfHeaderName()]: csrfToken() }),
+  shouldRetry: () => false, // an answer is final: "exists" or "rejected" would not change
+  timeout: 0, // a large file may take a while to index once sent: that is not a stall
+  getResponseData: (xhr) => JSON.parse(xhr.responseText || "{}"),
+});
+
+const rows = new Map(); // uppy file id -> its row
+const tally = { added: 0, exists: 0, rejected: 0 };
+
+function row(name, size) {
+  const bar = h("span.file__bar");
+  const el = h("li.file", { "data-testid": "upload-file" },
+    h("span.file__name", { title: name }, name),
+    h("span.file__size", {}, formatBytes(size)),
+    h("span.file__state", { "data-testid": "upload-state" }, "Waiting"),
+    h("span.file__track", { "aria-hidden": "true" }, bar));
+  els.results.append(el);
+  return el;
+}
+
+function settle(el, status, text, link) {
+  el.className = `file file--${status === "added" ? "ok" : status === "exists" ? "exists" : "bad"}`;
+  el.dataset.status = status;
+  const state = el.querySelector(".file__state");
+  state.replaceChildren(text);
+  if (link) state.append(" ", link);
+  el.querySelector(".file__bar").style.width = "100%";
+  tally[status] += 1;
+}
+
+/** One file's answer: added, exists (with a link to that image) or rejected (why). */
+function showResult(el, result) {
+  if (!result) {
+    settle(el, "rejected", "The server gave no answer for this file.");
+  } else if (result.status === "added") {
+    settle(el, "added", "Added");
+  } else if (result.status === "exists") {
+    const link = h("a.file__link", { href: `/library?image=${encodeURIComponent(result.id)}`, "data-testid": "exists-link" }, "View it");
+    settle(el, "exists", "Already in the library.", link);
+  } else {
+    settle(el, "rejected", result.detail || "Not added.");
+  }
+}
+
+function choose(fileList) {
+  const files = [...fileList];
+  els.summary.textContent = "";
+  for (const file of files) {
+    const el = row(file.name, file.size);
+    if (file.size > MAX_MB * 1024 * 1024) {
+      // Refused here at once, with the numbers: sending it would only be refused later.
+      settle(el, "rejected", `Too large: ${formatBytes(file.size)}; the limit is ${MAX_MB} MB per file.`);
+      continue;
+    }
+    try {
+      const id = uppy.addFile({ name: file.name, type: file.type || "application/octet-stream", data: file, source: "Local" });
+      rows.set(id, el);
+    } catch (err) {
+      settle(el, "rejected", "Chosen twice: it is already in this list.");
+    }
+  }
+  const waiting = uppy.getFiles().filter((f) => !f.progress.uploadComplete).length;
+  els.chosen.textContent = waiting ? `${waiting} image${waiting === 1 ? "" : "s"} ready to upload` : "Drop images here, or";
+  els.upload.disabled = waiting === 0;
+  els.files.value = "";
+}
+
+uppy.on("upload-progress", (file, progress) => {
+  const el = rows.get(file.id);
+  if (!el || !progress.bytesTotal) return;
+  const share = progress.bytesUploaded / progress.bytesTotal;
+  el.querySelector(".file__bar").style.width = `${(share * 100).toFixed(1)}%`;
+  el.querySelector(".file__state").textContent = share < 1 ? `Uploading ${Math.round(share * 100)}%` : "Indexing…";
+});
+
+uppy.on("upload-success", (file, response) => {
+  const el = rows.get(file.id);
+  if (el) showResult(el, ((response && response.body && response.body.results) || [])[0]);
+});
+
+uppy.on("upload-error", (file, error, xhr) => {
+  const el = rows.get(file.id);
+  if (!el) return;
+  let body = null;
+  try {
+    body = JSON.parse((xhr && xhr.responseText) || "null");
+  } catch {
+    // Not JSON (a proxy's page): a plain sentence below.
+  }
+  if (body && Array.isArray(body.results) && body.results.length) {
+    showResult(el, body.results[0]);
+  } else if (body && body.detail) {
+    settle(el, "rejected", body.detail);
+  } else {
+    const status = xhr && xhr.status;
+    settle(el, "rejected", status ? `The server answered ${status}.` : "The server cannot be reached. Check that Lookalike is running.");
+  }
+});
+
+uppy.on("complete", async () => {
+  const parts = [
+    tally.added ? `${tally.added} added` : null,
+    tally.exists ? `${tally.exists} already in the library` : null,
+    tally.rejected ? `${tally.rejected} not added` : null,
+  ].filter(Boolean);
+  els.summary.textContent = parts.length ? `${parts.join(", ")}.` : "";
+  tally.added = tally.exists = tally.rejected = 0; // the next batch counts afresh
+  uppy.cancelAll();
+  rows.clear();
+  els.upload.disabled = true;
+  els.upload.textContent = "Upload and index";
+  els.chosen.textContent = "Drop images here, or";
+  await Promise.all([refreshStatus(), loadPage()]);
+});
+
+function upload(event) {
+  event.preventDefault();
+  clearFieldErrors(els.form);
+  let tags;
+  try {
+    tags = parseTags(els.tags.value);
+    const bad = tags.find((t) => t.length > 64);
+    if (bad) throw new Error(`A tag can have at most 64 characters; "${bad.slice(0, 20)}…" has ${bad.length}.`);
+  } catch (err) {
+    fieldError(els.tags, err.message);
+    return;
+  }
+  if (!uppy.getFiles().length) return;
+  uppy.setMeta({ tags: tags.join(",") });
+  els.upload.disabled = true;
+  els.upload.textContent = "Uploading…";
+  uppy.upload().catch((err) => showError(err));
+}
+
+// ---------- Browsing ----------
+
+function readUrl() {
+  const q = new URLSearchParams(location.search);
+  return {
+    page: Math.max(1, Number.parseInt(q.get("page") || "1", 10) || 1),
+    folder: q.get("folder") || "",
+    tag: q.get("tag") || "",
+    format: q.get("format") || "",
+    image: q.get("image") || "",
+  };
+}
+
+function writeUrl(state, { push = true } = {}) {
+  const q = new URLSearchParams();
+  if (state.page > 1) q.set("page", String(state.page));
+  for (const key of ["folder", "tag", "format", "image"]) if (state[key]) q.set(key, state[key]);
+  const url = `${location.pathname}${q.toString() ? `?${q}` : ""}`;
+  if (url === location.pathname + location.search) return;
+  history[push ? "pushState" : "replaceState"](null, "", url);
+}
+
+let view = readUrl();
+
+function card(image) {
   const name = image.filename || (image.paths && image.paths[0]) || image.id;
-  const thumb = image.thumbnail_url || `/api/v1/images/${encodeURIComponent(image.id)}/thumbnail`;
   const button = h("button.hit__button", { type: "button", "aria-label": `Inspect ${name}` },
-    h("span.hit__thumb", {}, h("img.hit__img", { src: thumb, alt: name, loading: "lazy", decoding: "async" })),
+    h("span.hit__thumb", {}, h("img.hit__img", { src: image.thumbnail_url, alt: "", loading: "lazy", decoding: "async" })),
     h("span.hit__body", {},
       h("span.hit__row", {}, h("span.hit__name", { title: name }, name)),
       image.tags && image.tags.length ? h("span.hit__tags", {}, image.tags.join(", ")) : null));
-  button.addEventListener("click", () =>
-    openInspector(image.id, {
-      onSearch: (img) => location.assign(`/?image=${encodeURIComponent(img.id)}`),
-    }));
-  return h("li.hit", { dataset: { id: image.id } }, button);
+  button.addEventListener("click", () => inspect(image.id));
+  return h("li.hit", { dataset: { id: image.id, testid: "library-item" } }, button);
 }
 
-async function refreshRecent() {
+function inspect(id) {
+  view.image = id;
+  writeUrl(view, { push: false });
+  openInspector(id, {
+    onSearch: (img) => location.assign(`/?image=${encodeURIComponent(img.id)}`),
+    onChange: (img, { deleted }) => {
+      if (deleted) view.image = "";
+      writeUrl(view, { push: false });
+      refreshStatus();
+      loadPage();
+    },
+  });
+}
+
+async function loadPage() {
+  const q = new URLSearchParams({ offset: String((view.page - 1) * PAGE_SIZE), limit: String(PAGE_SIZE) });
+  if (view.folder) q.set("folder", view.folder);
+  if (view.tag) q.set("tag", view.tag);
+  if (view.format) q.set("format", view.format);
   try {
-    // The list comes in id order (stable pages); the newest are found among the first
-    // RECENT_SCAN, which is every image in all but large libraries.
-    const page = await api(`/api/v1/images?limit=${RECENT_SCAN}`);
-    const images = itemsOf(page)
-      .sort((a, b) => String(b.added_at || "").localeCompare(String(a.added_at || "")))
-      .slice(0, RECENT);
-    els.recent.replaceChildren(...images.map(recentCard));
-    els.recentEmpty.hidden = images.length > 0;
-    const total = page && !Array.isArray(page) ? Number(page.total) : images.length;
-    els.recentStats.textContent = total ? `${images.length} of ${total.toLocaleString()}` : "";
+    const result = await api(`/api/v1/images?${q}`);
+    const items = itemsOf(result);
+    const total = Number(result.total) || 0;
+    const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+    if (view.page > pages) {
+      view.page = pages;
+      writeUrl(view, { push: false });
+      return loadPage();
+    }
+    els.grid.replaceChildren(...items.map(card));
+    els.empty.hidden = items.length > 0;
+    const first = (view.page - 1) * PAGE_SIZE + 1;
+    const filtered = view.folder || view.tag || view.format;
+    els.count.textContent = total
+      ? `${total.toLocaleString()} image${total === 1 ? "" : "s"}${filtered ? " match" : ""}` +
+        (pages > 1 ? ` · showing ${first}–${first + items.length - 1}` : "")
+      : filtered ? "No image matches these filters" : "";
+    els.pager.hidden = pages <= 1;
+    els.pagerText.textContent = `Page ${view.page} of ${pages}`;
+    els.prev.disabled = view.page <= 1;
+    els.next.disabled = view.page >= pages;
   } catch (err) {
-    showError(err, "recent");
+    fieldError(els.folder, err.detail || "The images could not be listed.");
   }
 }
 
-function choose(files) {
-  chosen = [...files].filter((f) => !f.type || f.type.startsWith("image/"));
-  const skipped = files.length - chosen.length;
-  els.summary.textContent = chosen.length
-    ? `${chosen.length} image${chosen.length === 1 ? "" : "s"} ready${skipped ? ` (${skipped} not images, skipped)` : ""}`
-    : "Drop images here, or";
-  els.upload.disabled = chosen.length === 0;
+function syncForm() {
+  els.folder.value = view.folder;
+  els.tag.value = view.tag;
+  els.format.value = view.format;
 }
 
-function uploadOutcome(result) {
-  const done = Array.isArray(result) ? result : result.images || result.items || result.uploaded || [];
-  const failed = (!Array.isArray(result) && (result.failed || result.errors)) || [];
-  return { done, failed };
-}
-
-async function upload(event) {
-  event.preventDefault();
-  if (!chosen.length) return;
-  const form = new FormData();
-  for (const file of chosen) form.append("files", file, file.name);
-  const tags = parseTags(els.tags.value);
-  if (tags.length) form.append("tags", tags.join(","));
-  els.upload.disabled = true;
-  els.upload.textContent = "Uploading…";
+async function loadSuggestions() {
   try {
-    const { done, failed } = uploadOutcome(await api("/api/v1/images", { method: "POST", form }));
-    banner("error", null);
-    els.results.replaceChildren(
-      ...done.map((img) => h("li.file.file--ok", {}, h("span.file__name", {}, img.filename || img.id), h("span.file__state", {}, "indexed"))),
-      ...failed.map((f) => h("li.file.file--bad", {}, h("span.file__name", {}, f.filename || f.name || ""), h("span.file__state", {}, f.detail || f.reason || "failed"))),
-    );
-    toast(`${done.length} image${done.length === 1 ? "" : "s"} added${failed.length ? `, ${failed.length} failed` : ""}.`,
-      failed.length ? "warn" : "ok");
-    els.files.value = "";
-    choose([]);
-    await Promise.all([refreshStatus(), refreshRecent()]);
-  } catch (err) {
-    showError(err);
-    els.upload.disabled = false;
-  } finally {
-    els.upload.textContent = "Upload and index";
+    const result = await api("/api/v1/images?limit=500");
+    const folders = new Set();
+    const tags = new Set();
+    for (const image of itemsOf(result)) {
+      for (const folder of image.folder || []) if (folder) folders.add(folder);
+      for (const tag of image.tags || []) tags.add(tag);
+    }
+    $("#browse-folders").replaceChildren(...[...folders].sort().map((f) => h("option", { value: f })));
+    $("#browse-tags").replaceChildren(...[...tags].sort().map((t) => h("option", { value: t })));
+  } catch {
+    // Suggestions only: the filters work without them.
   }
 }
+
+// ---------- Re-index ----------
 
 function jobProgress(job) {
   const p = job.progress || job;
@@ -195,10 +384,10 @@ async function follow(id) {
       if (p.state === "failed") throw { detail: p.error || "The re-index failed." };
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
-    await Promise.all([refreshStatus(), refreshRecent()]);
+    await Promise.all([refreshStatus(), loadPage()]);
   } catch (err) {
     els.progress.hidden = true;
-    showError(err);
+    fieldError(els.reindex, err.detail || "The re-index failed.");
   } finally {
     els.bar.classList.remove("is-indeterminate");
     els.reindex.disabled = false;
@@ -211,7 +400,7 @@ async function reindex() {
     const job = await api("/api/v1/reindex", { method: "POST", json: {} });
     await follow(job.id || job.job_id);
   } catch (err) {
-    showError(err);
+    fieldError(els.reindex, err.detail || "The re-index could not start.");
     els.reindex.disabled = false;
   }
 }
@@ -232,12 +421,42 @@ function wire() {
   });
   els.form.addEventListener("submit", upload);
   els.reindex.addEventListener("click", reindex);
+  els.browseForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    view = { page: 1, folder: els.folder.value.trim(), tag: els.tag.value.trim(), format: els.format.value, image: "" };
+    writeUrl(view);
+    loadPage();
+  });
+  els.clear.addEventListener("click", () => {
+    view = { page: 1, folder: "", tag: "", format: "", image: "" };
+    syncForm();
+    writeUrl(view);
+    loadPage();
+  });
+  els.prev.addEventListener("click", () => turn(-1));
+  els.next.addEventListener("click", () => turn(1));
+  window.addEventListener("popstate", () => {
+    view = readUrl();
+    syncForm();
+    loadPage();
+  });
+}
+
+function turn(step) {
+  view.page += step;
+  view.image = "";
+  writeUrl(view);
+  loadPage();
+  els.grid.scrollIntoView({ block: "start", behavior: "smooth" });
 }
 
 wire();
+syncForm();
 refreshStatus().then((status) => {
-  // A re-index started elsewhere (another tab, the CLI's API call) shows its progress here too.
+  // A re-index started elsewhere (another tab, the CLI through the server) shows here too.
   const job = status && status.job;
   if (job && (job.state === "queued" || job.state === "running")) follow(job.id);
 });
-refreshRecent();
+loadPage();
+loadSuggestions();
+if (view.image) inspect(view.image); // a link to one image ("already in the library")

@@ -1,16 +1,23 @@
-// The Search page: a query image (dropped, picked, pasted or taken from the library), an
-// optional crop, weights and filters in; a grid of scored lookalikes out.
+// The Search page: a query image (dropped, picked, pasted or taken from the library) or a
+// sentence, an optional crop, weights and filters in; a grid of scored lookalikes out.
+// A search by a library image or by text lives in the URL (so it can be shared, and Back
+// works); an image from this computer does not (only its weights and filters do).
 
 import { api, itemsOf } from "./api.js";
 import { CropStage } from "./crop.js";
 import { openInspector, wireInspector } from "./inspect.js";
-import { loadStatus, warnFallbacks } from "./status.js";
+import { loadStatus, textSearchHint, warnFallbacks } from "./status.js";
 import {
-  $, ROLES, banner, debounce, guardWindowDrops, h, parseTags, percent, scoreBars, scoresByRole, showError,
+  $, ROLES, banner, clearFieldErrors, debounce, fieldError, guardWindowDrops, h, parseTags, percent, scoreBars,
+  scoresByRole,
 } from "./ui.js";
 
 const page = $("#search-page");
 const PREFS_KEY = "lookalike.search.prefs";
+const DEFAULT_K = page.dataset.defaultK || "10";
+const DEFAULT_TOLERANCE = page.dataset.defaultTolerance || "20";
+const HEX = /^#?([0-9a-f]{6}|[0-9a-f]{3})$/i;
+const PHONE = window.matchMedia("(max-width: 640px)");
 
 const els = {
   dropzone: $("#dropzone"),
@@ -22,11 +29,15 @@ const els = {
   cropReset: $("#crop-reset"),
   clear: $("#query-clear"),
   form: $("#search-form"),
+  refine: $("#refine"),
+  weights: $("#weights"),
   k: $("#k"),
   folder: $("#folder"),
   tags: $("#tags"),
   colour: $("#colour"),
+  picker: $("#colour-picker"),
   colourTolerance: $("#colour-tolerance"),
+  toleranceValue: $("#tolerance-value"),
   textForm: $("#text-form"),
   text: $("#query-text"),
   textOff: $("#text-off"),
@@ -35,12 +46,18 @@ const els = {
   resultsEmpty: $("#results-empty"),
   title: $("#results-title"),
   stats: $("#results-stats"),
+  notice: $("#colour-notice"),
+  noticeText: $("#colour-notice-text"),
+  undo: $("#colour-undo"),
 };
+const COLOUR_NAMES = new Set([...document.querySelectorAll("#colour-names option")].map((o) => o.value));
 
-// What is being searched: {kind: "file", blob, name} or {kind: "id", id, name, blob?}.
+// What is being searched: {kind: "file", blob, name}, {kind: "id", id, name, blob?} or
+// {kind: "text", text, name}.
 let query = null;
 let inFlight = null;
 let activeRoles = new Set(ROLES.map((r) => r.role));
+let undoColour = null; // what "More like this colour" replaced, until undone or superseded
 
 const stage = new CropStage({
   container: els.dropzone,
@@ -50,6 +67,13 @@ const stage = new CropStage({
   onChange: (box) => showCrop(box),
   onCommit: () => search(),
 });
+
+class Problem extends Error {
+  constructor(control, message) {
+    super(message);
+    this.control = control;
+  }
+}
 
 function showCrop(box) {
   els.cropReset.hidden = !box;
@@ -68,18 +92,48 @@ function weights() {
   return out;
 }
 
+function setWeights(values) {
+  for (const [role, value] of Object.entries(values)) {
+    const input = $(`#w-${role}`);
+    if (input && Number.isFinite(Number(value))) input.value = value;
+  }
+  syncSliderOutputs();
+}
+
+/** '#c0392b' for a hex colour as typed (with or without '#', 3 or 6 digits), the name for a
+ * CSS colour name, null for nothing; a Problem next to the field for anything else. */
+function colourValue() {
+  const raw = els.colour.value.trim();
+  if (!raw) return null;
+  const match = raw.match(HEX);
+  if (match) {
+    const digits = match[1].length === 3 ? [...match[1]].map((c) => c + c).join("") : match[1];
+    return `#${digits.toLowerCase()}`;
+  }
+  const name = raw.toLowerCase().replace(/[\s-]/g, "");
+  if (COLOUR_NAMES.has(name)) return name;
+  throw new Problem(els.colour, `Colour must look like #a1b2c3 or a colour name such as teal; “${raw}” is neither.`);
+}
+
+/** A CSS colour (hex or name) as '#rrggbb', for the native picker; the browser knows the names. */
+function asHex(colour) {
+  const ctx = document.createElement("canvas").getContext("2d");
+  if (!ctx) return null;
+  ctx.fillStyle = "#000000";
+  ctx.fillStyle = colour;
+  return /^#[0-9a-f]{6}$/i.test(ctx.fillStyle) ? ctx.fillStyle : null;
+}
+
 function filters() {
   const out = {};
   const folder = els.folder.value.trim();
   const tags = parseTags(els.tags.value);
   if (folder) out.folders = [folder];
   if (tags.length) out.tags_any = tags;
-  const colour = els.colour.value.trim();
+  const colour = colourValue();
   if (colour) {
-    out.colour = colour.startsWith("#") ? colour : `#${colour}`;
-    // 0 is a valid tolerance (the exact colour); only an empty or unreadable field means 20.
-    const tolerance = els.colourTolerance.value === "" ? NaN : Number(els.colourTolerance.value);
-    out.colour_tolerance = Number.isFinite(tolerance) ? tolerance : 20;
+    out.colour = colour;
+    out.colour_tolerance = Number(els.colourTolerance.value);
   }
   return Object.keys(out).length ? out : null;
 }
@@ -96,10 +150,7 @@ function loadPrefs() {
     const prefs = JSON.parse(localStorage.getItem(PREFS_KEY) || "null");
     if (!prefs) return false;
     if ([...els.k.options].some((o) => o.value === prefs.k)) els.k.value = prefs.k;
-    for (const [role, value] of Object.entries(prefs.weights || {})) {
-      const input = $(`#w-${role}`);
-      if (input) input.value = value;
-    }
+    setWeights(prefs.weights || {});
     return true;
   } catch {
     localStorage.removeItem(PREFS_KEY);
@@ -110,12 +161,76 @@ function loadPrefs() {
 function syncSliderOutputs() {
   for (const { role } of ROLES) {
     const input = $(`#w-${role}`);
-    input.closest(".slider").querySelector("output").textContent = Number(input.value).toFixed(2);
+    const output = input.closest(".slider").querySelector("output");
+    output.textContent = input.disabled ? "off" : Number(input.value).toFixed(2);
+  }
+  els.toleranceValue.textContent = `ΔE ${els.colourTolerance.value}`;
+}
+
+// ---------- The URL ----------
+
+/** The page's search as a URL: query (library image or text), weights, k and filters. */
+function stateUrl() {
+  const q = new URLSearchParams();
+  if (query && query.kind === "id") q.set("image", query.id);
+  if (query && query.kind === "text") q.set("text", query.text);
+  const w = Object.entries(weights()).map(([role, value]) => `${role}:${value}`);
+  if (w.length) q.set("w", w.join(","));
+  if (els.k.value !== DEFAULT_K) q.set("k", els.k.value);
+  if (els.folder.value.trim()) q.set("folder", els.folder.value.trim());
+  if (els.tags.value.trim()) q.set("tags", els.tags.value.trim());
+  if (els.colour.value.trim()) {
+    q.set("colour", els.colour.value.trim());
+    q.set("tol", els.colourTolerance.value);
+  }
+  const text = q.toString();
+  return `${location.pathname}${text ? `?${text}` : ""}`;
+}
+
+function remember() {
+  const url = stateUrl();
+  if (url !== location.pathname + location.search) history.pushState(null, "", url);
+}
+
+/** Sets the controls from the URL; returns the query it names (or null). */
+function applyUrl() {
+  const q = new URLSearchParams(location.search);
+  for (const part of (q.get("w") || "").split(",").filter(Boolean)) {
+    const [role, value] = part.split(":");
+    setWeights({ [role]: value });
+  }
+  const k = q.get("k") || DEFAULT_K;
+  if ([...els.k.options].some((o) => o.value === k)) els.k.value = k;
+  els.folder.value = q.get("folder") || "";
+  els.tags.value = q.get("tags") || "";
+  els.colour.value = q.get("colour") || "";
+  els.colourTolerance.value = q.get("tol") || DEFAULT_TOLERANCE;
+  syncPicker();
+  syncSliderOutputs();
+  if (q.get("image")) return { kind: "id", id: q.get("image") };
+  if (q.get("text")) return { kind: "text", text: q.get("text") };
+  return null;
+}
+
+async function runUrl() {
+  const wanted = applyUrl();
+  if (!wanted) return;
+  if (wanted.kind === "text") {
+    els.text.value = wanted.text;
+    useText(wanted.text, { push: false });
+    return;
+  }
+  try {
+    useLibraryImage(await api(`/api/v1/images/${encodeURIComponent(wanted.id)}`), { push: false });
+  } catch (err) {
+    fieldError(els.dropzone, err.detail || "That image is not in the library any more.");
   }
 }
 
+// ---------- Searching ----------
+
 /** The request for the current query: JSON for a library image (the server crops its file
- * at full resolution), multipart with the bytes for an image from this computer. */
+ * at full resolution) or text, multipart with the bytes for an image from this computer. */
 function buildRequest() {
   const box = stage.cropBox();
   const k = Number(els.k.value);
@@ -137,20 +252,46 @@ function buildRequest() {
   return { form };
 }
 
-async function search() {
+/** The control an error from the server is about, from its sentence. */
+function controlFor(detail) {
+  const text = String(detail || "").toLowerCase();
+  if (text.includes("tolerance") || text.includes("δe")) return els.colourTolerance;
+  if (text.includes("colour")) return els.colour;
+  if (text.includes("weight")) return els.weights;
+  if (text.includes("number of results") || text.startsWith("k must")) return els.k;
+  if (text.includes("text search") || (query && query.kind === "text")) return els.text;
+  if (text.includes("folder")) return els.folder;
+  if (text.includes("tag")) return els.tags;
+  return els.dropzone;
+}
+
+async function search({ push = true } = {}) {
   if (!query) return;
   if (inFlight) inFlight.abort();
+  clearFieldErrors(page);
+  let request;
+  try {
+    request = buildRequest();
+  } catch (err) {
+    if (!(err instanceof Problem)) throw err;
+    els.refine.open = true;
+    fieldError(err.control, err.message);
+    return;
+  }
+  if (push) remember();
   const controller = new AbortController();
   inFlight = controller;
   page.classList.add("is-searching");
   els.button.disabled = true;
   try {
-    const result = await api("/api/v1/search", { method: "POST", signal: controller.signal, ...buildRequest() });
-    banner("error", null);
+    const result = await api("/api/v1/search", { method: "POST", signal: controller.signal, ...request });
     render(result);
   } catch (err) {
-    if (err.name !== "AbortError") showFailure();
-    showError(err);
+    if (err.name === "AbortError") return;
+    showFailure();
+    const control = controlFor(err.detail);
+    if (els.refine.contains(control)) els.refine.open = true;
+    fieldError(control, err.detail || "The search failed.");
   } finally {
     if (inFlight === controller) {
       inFlight = null;
@@ -165,8 +306,9 @@ function card(hit, rank, models) {
   const name = hit.filename || (hit.paths && hit.paths[0]) || hit.id;
   // Decided by the server with the calibrated fusion, whatever the sliders say.
   const dup = Boolean(hit.near_duplicate);
-  const img = h("img.hit__img", { src: hit.thumbnail_url, alt: name, loading: "lazy", decoding: "async" });
-  const button = h("button.hit__button", { type: "button", "aria-label": `Inspect ${name}, ${percent(hit.score)} match` },
+  const img = h("img.hit__img", { src: hit.thumbnail_url, alt: "", loading: "lazy", decoding: "async" });
+  // No aria-label: the button's own text (name, score, the bars) is what it is called.
+  const button = h("button.hit__button", { type: "button", title: `Inspect ${name}` },
     h("span.hit__thumb", {}, img,
       h("span.hit__rank", {}, String(rank)),
       dup ? h("span.badge.badge--dup.hit__badge", { "data-testid": "near-duplicate" }, "Near-duplicate") : null),
@@ -176,11 +318,12 @@ function card(hit, rank, models) {
         h("span.hit__score", { "data-testid": "score" }, percent(hit.score))),
       scoreBars(hit.byRole, { compact: true })));
   button.addEventListener("click", () =>
-    openInspector(hit.id, { hit, onSearch: (image) => useLibraryImage(image) }));
+    openInspector(hit.id, { hit, onSearch: (image) => useLibraryImage(image), onChange: () => search({ push: false }) }));
   return h("li.hit", { dataset: { id: hit.id, testid: "hit" } }, button, colourButton(hit));
 }
 
-/** "More like this colour": filter by the hit's dominant colour and weigh colour up. */
+/** "More like this colour": filter by the hit's dominant colour and weigh colour up; the
+ * notice says what changed, and Undo puts the colour, weights and query back. */
 function colourButton(hit) {
   const colour = (hit.palette || [])[0];
   if (!colour) return null;
@@ -191,12 +334,38 @@ function colourButton(hit) {
     title: `Images with ${colour} in their palette, closest in colour first`,
     "data-testid": "more-like-colour",
     onclick: () => {
+      const before = { colour: els.colour.value, tolerance: els.colourTolerance.value, weights: weights(), query };
       els.colour.value = colour;
-      for (const { role } of ROLES) $(`#w-${role}`).value = role === "hsv" ? "1" : "0.2";
-      syncSliderOutputs();
+      syncPicker();
+      setWeights(Object.fromEntries(ROLES.map(({ role }) => [role, role === "hsv" ? "1" : "0.2"])));
       useLibraryImage(hit);
+      undoColour = before;
+      const name = hit.filename || "this image";
+      els.noticeText.textContent =
+        `Now searching with ${name}, filtered to ${colour} (ΔE ${els.colourTolerance.value}), ` +
+        "with colour weighed 1 and meaning and shape 0.2.";
+      els.notice.hidden = false;
     },
   }, swatch, "More like this colour");
+}
+
+function undoColourChange() {
+  const before = undoColour;
+  if (!before) return;
+  undoColour = null;
+  els.notice.hidden = true;
+  els.colour.value = before.colour;
+  els.colourTolerance.value = before.tolerance;
+  syncPicker();
+  setWeights(before.weights);
+  savePrefs();
+  if (before.query && before.query.kind === "id") {
+    useLibraryImage({ id: before.query.id, filename: before.query.name });
+  } else if (before.query) {
+    query = before.query;
+    showQuery(query.name);
+    search();
+  }
 }
 
 function render(result) {
@@ -205,7 +374,7 @@ function render(result) {
   if (!hits.length) {
     els.resultsEmpty.querySelector(".empty__title").textContent = "No lookalikes found";
     els.resultsEmpty.querySelector(".empty__text").textContent =
-      "Nothing in the library matches these filters. Clear the folder or tags, or add images on the Library page.";
+      "Nothing in the library matches these filters. Clear the folder, tags or colour, or add images on the Library page.";
   }
   const models = result.models || {};
   els.grid.replaceChildren(...hits.map((hit, i) => card(hit, i + 1, models)));
@@ -224,7 +393,7 @@ function showFailure() {
   els.grid.replaceChildren();
   els.resultsEmpty.hidden = false;
   els.resultsEmpty.querySelector(".empty__title").textContent = "No results for this query";
-  els.resultsEmpty.querySelector(".empty__text").textContent = "The message above says why. Try another image.";
+  els.resultsEmpty.querySelector(".empty__text").textContent = "The message beside the search controls says why.";
   els.title.textContent = "Results";
   els.stats.textContent = "";
 }
@@ -237,10 +406,17 @@ function showQuery(name) {
   els.button.disabled = false;
 }
 
+function newQuery() {
+  // A query chosen by hand ends what "More like this colour" did: nothing left to undo.
+  undoColour = null;
+  els.notice.hidden = true;
+}
+
 async function useFile(file) {
   if (!file) return;
+  newQuery();
   if (file.type && !file.type.startsWith("image/")) {
-    banner("error", `${file.name} is not an image.`);
+    fieldError(els.dropzone, `${file.name} is not an image: choose a JPEG, PNG, WebP, GIF, BMP or TIFF file.`);
     return;
   }
   query = { kind: "file", blob: file, name: file.name || "pasted image" };
@@ -254,13 +430,21 @@ async function useFile(file) {
   search();
 }
 
-/** "Search with this image": the server already has its vectors, so search by id at once. */
-async function useLibraryImage(image) {
+function useText(text, { push = true } = {}) {
+  newQuery();
+  query = { kind: "text", text, name: `“${text}”` };
+  stage.clear();
+  showQuery(query.name);
+  search({ push });
+}
+
+/** "Find similar images": the server already has its vectors, so search by id at once. */
+async function useLibraryImage(image, { push = true } = {}) {
   const name = image.filename || image.id;
   query = { kind: "id", id: image.id, name };
   showQuery(name);
   stage.clear();
-  search();
+  search({ push });
   window.scrollTo({ top: 0, behavior: "smooth" });
   try {
     // The bytes only draw the preview to crop on: the search itself goes by id.
@@ -276,6 +460,7 @@ async function useLibraryImage(image) {
 
 function clearQuery() {
   if (inFlight) inFlight.abort();
+  newQuery();
   query = null;
   stage.clear();
   els.meta.hidden = true;
@@ -283,6 +468,19 @@ function clearQuery() {
   els.dropzone.classList.remove("has-image");
   els.button.disabled = true;
   els.file.value = "";
+  clearFieldErrors(page);
+  remember();
+}
+
+function syncPicker() {
+  let colour = null;
+  try {
+    colour = colourValue();
+  } catch {
+    return; // not a colour yet: the picker keeps its last one
+  }
+  const hex = colour && asHex(colour);
+  if (hex) els.picker.value = hex;
 }
 
 function wire() {
@@ -323,62 +521,71 @@ function wire() {
       rerun();
     });
   }
+  els.colourTolerance.addEventListener("input", syncSliderOutputs);
+  els.picker.addEventListener("input", () => {
+    els.colour.value = els.picker.value;
+    fieldError(els.colour, null);
+  });
+  els.colour.addEventListener("change", syncPicker);
   els.textForm.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = els.text.value.trim();
-    if (!text) return;
-    query = { kind: "text", text, name: `“${text}”` };
-    stage.clear();
-    showQuery(query.name);
-    search();
+    if (!text) {
+      fieldError(els.text, "Type a few words describing the image, e.g. a gold ring with a blue stone.");
+      return;
+    }
+    useText(text);
   });
   els.k.addEventListener("change", () => {
     savePrefs();
     search();
   });
+  els.undo.addEventListener("click", undoColourChange);
+  window.addEventListener("popstate", () => {
+    newQuery();
+    if (!new URLSearchParams(location.search).has("image") && !new URLSearchParams(location.search).has("text")) {
+      applyUrl();
+      return;
+    }
+    runUrl();
+  });
 }
 
 async function init() {
+  // A phone shows the query and its results first; weights and filters open on a tap.
+  if (PHONE.matches) els.refine.open = false;
   const hasPrefs = loadPrefs();
   syncSliderOutputs();
   wire();
-  // The Library page links here with ?image=<id> for "search with this image".
-  const initial = new URLSearchParams(location.search).get("image");
-  if (initial) {
-    history.replaceState(null, "", location.pathname);
-    api(`/api/v1/images/${encodeURIComponent(initial)}`).then(useLibraryImage).catch(showError);
-  }
   const status = await loadStatus();
-  if (!status) return;
-  warnFallbacks(status);
-  if (!hasPrefs) {
-    for (const [role, value] of Object.entries(status.default_weights || {})) {
-      const input = $(`#w-${role}`);
-      if (input) input.value = value;
+  if (status) {
+    warnFallbacks(status);
+    if (!hasPrefs) setWeights(status.default_weights || {});
+    // A model that is off has no vectors to weigh: its slider says so instead of doing nothing.
+    activeRoles = new Set((status.models || []).map((m) => m.role));
+    const hint = textSearchHint(status);
+    els.text.disabled = Boolean(hint);
+    els.textOff.hidden = !hint;
+    els.textOff.textContent = hint || "";
+    for (const { role } of ROLES) {
+      const slider = $(`.slider[data-role="${role}"]`);
+      const on = activeRoles.has(role);
+      slider.classList.toggle("is-off", !on);
+      slider.querySelector("input").disabled = !on;
     }
     syncSliderOutputs();
   }
-  // A model that is off has no vectors to weigh: its slider says so instead of doing nothing.
-  activeRoles = new Set((status.models || []).map((m) => m.role));
-  // Text search needs CLIP: without it the box would only ever answer an error.
-  els.text.disabled = !activeRoles.has("clip");
-  els.textOff.hidden = activeRoles.has("clip");
-  for (const { role } of ROLES) {
-    const slider = $(`.slider[data-role="${role}"]`);
-    const on = activeRoles.has(role);
-    slider.classList.toggle("is-off", !on);
-    slider.querySelector("input").disabled = !on;
-    if (!on) slider.querySelector("output").textContent = "off";
-  }
+  // The URL wins over the remembered preferences: it is what someone shared.
+  await runUrl();
 }
 
 /** Suggestions for the folder and tag filters, from the first page of the library. */
 async function loadSuggestions() {
   try {
-    const page = await api("/api/v1/images?limit=200");
+    const result = await api("/api/v1/images?limit=200");
     const folders = new Set();
     const tags = new Set();
-    for (const image of itemsOf(page)) {
+    for (const image of itemsOf(result)) {
       for (const folder of image.folder || []) if (folder) folders.add(folder);
       for (const tag of image.tags || []) tags.add(tag);
     }
@@ -389,5 +596,5 @@ async function loadSuggestions() {
   }
 }
 
-init().catch(showError);
+init().catch((err) => banner("error", err.detail || err.message || "The page could not start."));
 loadSuggestions();

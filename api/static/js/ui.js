@@ -44,17 +44,34 @@ export function toast(message, kind = "info", ms = 4500) {
   setTimeout(() => el.remove(), ms + 400);
 }
 
-/** A persistent banner at the top of the page, replaced when shown again with the same key. */
+const DISMISSED = "lookalike.dismissed.";
+
+function fingerprint(text) {
+  let hash = 0;
+  for (const ch of String(text)) hash = (hash * 31 + ch.codePointAt(0)) | 0;
+  return String(hash);
+}
+
+/**
+ * A compact banner at the top of the page, replaced when shown again with the same key.
+ * Warnings stay dismissed (per message, in this browser) once closed; errors are shown
+ * next to their control instead (fieldError), so a banner is for what belongs to no control.
+ */
 export function banner(key, message, kind = "error") {
   const stack = $("#banners");
   if (!stack) return;
   const old = stack.querySelector(`[data-key="${key}"]`);
   if (old) old.remove();
   if (!message) return;
+  const remember = kind !== "error";
+  if (remember && localStorage.getItem(DISMISSED + key) === fingerprint(message)) return;
   const close = h("button.icon-btn.icon-btn--sm", { type: "button", "aria-label": "Dismiss" }, "×");
-  const el = h(`div.banner.banner--${kind}`, { role: "alert", dataset: { key } },
+  const el = h(`div.banner.banner--${kind}`, { role: kind === "error" ? "alert" : "status", dataset: { key } },
     h("span.banner__text", {}, message), close);
-  close.addEventListener("click", () => el.remove());
+  close.addEventListener("click", () => {
+    if (remember) localStorage.setItem(DISMISSED + key, fingerprint(message));
+    el.remove();
+  });
   stack.append(el);
 }
 
@@ -62,6 +79,36 @@ export function showError(err, key = "error") {
   if (err && err.name === "AbortError") return;
   const message = (err && (err.detail || err.message)) || "Something went wrong.";
   banner(key, message, "error");
+}
+
+/**
+ * An error shown where the eye is: right under the control that caused it, announced to
+ * screen readers (aria-live), tied to the control (aria-describedby) and scrolled into view.
+ */
+export function fieldError(control, message) {
+  if (!control) return;
+  const id = `${control.id || control.dataset.errorId || "field"}-error`;
+  let box = document.getElementById(id);
+  if (!message) {
+    if (box) box.remove();
+    control.removeAttribute("aria-invalid");
+    return;
+  }
+  if (!box) {
+    box = h("p.field__error", { id, role: "alert", "aria-live": "assertive" });
+    const anchor = control.closest(".field, fieldset, .dropzone") || control;
+    anchor.after(box);
+  }
+  box.textContent = message;
+  control.setAttribute("aria-invalid", "true");
+  control.setAttribute("aria-describedby", id);
+  box.scrollIntoView({ block: "nearest", behavior: "smooth" });
+}
+
+/** Clears every field error inside `root`. */
+export function clearFieldErrors(root = document) {
+  for (const box of root.querySelectorAll(".field__error")) box.remove();
+  for (const el of root.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
 }
 
 export function percent(score) {

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from embedder.palette import delta_e, dominant_colours, lab_to_rgb, rgb_to_lab
-from engine.colour import PaletteIndex, parse_colour
+from engine.colour import PaletteIndex, colour_hex, colour_names, parse_colour
 from engine.errors import BadInput
 
 
@@ -34,11 +34,21 @@ def test_palette_is_deterministic_with_at_most_five_colours() -> None:
     assert len(first) == 5 and all(c.startswith("#") and len(c) == 7 for c in first)
 
 
-def test_parse_colour_accepts_hex_forms_only() -> None:
+def test_parse_colour_accepts_hex_and_css_names() -> None:
     assert np.allclose(parse_colour("#ff0000"), parse_colour("f00"))
-    for bad in ("red", "#12345", "", "#gg0000"):
-        with pytest.raises(BadInput, match="rrggbb"):
+    assert np.allclose(parse_colour("red"), parse_colour("#FF0000"))
+    assert colour_hex("Dark Slate Gray") == "#2f4f4f"
+    assert colour_hex(" teal ") == "#008080"
+    for bad in ("reddish", "#12345", "", "#gg0000"):
+        with pytest.raises(BadInput) as caught:
             parse_colour(bad)
+        # A sentence for a designer, not a validator's output.
+        assert caught.value.detail.startswith("Colour must look like #a1b2c3 or a colour name")
+
+
+def test_colour_names_come_from_css() -> None:
+    names = colour_names()
+    assert len(names) == 147 and {"teal", "salmon", "darkslategray"} <= set(names)
 
 
 def test_palette_index_finds_images_with_a_near_colour() -> None:
