@@ -33,10 +33,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # `lookalike serve`, as a user starts it: it also publishes the credential the CLI uses
-    # to work beside it (test_cli_beside_server.py).
+    # to work beside it (test_cli_beside_server.py). One per module, over an empty library:
+    # what one module uploads (counts, duplicate groups) never leaks into the next.
     live = LiveServer(
         tmp_path_factory.mktemp("lookalike"),
         password=PASSWORD,

@@ -19,8 +19,9 @@ const els = {
 function member(m) {
   const name = m.filename || m.paths[0] || m.id;
   const exact = m.paths.length > 1 ? `${m.paths.length} identical files` : null;
-  const button = h("button.hit__button", { type: "button", "aria-label": `Inspect ${name}` },
-    h("span.hit__thumb", {}, h("img.hit__img", { src: m.thumbnail_url, alt: name, loading: "lazy", decoding: "async" })),
+  // No aria-label: the button is called by its visible text (axe: label-content-name-mismatch).
+  const button = h("button.hit__button", { type: "button", title: `Inspect ${name}` },
+    h("span.hit__thumb", {}, h("img.hit__img", { src: m.thumbnail_url, alt: "", loading: "lazy", decoding: "async" })),
     h("span.hit__body", {},
       h("span.hit__row", {},
         h("span.hit__name", { title: m.paths.join("\n") }, name),

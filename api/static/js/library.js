@@ -271,7 +271,8 @@ let view = readUrl();
 
 function card(image) {
   const name = image.filename || (image.paths && image.paths[0]) || image.id;
-  const button = h("button.hit__button", { type: "button", "aria-label": `Inspect ${name}` },
+  // No aria-label: the button is called by its visible text (axe: label-content-name-mismatch).
+  const button = h("button.hit__button", { type: "button", title: `Inspect ${name}` },
     h("span.hit__thumb", {}, h("img.hit__img", { src: image.thumbnail_url, alt: "", loading: "lazy", decoding: "async" })),
     h("span.hit__body", {},
       h("span.hit__row", {}, h("span.hit__name", { title: name }, name)),
