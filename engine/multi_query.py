@@ -111,7 +111,7 @@ class MultiImageSearch:
                 if hit.id not in best or hit.score > best[hit.id].score:
                     best[hit.id] = hit
         merged = results[0]
-        merged.hits = sorted(best.values(), key=lambda h: -h.score)[: _k_of(results)]
+        merged.hits = sorted(best.values(), key=lambda h: (-h.score, h.id))[: _k_of(results)]
         merged.degraded = any(r.degraded for r in results)
         merged.timings = {
             "search_ms": sum(r.timings.get("search_ms", 0.0) for r in results),
