@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from tests.browser.test_first_hour import AXE, AXE_RUN, DESKTOP, PHONE
@@ -18,16 +17,16 @@ TIMEOUT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Two drawings, each as a PNG and a BMP of the same pixels: two exact-copy groups."""
-    from PIL import Image, ImageDraw
+    """Two unrelated photos, each as a PNG and a BMP of the same pixels: two exact-copy
+    groups (a score of 1, whatever the threshold)."""
+    import skimage.data
+    from PIL import Image
 
     folder = tmp_path_factory.mktemp("dup-review")
-    rng = np.random.default_rng(3)
     paths = []
-    for name, base in (("sun", (230, 170, 20)), ("sea", (20, 90, 160))):
-        pixels = np.clip(np.full((120, 160, 3), base) + rng.normal(0, 8, (120, 160, 3)), 0, 255)
-        img = Image.fromarray(pixels.astype(np.uint8))
-        ImageDraw.Draw(img).ellipse((30, 20, 90, 80), fill=(250, 250, 240))
+    for name, array in (("sun", skimage.data.coffee()), ("sea", skimage.data.rocket())):
+        img = Image.fromarray(array).convert("RGB")
+        img.thumbnail((200, 200))
         for suffix in ("png", "bmp"):
             paths.append(folder / f"{name}.{suffix}")
             img.save(paths[-1])
