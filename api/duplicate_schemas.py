@@ -59,7 +59,7 @@ class DuplicateDecision(Struct, kw_only=True, forbid_unknown_fields=True):
 
     members: Annotated[list[ImageRef], Meta(min_length=1, max_length=1000)]
     decision: Decision
-    kept: ImageRef | None = None  # keep_one: the image to keep
+    kept: ImageRef | None = None  # keep_one: the image to keep (required); ignored otherwise
     signature: Signature | None = None  # the group's signature as shown
     threshold: Annotated[float, Meta(ge=0.5, le=1)] | None = None
     weights: Weights | None = None
@@ -68,7 +68,8 @@ class DuplicateDecision(Struct, kw_only=True, forbid_unknown_fields=True):
 class DuplicateApply(Struct, kw_only=True, forbid_unknown_fields=True):
     """Delete every image but the kept one in each group marked keep_one."""
 
-    confirm: bool = False  # without it nothing is deleted; the 400 says how many would be
+    # Must be true: with false nothing is deleted, and the 400 says how many images would be.
+    confirm: bool
     threshold: Annotated[float, Meta(ge=0.5, le=1)] | None = None
     weights: Weights | None = None
 

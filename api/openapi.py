@@ -97,6 +97,8 @@ _EXTRA_CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
             "items": {"contentMediaType": "image/*"},
         }
     },
+    # Anything but true is refused: a 400 saying how many images would be deleted.
+    "DuplicateApply": {"confirm": {"const": True}},
 }
 
 

@@ -190,11 +190,10 @@ class DuplicateReview:
         """Remember ``decision`` on the group of ``members`` (the ids the person saw)."""
         if decision not in DECISIONS:
             raise BadInput(f"A decision is one of {', '.join(DECISIONS)}; got {decision!r}.")
+        group = self.find(members, threshold, weights)  # first: an unknown group is a 404
         if decision == KEEP_ONE and not kept:
             raise BadInput("Say which image to keep: 'keep_one' needs the kept image's id.")
-        if decision != KEEP_ONE and kept:
-            raise BadInput(f"Only 'keep_one' names a kept image, not {decision!r}.")
-        group = self.find(members, threshold, weights)
+        kept = kept if decision == KEEP_ONE else None  # the other decisions keep every image
         if signature_seen is not None and signature_seen != group.signature:
             raise GroupChanged("This group has changed since it was shown. Review it again.", group)
         if kept is not None and kept not in group.ids:

@@ -21,7 +21,7 @@ from api.duplicate_schemas import (
 )
 from api.errors import ERROR_RESPONSES, describe
 from api.routes.deps import ServicesDep
-from api.routes.duplicates import decode_weights, to_group
+from api.routes.duplicates import WeightsOperation, decode_weights, to_group
 from engine.defaults import DUPLICATES_MIN_THRESHOLD
 from engine.duplicate_export import to_csv
 from engine.duplicate_review import GroupChanged
@@ -104,6 +104,7 @@ class DuplicateReviewController(Controller):
         responses=ERROR_RESPONSES,
         media_type="application/pdf",
         content_media_type="application/octet-stream",
+        operation_class=WeightsOperation,
     )
     async def sheet(
         self,
@@ -139,6 +140,7 @@ class DuplicateReviewController(Controller):
     tags=["duplicates"],
     responses=ERROR_RESPONSES,
     media_type="text/csv",
+    operation_class=WeightsOperation,
 )
 async def duplicates_csv(
     request: Request[Any, Any, Any],

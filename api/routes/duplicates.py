@@ -70,7 +70,7 @@ def decode_weights(text: str | None) -> dict[str, float] | None:
 
 
 @dataclass
-class _DuplicatesOperation(Operation):
+class WeightsOperation(Operation):
     """``weights`` is documented as what it is, a JSON object (a structured parameter)."""
 
     def __post_init__(self) -> None:
@@ -88,7 +88,7 @@ class DuplicateController(Controller):
     @get(
         operation_id="listDuplicates",
         responses=ERROR_RESPONSES,
-        operation_class=_DuplicatesOperation,
+        operation_class=WeightsOperation,
     )
     async def duplicates(
         self,

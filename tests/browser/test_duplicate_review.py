@@ -76,7 +76,8 @@ def test_review_marks_survive_a_reload_and_keep_one_deletes_the_others(
 
     # Keep sea.png; the bulk button counts the group, the dialog the images.
     sea = groups.filter(has_text="sea.png")
-    sea.locator("li.hit").filter(has_text="sea.png").get_by_role("button", name="Keep this one").click()
+    card = sea.locator("li.hit").filter(has_text="sea.png")
+    card.get_by_role("button", name="Keep this one").click()
     bulk = page.get_by_role("button", name="Delete the others in 1 group")
     expect(bulk).to_be_visible()
     expect(sea.get_by_test_id("dup-state")).to_contain_text("Keeping sea.png")

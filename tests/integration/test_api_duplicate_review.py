@@ -91,7 +91,8 @@ def test_apply_csv_and_sheet(make_app_client: Any) -> None:
     assert client.post("/api/v1/duplicates/decisions", json=body, headers=key).status_code == 200
 
     points = client.get("/api/v1/status", headers=key).json()["points"]
-    refused = assert_error(client.post("/api/v1/duplicates/apply", json={}, headers=key), 400)
+    unconfirmed = client.post("/api/v1/duplicates/apply", json={"confirm": False}, headers=key)
+    refused = assert_error(unconfirmed, 400)
     assert "delete 1 image" in refused["detail"]
     assert client.get("/api/v1/status", headers=key).json()["points"] == points
     read = client.api_key("read")

@@ -85,6 +85,8 @@ def test_bad_decisions_change_nothing(lk: Lookalike) -> None:
         review.decide(group.ids, "maybe", threshold=T)  # type: ignore[attr-defined]
     with pytest.raises(BadInput, match="kept image"):
         review.decide(group.ids, "keep_one", threshold=T)  # type: ignore[attr-defined]
+    with pytest.raises(BadInput, match="not one of this group"):
+        review.decide(group.ids, "keep_one", "x", threshold=T)  # type: ignore[attr-defined]
     with pytest.raises(NotFound):
         review.decide(["00000000-0000-0000-0000-000000000000"], "keep_all", threshold=T)
     single = _by_kind(lk)["exact", 1]
