@@ -110,3 +110,33 @@ def test_review_marks_survive_a_reload_and_keep_one_deletes_the_others(
     page.screenshot(path=artifacts / "dup_review_390.png", full_page=True)
     page.context.close()
     assert not errors, errors
+
+
+def test_the_cli_reads_the_review_through_the_server(server: Any) -> None:
+    """After the test above: `lookalike duplicates` beside the server shows its decisions."""
+    import csv
+    import io
+    import json
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli", "duplicates", *args],
+            env=server.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    listed = cli("--all", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "asking it" in listed.stderr  # through the server, and it says so
+    groups = json.loads(listed.stdout)["groups"]
+    assert [g["decision"] for g in groups] == ["not_duplicates"]
+    table = cli("--csv", "-")
+    rows = list(csv.reader(io.StringIO(table.stdout)))
+    assert rows[0][:5] == ["group", "kind", "score", "paths", "decision"]
+    assert {r[4] for r in rows[1:]} == {"not_duplicates"} and len(rows) == 3
+    applied = cli("--apply", "--yes", "--json")
+    assert applied.returncode == 0 and json.loads(applied.stdout) == {"deleted": []}
