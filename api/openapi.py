@@ -97,6 +97,8 @@ _EXTRA_CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
             "items": {"contentMediaType": "image/*"},
         }
     },
+    # Anything but true is refused: a 400 saying how many images would be deleted.
+    "DuplicateApply": {"confirm": {"const": True}},
 }
 
 
@@ -121,11 +123,14 @@ def strict_document(document: dict[str, Any]) -> dict[str, Any]:
     where the constraints above are stated."""
     import copy
 
-    from api import schemas
+    from api import duplicate_schemas, schemas
 
     doc = copy.deepcopy(document)
     components = doc.get("components", {}).get("schemas", {})
-    found: dict[str, Any] = {name: getattr(schemas, name, None) for name in components}
+    found: dict[str, Any] = {
+        name: getattr(schemas, name, None) or getattr(duplicate_schemas, name, None)
+        for name in components
+    }
     structs = {n: t for n, t in found.items() if hasattr(t, "__struct_config__")}
     for struct in structs.values():
         try:

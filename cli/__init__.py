@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from cli.accounts import add_account_commands
 from cli.commands import add_library_commands, add_serve_command
+from cli.duplicates import add_duplicates_command
 from cli.output import note, set_json_stream
 from engine.errors import LookalikeError
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
     add_library_commands(sub)
+    add_duplicates_command(sub)
     add_account_commands(sub)
     add_serve_command(sub)
     return p

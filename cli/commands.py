@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.output import emit, err, note, out, print_search, print_status, progress_bar
+from cli.output import emit, err, note, print_search, print_status, progress_bar
 from cli.remote import Remote, beside_server
 from engine.defaults import DEFAULT_K
 from engine.errors import LookalikeError
@@ -181,48 +181,6 @@ def _remote_search(
     return remote.search_image(query, data, form)
 
 
-def cmd_duplicates(args: argparse.Namespace) -> int:
-    from engine.search import parse_weights
-
-    weights = parse_weights(args.weights)
-    s = settings()
-    with beside_server(s.data_dir, note) as remote:
-        if remote is not None:
-            report = remote.duplicates(args.threshold, args.weights)
-        else:
-            with lookalike(s) as lk:
-                report = _report_dict(lk.duplicates.report(args.threshold, weights))
-    if args.json:
-        emit(report)
-        return 0
-    keys = PathKeys(s.library_dir)
-    out.print(f"[bold]{len(report['groups'])}[/] group(s) at threshold {report['threshold']:.3f}")
-    for i, group in enumerate(report["groups"], 1):
-        out.print(f"[bold]#{i}[/]  best {group['score']:.3f}, {group['size']} files")
-        for m in group["members"]:
-            for path in m["paths"]:
-                out.print(f"  {m['score']:.3f}  {keys.path(path)}", markup=False)
-    return 0
-
-
-def _report_dict(report: Any) -> dict[str, Any]:
-    return {
-        "threshold": report.threshold,
-        "weights": report.weights,
-        "groups": [
-            {
-                "score": round(min(1.0, g.score), 6),
-                "size": g.size,
-                "members": [
-                    {"id": m.id, "paths": m.paths, "score": round(min(1.0, m.score), 6)}
-                    for m in g.members
-                ],
-            }
-            for g in report.groups
-        ],
-    }
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     s = settings()
     with beside_server(s.data_dir, note) as remote:
@@ -332,12 +290,6 @@ def add_library_commands(sub: Any) -> None:
     s.add_argument("--json", action="store_true", help="one JSON object per query per line")
     s.add_argument("--sheet", metavar="FILE", help="also write a contact sheet (.pdf or .png)")
     s.set_defaults(func=cmd_search)
-
-    s = sub.add_parser("duplicates", help="groups of near-identical images")
-    s.add_argument("--threshold", type=float, default=None, help="0.5..1 (default: calibrated)")
-    s.add_argument("--weights", help="e.g. clip=1,cnn=1,hsv=1 (default: calibrated)")
-    s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.set_defaults(func=cmd_duplicates)
 
     s = sub.add_parser("status", help="points, backend, models, defaults, mirror lag")
     s.add_argument("--json", action="store_true")

@@ -64,6 +64,13 @@ class Remote:
             return response.json() if response.content else None
         raise LookalikeError(_detail(response))
 
+    def text(self, path: str, params: dict[str, Any]) -> str:
+        """A text answer (CSV), or ``LookalikeError`` with the server's own sentence."""
+        response = self._http.get(path, params=params)
+        if response.is_success:
+            return response.text
+        raise LookalikeError(_detail(response))
+
     # -- the commands' calls ----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = self.call("GET", "/api/v1/status")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.catalog import ModelCatalog
 from engine.colour import ColourFilter
+from engine.duplicate_review import DuplicateReview
 from engine.duplicates import Duplicates
 from engine.folder import PathKeys
 from engine.health import StoreHealth
@@ -130,6 +131,15 @@ class Lookalike:
             mirror=lambda: self.mirror_keeper.mirror,
             payloads=lambda: self.mirror_keeper.payloads,
             catalog=self.catalog,
+        )
+
+    @cached_property
+    def duplicate_review(self) -> DuplicateReview:
+        return DuplicateReview(
+            self.duplicates,
+            store=self.resources.store,
+            library=self.library,
+            sync_mirror=self.mirror_keeper.sync,
         )
 
     @cached_property

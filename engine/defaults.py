@@ -34,6 +34,9 @@ DUPLICATES_MIN_THRESHOLD = 0.5
 # At most this many pairs are grouped per report; past it the report stops and says so
 # (``truncated``): a threshold that finds more is too low to mean "duplicates".
 DUPLICATES_MAX_PAIRS = 100_000
+# A duplicate group is an "exact copy" when every member scores at least this with another
+# (or the group is one content stored at several paths); below it, "similar".
+COPY_THRESHOLD = 0.99
 
 
 @dataclass(frozen=True)

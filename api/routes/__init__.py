@@ -7,6 +7,7 @@ from litestar.types import ControllerRouterHandler
 
 
 def api_routes() -> list[ControllerRouterHandler]:
+    from api.routes.duplicate_review import DuplicateReviewController, duplicates_csv
     from api.routes.duplicates import DuplicateController
     from api.routes.images import ImageController
     from api.routes.jobs import JobController
@@ -21,6 +22,8 @@ def api_routes() -> list[ControllerRouterHandler]:
         ImageController,
         JobController,
         DuplicateController,
+        DuplicateReviewController,
+        duplicates_csv,
         seed_search,
         seed_reindex,
     ]

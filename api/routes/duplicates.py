@@ -9,42 +9,15 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.openapi.spec import OpenAPIMediaType, Operation
 from litestar.params import QueryParameter
-from msgspec import Struct
 
+from api.duplicate_schemas import DuplicateGroup, DuplicateMember, DuplicateReport
 from api.errors import ERROR_RESPONSES
 from api.openapi import inline_schema, strict_struct_schemas
 from api.routes.deps import ServicesDep
 from api.schemas import Weights, image_urls
 from engine.defaults import DUPLICATES_MIN_THRESHOLD
-from engine.duplicates import Report
+from engine.duplicate_review import ReviewedGroup, ReviewReport
 from engine.search import parse_weights
-
-
-class DuplicateMember(Struct, kw_only=True):
-    """One image content; ``paths`` lists every file holding exactly these bytes."""
-
-    id: str
-    filename: str
-    paths: list[str]
-    score: float  # best score with another member (1.0: exact copies)
-    thumbnail_url: str
-    file_url: str
-    width: int | None = None
-    height: int | None = None
-
-
-class DuplicateGroup(Struct, kw_only=True):
-    score: float  # the best pair's score
-    size: int  # files in the group
-    members: list[DuplicateMember]
-
-
-class DuplicateReport(Struct, kw_only=True):
-    threshold: float
-    weights: dict[str, float]  # role -> weight
-    groups: list[DuplicateGroup]
-    # More pairs than the report groups scored above the threshold: the groups are partial.
-    truncated: bool = False
 
 
 def _member(m: Any) -> DuplicateMember:
@@ -62,19 +35,28 @@ def _member(m: Any) -> DuplicateMember:
     )
 
 
-def to_report(report: Report) -> DuplicateReport:
+def to_group(g: ReviewedGroup) -> DuplicateGroup:
+    return DuplicateGroup(
+        score=round(min(1.0, g.group.score), 6),
+        size=g.group.size,
+        members=[_member(m) for m in g.group.members],
+        kind=g.kind,  # type: ignore[arg-type]
+        signature=g.signature,
+        decision=g.decision,  # type: ignore[arg-type]
+        kept=g.kept,
+        decided_at=g.decided_at,
+        reopened=g.reopened,
+    )
+
+
+def to_report(reviewed: ReviewReport) -> DuplicateReport:
+    report = reviewed.report
     return DuplicateReport(
         threshold=report.threshold,
         weights=report.weights,
         truncated=report.truncated,
-        groups=[
-            DuplicateGroup(
-                score=round(min(1.0, g.score), 6),
-                size=g.size,
-                members=[_member(m) for m in g.members],
-            )
-            for g in report.groups
-        ],
+        groups=[to_group(g) for g in reviewed.groups],
+        hidden=reviewed.hidden,
     )
 
 
@@ -88,7 +70,7 @@ def decode_weights(text: str | None) -> dict[str, float] | None:
 
 
 @dataclass
-class _DuplicatesOperation(Operation):
+class WeightsOperation(Operation):
     """``weights`` is documented as what it is, a JSON object (a structured parameter)."""
 
     def __post_init__(self) -> None:
@@ -106,7 +88,7 @@ class DuplicateController(Controller):
     @get(
         operation_id="listDuplicates",
         responses=ERROR_RESPONSES,
-        operation_class=_DuplicatesOperation,
+        operation_class=WeightsOperation,
     )
     async def duplicates(
         self,
@@ -126,16 +108,24 @@ class DuplicateController(Controller):
                 description='JSON, e.g. {"clip": 1, "cnn": 1, "hsv": 0} (or clip=1,cnn=1,hsv=0)'
             ),
         ] = None,
+        include_dismissed: Annotated[
+            bool,
+            QueryParameter(description="also list groups marked not_duplicates or keep_all"),
+        ] = False,
     ) -> DuplicateReport:
         """Groups of near-identical images across the whole library, best first: every pair
         in a group scores at least ``threshold`` (transitively), and an image stored at two
         paths is a group by itself. At most 100,000 pairs are grouped (``truncated`` says
         when more matched). One report is computed at a time, and one
-        whose client has left is stopped."""
-        duplicates = services.ready_lookalike().duplicates
+        whose client has left is stopped. Each group is an ``exact`` copy or ``similar``,
+        with its signature and remembered decision; groups marked not_duplicates or
+        keep_all are left out unless ``include_dismissed`` (``hidden`` counts them)."""
+        review = services.ready_lookalike().duplicate_review
         used = decode_weights(weights)
 
-        def work(cancelled: Any) -> Report:
-            return duplicates.report(threshold, used, cancelled=cancelled)
+        def work(cancelled: Any) -> ReviewReport:
+            return review.report(
+                threshold, used, include_dismissed=include_dismissed, cancelled=cancelled
+            )
 
         return to_report(await services.reports.run(work, request.receive))

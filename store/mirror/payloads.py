@@ -44,6 +44,7 @@ DISPLAY_FIELDS = (
     "keywords",
     "title",
     "description",
+    "dup_review",  # a duplicate group's remembered decision (engine.duplicate_review)
     "rev",
 )
 FORMAT = 1

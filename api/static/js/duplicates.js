@@ -1,22 +1,41 @@
 // The Duplicates page: runs GET /api/v1/duplicates at a threshold and shows each group's images
 // with their scores; a click opens the inspector, whose "search" goes to the search page.
+// Each group can be marked (Not duplicates, Keep all, Keep this one); the marks are kept by the
+// server, and one button deletes the others in every group marked "keep this one".
 
 import { api } from "./api.js";
 import { openInspector, wireInspector } from "./inspect.js";
-import { $, fieldError, h, percent } from "./ui.js";
+import { $, fieldError, h, percent, toast } from "./ui.js";
 
 const els = {
   page: $("#duplicates-page"),
   form: $("#dup-form"),
   threshold: $("#dup-threshold"),
   value: $("#dup-threshold-value"),
+  all: $("#dup-all"),
   run: $("#dup-run"),
   stats: $("#dup-stats"),
   groups: $("#dup-groups"),
   empty: $("#dup-empty"),
+  apply: $("#dup-apply"),
+  csv: $("#dup-csv"),
+  confirm: $("#dup-confirm"),
 };
+const KIND = { exact: "Exact copy", similar: "Similar" };
+let shown = { threshold: null, groups: [] };
 
-function member(m) {
+function query(extra = {}) {
+  const params = new URLSearchParams(extra);
+  if (shown.threshold !== null) params.set("threshold", shown.threshold);
+  const text = params.toString();
+  return text ? `?${text}` : "";
+}
+
+function rerun() {
+  return run(Number(els.threshold.value));
+}
+
+function member(m, g) {
   const name = m.filename || m.paths[0] || m.id;
   const exact = m.paths.length > 1 ? `${m.paths.length} identical files` : null;
   // No aria-label: the button is called by its visible text (axe: label-content-name-mismatch).
@@ -30,15 +49,91 @@ function member(m) {
   button.addEventListener("click", () =>
     openInspector(m.id, {
       onSearch: (img) => location.assign(`/?image=${encodeURIComponent(img.id)}`),
-      onChange: () => run(Number(els.threshold.value)),
+      onChange: rerun,
     }));
-  return h("li.hit", { dataset: { id: m.id } }, button);
+  const keep = g.members.length > 1
+    ? h("button.btn.btn--secondary.dup-keep", {
+      type: "button",
+      title: `Keep ${name}, delete the others of this group`,
+      "aria-pressed": String(g.decision === "keep_one" && g.kept === m.id),
+      "data-testid": "dup-keep",
+    }, "Keep this one")
+    : null;
+  if (keep) keep.addEventListener("click", () => decide(g, "keep_one", m.id, keep));
+  return h("li.hit", { dataset: { id: m.id } }, button, keep);
+}
+
+function state(g) {
+  const kept = g.members.find((m) => m.id === g.kept);
+  if (g.decision === "not_duplicates") return "Marked: not duplicates";
+  if (g.decision === "keep_all") return "Marked: keep all";
+  if (g.decision === "keep_one") return `Keeping ${kept ? kept.filename : "one"}; the others go on delete`;
+  return g.reopened ? "New image since it was marked: review it again" : "";
 }
 
 function group(g, i) {
-  return h("section.dup-group", { "data-testid": "dup-group" },
-    h("h2.results__title", {}, `Group ${i + 1} · ${g.size} files · best ${percent(g.score)}`),
-    h("ol.grid.grid--compact", {}, g.members.map(member)));
+  const notDup = h("button.btn.btn--ghost", { type: "button", "data-testid": "dup-not" }, "Not duplicates");
+  const keepAll = h("button.btn.btn--ghost", { type: "button", "data-testid": "dup-keep-all" }, "Keep all");
+  notDup.addEventListener("click", () => decide(g, "not_duplicates", null, notDup));
+  keepAll.addEventListener("click", () => decide(g, "keep_all", null, keepAll));
+  const sheet = h("a.btn.btn--ghost", {
+    href: `/api/v1/duplicates/sheet${query({ group: g.signature, format: "pdf" })}`,
+    download: `duplicates-${g.signature.slice(0, 8)}.pdf`,
+    "data-testid": "dup-sheet",
+  }, "Contact sheet");
+  const decided = g.decision ? ".dup-group--decided" : "";
+  return h(`section.dup-group${decided}`, { "data-testid": "dup-group", dataset: { signature: g.signature } },
+    h("div.dup-group__head", {},
+      h("h2.results__title", {}, `Group ${i + 1} · ${g.size} files · best ${percent(g.score)}`),
+      h(`span.badge.badge--${g.kind}`, { "data-testid": "dup-kind" }, KIND[g.kind] || g.kind),
+      h("span.dup-group__state", { "data-testid": "dup-state" }, state(g))),
+    h("div.dup-group__actions", {}, notDup, keepAll, sheet),
+    h("ol.grid.grid--compact", {}, g.members.map((m) => member(m, g))));
+}
+
+async function decide(g, decision, kept, control) {
+  fieldError(control, null);
+  const body = { members: g.members.map((m) => m.id), decision, signature: g.signature };
+  if (kept) body.kept = kept;
+  if (shown.threshold !== null) body.threshold = shown.threshold;
+  try {
+    await api("/api/v1/duplicates/decisions", { method: "POST", json: body });
+    await rerun();
+  } catch (err) {
+    if (err.status === 409) await rerun();
+    const again = document.querySelector(`[data-signature="${g.signature}"] [data-testid="${control.dataset.testid}"]`);
+    fieldError(again || control, err.detail || "The decision could not be saved.");
+  }
+}
+
+function showBulk(groups) {
+  const pending = groups.filter((g) => g.decision === "keep_one");
+  const count = pending.reduce((n, g) => n + g.members.length - 1, 0);
+  els.apply.hidden = pending.length === 0;
+  els.apply.textContent = `Delete the others in ${pending.length} group${pending.length === 1 ? "" : "s"}`;
+  els.apply.dataset.count = String(count);
+}
+
+function confirmApply() {
+  const count = Number(els.apply.dataset.count || 0);
+  $("#dup-confirm-text").textContent =
+    `${count} image${count === 1 ? "" : "s"} will leave the library, keeping the one you chose in each ` +
+    "group. The files move to the trash folder of the data directory.";
+  els.confirm.onclose = async () => {
+    if (els.confirm.returnValue !== "apply") return;
+    fieldError(els.apply, null);
+    try {
+      const body = { confirm: true };
+      if (shown.threshold !== null) body.threshold = shown.threshold;
+      const result = await api("/api/v1/duplicates/apply", { method: "POST", json: body });
+      toast(`${result.deleted.length} image${result.deleted.length === 1 ? "" : "s"} deleted.`, "ok");
+      await rerun();
+    } catch (err) {
+      fieldError(els.apply, err.detail || "The images could not be deleted.");
+    }
+  };
+  els.confirm.returnValue = "";
+  els.confirm.showModal();
 }
 
 // threshold null: the server's default, the calibrated one (the same the search page's
@@ -49,14 +144,20 @@ async function run(threshold) {
   els.stats.textContent = "Comparing every image with every other…";
   try {
     const t0 = performance.now();
-    const query = threshold === null ? "" : `?threshold=${threshold}`;
-    const report = await api(`/api/v1/duplicates${query}`);
+    const params = new URLSearchParams();
+    if (threshold !== null) params.set("threshold", threshold);
+    if (els.all.checked) params.set("include_dismissed", "true");
+    const report = await api(`/api/v1/duplicates${params.toString() ? `?${params}` : ""}`);
+    shown = { threshold: threshold === null ? null : report.threshold, groups: report.groups };
     els.threshold.value = report.threshold;
     els.value.textContent = percent(report.threshold);
     els.groups.replaceChildren(...report.groups.map(group));
     els.empty.hidden = report.groups.length > 0;
+    els.csv.href = `/api/v1/duplicates.csv${query()}`;
+    showBulk(report.groups);
     const files = report.groups.reduce((n, g) => n + g.size, 0);
-    els.stats.textContent = `${report.groups.length} groups, ${files} files, at ${percent(report.threshold)} ` +
+    const hidden = report.hidden ? `, ${report.hidden} dismissed hidden` : "";
+    els.stats.textContent = `${report.groups.length} groups, ${files} files, at ${percent(report.threshold)}${hidden} ` +
       `(${Math.round(performance.now() - t0)} ms)`;
   } catch (err) {
     els.stats.textContent = "";
@@ -70,7 +171,9 @@ function init() {
   wireInspector();
   const asked = new URLSearchParams(location.search).get("threshold");
   els.threshold.addEventListener("input", () => { els.value.textContent = percent(Number(els.threshold.value)); });
-  els.form.addEventListener("submit", (event) => { event.preventDefault(); run(Number(els.threshold.value)); });
+  els.form.addEventListener("submit", (event) => { event.preventDefault(); rerun(); });
+  els.all.addEventListener("change", rerun);
+  els.apply.addEventListener("click", confirmApply);
   run(asked === null || asked === "" || Number.isNaN(Number(asked)) ? null : Number(asked));
 }
 
