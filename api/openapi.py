@@ -121,11 +121,14 @@ def strict_document(document: dict[str, Any]) -> dict[str, Any]:
     where the constraints above are stated."""
     import copy
 
-    from api import schemas
+    from api import schemas, search_schemas
 
     doc = copy.deepcopy(document)
     components = doc.get("components", {}).get("schemas", {})
-    found: dict[str, Any] = {name: getattr(schemas, name, None) for name in components}
+    found: dict[str, Any] = {
+        name: getattr(schemas, name, None) or getattr(search_schemas, name, None)
+        for name in components
+    }
     structs = {n: t for n, t in found.items() if hasattr(t, "__struct_config__")}
     for struct in structs.values():
         try:
