@@ -1,4 +1,5 @@
-"""Search: by an uploaded image (multipart) or by a stored image's id (JSON).
+"""Search: by uploaded images (multipart) or by stored images' ids or a sentence (JSON), with
+relevance feedback (``liked`` / ``disliked``) on any of them.
 
 One route takes two body types, which Litestar's ``data`` binding cannot express, so the body
 is read here (``read_query``) and its OpenAPI description is written by ``SearchOperation``.
@@ -113,10 +114,13 @@ def _multipart_schema() -> dict[str, Any]:
         **properties["weights"],
         "description": 'A JSON object {"clip": 1, "cnn": 1, "hsv": 0}, or clip=1,cnn=1,hsv=0.',
     }
+    # One object, not two alternatives: openapi-python-client sends no body at all for a
+    # union of multipart types. "Exactly one of" is said in words; the server refuses both
+    # or neither with 400 (positive_data_acceptance is off for search: tests/fuzz).
     return {
         "type": "object",
+        "description": "Exactly one of 'image' and 'images'.",
         "properties": properties,
-        "oneOf": [{"required": ["image"]}, {"required": ["images"]}],
     }
 
 
@@ -133,7 +137,8 @@ class SearchOperation(Operation):
         encoding = {name: Encoding(content_type="application/json") for name in JSON_PARTS}
         self.request_body = RequestBody(
             required=True,
-            description="JSON to search with a stored image, multipart to upload one.",
+            description="JSON to search with stored images or a sentence, multipart to "
+            "upload one image (or several, as 'images').",
             content={
                 "application/json": OpenAPIMediaType(schema=_json_query_schema()),  # type: ignore[arg-type]
                 "multipart/form-data": OpenAPIMediaType(
@@ -310,8 +315,10 @@ class SearchController(Controller):
         self, request: Request[Any, Any, Any], services: ServicesDep
     ) -> SearchResponse:
         """Find the images that look like a query image: uploaded (multipart field ``image``)
-        or already in the library (JSON ``image_id``). Hits come best first, with the fused
-        score (0 to 1) and each model's cosine."""
+        or already in the library (JSON ``image_id``); or like several (up to 8: ``images``
+        parts, ``image_ids``), combined by ``combine``, each hit saying which it matched best
+        (``matched_query``). ``liked`` / ``disliked`` refine any search. Hits come best
+        first, with the fused score (0 to 1) and each model's cosine."""
         return await _search(request, services)
 
 
