@@ -221,6 +221,13 @@ def search_request(body: Body) -> SearchRequest:
         raise BadInput(
             "Send an 'image' (multipart), an 'image_id' or a 'text' (JSON) to search with."
         )
+    if several and query.box is not None:
+        raise BadInput(
+            "With several query images, crop each in 'boxes' (one per image, in order), "
+            "not in 'box'."
+        )
+    if not several and query.boxes is not None:
+        raise BadInput("'boxes' crops several query images: for one, use 'box'.")
     if query.text is not None and (query.weights is not None or query.box is not None):
         raise BadInput(
             "A search by text takes no 'weights' (CLIP alone reads text) and no 'box' "

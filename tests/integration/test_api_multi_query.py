@@ -118,3 +118,12 @@ def test_a_contact_sheet_of_a_result(lib: tuple[AppClient, dict[str, str]]) -> N
     assert png.content.startswith(b"\x89PNG") and png.headers["content-type"] == "image/png"
     assert_error(client.post("/api/v1/search/sheet?format=gif", json=query), 400)
     assert json.loads(client.get("/schema/openapi.json").text)["paths"]["/api/v1/search/sheet"]
+
+
+def test_box_and_boxes_each_belong_to_their_kind(lib: tuple[AppClient, dict[str, str]]) -> None:
+    client, ids = lib
+    assert_error(_search(client, text="a ring", boxes=[None]), 400)
+    assert_error(_search(client, image_id=ids["p0.png"], boxes=[[0, 0, 8, 8]]), 400)
+    assert_error(_search(client, image_ids=[ids["p0.png"]], box=[0, 0, 8, 8]), 400)
+    too_many = _search(client, image_ids=[ids["p0.png"]], boxes=[None, None])
+    assert "boxes" in assert_error(too_many, 400)["detail"]
