@@ -16,6 +16,7 @@ const els = {
   tray: $("#extra-images"),
   list: $("#extra-list"),
   add: $("#extra-file"),
+  addLabel: $("#extra-add"),
   combine: $("#combine"),
   again: $("#search-again"),
   marksText: $("#marks-text"),
@@ -127,15 +128,15 @@ export function renderTray(onChange, hasPrimary) {
     const remove = h("button.link-btn", { type: "button", onclick: () => { extras.splice(i, 1); onChange(); } }, `Remove ${q.name}`);
     return h("li.extra", { "data-testid": "extra-image" }, img, h("span.extra__name", {}, `${i + 2}. ${q.name}`), remove);
   }));
-  els.combine.hidden = extras.length === 0;
-  els.tray.hidden = !hasPrimary;
-  els.add.disabled = extras.length >= MAX_IMAGES - 1;
+  els.tray.hidden = !hasPrimary || extras.length === 0;
+  els.addLabel.hidden = !hasPrimary;
+  els.add.disabled = !hasPrimary || extras.length >= MAX_IMAGES - 1;
 }
 
 export function addFiles(files, onChange) {
   for (const file of files) {
     if (extras.length >= MAX_IMAGES - 1) {
-      fieldError(els.tray, `At most ${MAX_IMAGES} images go into one search: remove one to add another.`);
+      fieldError(els.tray.hidden ? els.addLabel : els.tray, `At most ${MAX_IMAGES} images go into one search: remove one to add another.`);
       break;
     }
     extras.push({ kind: "file", blob: file, name: file.name || "pasted image" });
