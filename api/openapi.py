@@ -123,12 +123,13 @@ def strict_document(document: dict[str, Any]) -> dict[str, Any]:
     where the constraints above are stated."""
     import copy
 
-    from api import duplicate_schemas, schemas
+    from api import duplicate_schemas, schemas, search_schemas
 
     doc = copy.deepcopy(document)
     components = doc.get("components", {}).get("schemas", {})
+    modules = (schemas, search_schemas, duplicate_schemas)
     found: dict[str, Any] = {
-        name: getattr(schemas, name, None) or getattr(duplicate_schemas, name, None)
+        name: next((getattr(m, name) for m in modules if hasattr(m, name)), None)
         for name in components
     }
     structs = {n: t for n, t in found.items() if hasattr(t, "__struct_config__")}

@@ -12,8 +12,6 @@ import msgspec
 from litestar.datastructures import UploadFile
 from msgspec import Meta, Struct
 
-from engine.defaults import DEFAULT_K, MAX_K
-from engine.query import MAX_TEXT
 from engine.search import ROLES
 
 
@@ -167,10 +165,6 @@ WEIGHTS_ANY_POSITIVE: dict[str, Any] = {
 }
 
 
-# A length in pixels, within what any image (or request) can hold.
-Pixels = Annotated[int, Meta(ge=0, le=2**31 - 1)]
-
-
 class UploadRefused(Struct, kw_only=True):
     """Every file was rejected: the standard error body, plus each file's reason."""
 
@@ -178,109 +172,6 @@ class UploadRefused(Struct, kw_only=True):
     error: str
     detail: str
     results: list[UploadedFile] = msgspec.field(default_factory=list)
-
-
-class SearchFilters(Struct, kw_only=True, forbid_unknown_fields=True):
-    """Restrict a search. Empty fields do not constrain."""
-
-    folders: list[str] | None = None
-    tags_any: list[str] | None = None
-    tags_all: list[str] | None = None
-    formats: list[str] | None = None
-    min_width: Pixels | None = None
-    max_width: Pixels | None = None
-    min_height: Pixels | None = None
-    max_height: Pixels | None = None
-    # Images whose palette holds a colour within ``colour_tolerance`` (CIE76 delta E in
-    # Lab, default 20: about "clearly the same hue") of this '#rrggbb'.
-    colour: Annotated[str, Meta(pattern=r"^#?(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")] | None = None
-    colour_tolerance: Annotated[float, Meta(ge=0, le=200)] | None = None
-
-
-Box = tuple[
-    Annotated[int, Meta(ge=0, le=2**31 - 1)],
-    Annotated[int, Meta(ge=0, le=2**31 - 1)],
-    Annotated[int, Meta(gt=0, le=2**31 - 1)],
-    Annotated[int, Meta(gt=0, le=2**31 - 1)],
-]
-
-
-# A sentence: at most MAX_TEXT characters, not all blank. The blanks are spelt out, so
-# that Python and JavaScript regular expressions (the document's readers) agree on them.
-Text = Annotated[str, Meta(max_length=MAX_TEXT, pattern="[^\\s\\x1c-\\x1f\\x85\\ufeff]")]
-
-
-class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
-    """A search by a stored image or a sentence (JSON), or by an uploaded ``image``
-    (multipart fields): exactly one of ``image``, ``image_id`` and ``text``.
-
-    ``weights`` maps a role (clip = meaning, cnn = shape, hsv = colour) to a weight >= 0;
-    left out, the calibrated defaults apply (``default_weights`` in /api/v1/status).
-    ``threshold`` drops hits scoring below it. ``box``
-    crops the query image first: [x, y, width, height] in pixels.
-    """
-
-    image_id: str | None = None
-    text: Text | None = None  # search by a sentence (CLIP's text encoder)
-    k: Annotated[int, Meta(ge=1, le=MAX_K)] = DEFAULT_K
-    weights: Weights | None = None
-    filters: SearchFilters | None = None
-    threshold: Annotated[float, Meta(ge=0, le=1)] | None = None
-    box: Box | None = None
-
-
-class SearchHit(Struct, kw_only=True):
-    id: str
-    filename: str
-    paths: list[str]
-    score: float  # fused, clamped to 0..1
-    scores: dict[str, float]  # role -> cosine of that model
-    thumbnail_url: str
-    file_url: str
-    width: int | None = None
-    height: int | None = None
-    tags: list[str] = msgspec.field(default_factory=list)
-    folder: list[str] = msgspec.field(default_factory=list)
-    palette: list[str] = msgspec.field(default_factory=list)  # dominant colours, largest first
-    # A near duplicate by the calibrated fusion and threshold, whatever weights ranked it.
-    near_duplicate: bool = False
-
-    @classmethod
-    def from_hit(cls, hit: Any) -> SearchHit:
-        image = Image.from_payload({"id": hit.id, **hit.payload})
-        return cls(
-            id=hit.id,
-            filename=image.filename,
-            paths=image.paths,
-            score=_unit(hit.score),
-            scores={role: round(float(s), 6) for role, s in hit.scores.items()},
-            thumbnail_url=image.thumbnail_url,
-            file_url=image.file_url,
-            width=image.width,
-            height=image.height,
-            tags=image.tags,
-            folder=image.folder,
-            palette=image.palette,
-            near_duplicate=bool(hit.near_duplicate),
-        )
-
-
-def _unit(score: float) -> float:
-    # The fused score is a weighted mean of cosines; cosines of these models are almost never
-    # negative, and a person reads "0 % alike" for the rare one that is.
-    return round(min(1.0, max(0.0, float(score))), 6)
-
-
-class SearchResponse(Struct, kw_only=True):
-    hits: list[SearchHit]
-    timings: dict[str, float]  # decode_ms, embed_ms, search_ms
-    models: dict[str, str]  # role -> model name
-    weights: dict[str, float]  # role -> weight used
-    k: int
-    threshold: float | None = None
-    # The store was unreachable: hits come from the mirror and its cached payloads, which
-    # may miss the latest tag changes.
-    degraded: bool = False
 
 
 JobState = Literal["queued", "running", "done", "failed"]

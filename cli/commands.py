@@ -8,14 +8,15 @@ While ``lookalike serve`` holds the data directory, ``status``, ``search``, ``in
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.output import emit, err, note, print_search, print_status, progress_bar
-from cli.remote import Remote, beside_server
+from cli.remote import beside_server
+from cli.search import add_search_arguments
 from engine.defaults import DEFAULT_K
 from engine.errors import LookalikeError
 from engine.folder import PathKeys
@@ -88,48 +89,45 @@ def _library_folder(s: Settings, path: str | None) -> str | None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from cli import search as cli_search
     from engine.search import parse_weights
 
-    if bool(args.images) == bool(args.text):
-        raise LookalikeError("Give either query image files or --text, not both (nor neither).")
     parse_weights(args.weights)  # refused here, before any image is read or model loaded
-    queries: list[tuple[str, bytes | None]] = [(args.text, None)] if args.text else []
-    for image in args.images:
-        try:
-            queries.append((image, Path(image).read_bytes()))
-        except OSError as exc:
-            raise LookalikeError(f"Cannot read {image}: {exc.strerror}.") from None
+    queries = cli_search.queries(args)
     if args.sheet and len(queries) != 1:
-        raise LookalikeError("--sheet makes one contact sheet: give exactly one query.")
+        raise LookalikeError(
+            "--sheet makes one contact sheet: give exactly one query (several images with "
+            "--combine are one)."
+        )
     s = settings()
     keys = PathKeys(s.library_dir)
     with beside_server(s.data_dir, note) as remote:
         if remote is not None:
-            if args.sheet:
-                raise LookalikeError(
-                    "--sheet reads the image files itself: stop the server to make a contact sheet."
-                )
-            for query, data in queries:
-                print_search(query, _remote_search(remote, args, query, data), keys, args.json)
+            for q in queries:
+                body = cli_search.remote_body(args, q)
+                print_search(q.label, remote.search(body), keys, args.json)
+                if args.sheet:
+                    _save_sheet(Path(args.sheet), partial(remote.sheet, body))
             return 0
         with lookalike(s) as lk:
-            for query, data in queries:
-                request = _search_request(args, query, data)
+            for q in queries:
+                request = cli_search.request(args, q)
                 result = lk.search.run(request)
-                print_search(query, _answer(result), keys, args.json)
+                print_search(q.label, cli_search.answer(result), keys, args.json)
                 if args.sheet:
-                    _write_sheet(Path(args.sheet), query, request, result, lk)
+                    _write_sheet(Path(args.sheet), q.label, request, result, lk)
     return 0
 
 
-def _search_request(args: argparse.Namespace, query: str, data: bytes | None) -> SearchRequest:
-    from engine.search import Filters, SearchRequest, parse_weights
+def _save_sheet(target: Path, make: Callable[[str], bytes]) -> None:
+    from engine.contact_sheet import check_format
 
-    filters = Filters(folders=tuple(args.folder or ()), tags_any=tuple(args.tag or ()))
-    if data is None:
-        return SearchRequest(text=query, k=args.k, filters=filters)
-    weights = parse_weights(args.weights)  # None: the calibrated defaults, as the API uses
-    return SearchRequest(image=data, image_name=query, k=args.k, weights=weights, filters=filters)
+    data = make(check_format(target.suffix.lower().lstrip(".")))
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        raise LookalikeError(f"Cannot write {target}: {exc.strerror}.") from None
+    err.print(f"contact sheet: {target}")
 
 
 def _write_sheet(
@@ -137,48 +135,13 @@ def _write_sheet(
 ) -> None:
     """A contact sheet of this result, as a PDF or PNG by the file's suffix."""
     from embedder.decode import decode_image
-    from engine.contact_sheet import check_format, render, search_sheet
+    from engine.contact_sheet import render, search_sheet
 
-    fmt = check_format(target.suffix.lower().lstrip("."))
     query_image = decode_image(request.image, query).image if request.image else None
     paths = {h.id: lk.keys.path(h.path) for h in result.hits}  # the files themselves
-    sheet = search_sheet(result, query, paths.__getitem__, query_image, lk.search.defaults().source)
-    try:
-        target.write_bytes(render(sheet, fmt))
-    except OSError as exc:
-        raise LookalikeError(f"Cannot write {target}: {exc.strerror}.") from None
-    err.print(f"contact sheet: {target}")
-
-
-def _answer(result: SearchResult) -> dict[str, Any]:
-    """A direct search's result in the shape of the API's answer (``print_search`` reads)."""
-    hits = [
-        {
-            "id": h.id,
-            "paths": list(h.payload.get("paths") or [h.path]),
-            "score": round(h.score, 6),
-            "scores": {role: round(s, 6) for role, s in h.scores.items()},
-            "near_duplicate": h.near_duplicate,
-        }
-        for h in result.hits
-    ]
-    return {"hits": hits, "timings": result.timings, "weights": result.weights}
-
-
-def _remote_search(
-    remote: Remote, args: argparse.Namespace, query: str, data: bytes | None
-) -> dict[str, Any]:
-    named = (("folders", args.folder), ("tags_any", args.tag))
-    filters = {name: values for name, values in named if values}
-    if data is None:
-        body: dict[str, Any] = {"text": query, "k": args.k}
-        return remote.search_text({**body, "filters": filters} if filters else body)
-    form = {"k": str(args.k)}
-    if args.weights:
-        form["weights"] = args.weights
-    if filters:
-        form["filters"] = json.dumps(filters)
-    return remote.search_image(query, data, form)
+    source = lk.search.defaults().source
+    sheet = search_sheet(result, query, paths.__getitem__, query_image, source)
+    _save_sheet(target, lambda fmt: render(sheet, fmt))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -281,14 +244,7 @@ def add_library_commands(sub: Any) -> None:
     s.set_defaults(func=cmd_index)
 
     s = sub.add_parser("search", help="find images similar to these")
-    s.add_argument("images", nargs="*", metavar="IMAGE")
-    s.add_argument("--text", help="search by a sentence instead (needs CLIP)")
-    s.add_argument("--k", type=int, default=DEFAULT_K, help=f"hits (default {DEFAULT_K})")
-    s.add_argument("--weights", help="e.g. clip=1,cnn=1,hsv=1 (default: calibrated)")
-    s.add_argument("--folder", action="append", help="restrict to a folder (repeatable)")
-    s.add_argument("--tag", action="append", help="restrict to a tag (repeatable, any)")
-    s.add_argument("--json", action="store_true", help="one JSON object per query per line")
-    s.add_argument("--sheet", metavar="FILE", help="also write a contact sheet (.pdf or .png)")
+    add_search_arguments(s, DEFAULT_K)
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("status", help="points, backend, models, defaults, mirror lag")

@@ -50,6 +50,10 @@ class Remote:
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """The JSON answer, or ``LookalikeError`` with the server's own sentence."""
+        response = self._send(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         import httpx
 
         try:
@@ -61,7 +65,7 @@ class Remote:
                 "start, or stop it to work on the data directory directly."
             ) from None
         if response.is_success:
-            return response.json() if response.content else None
+            return response
         raise LookalikeError(_detail(response))
 
     def text(self, path: str, params: dict[str, Any]) -> str:
@@ -76,14 +80,14 @@ class Remote:
         result: dict[str, Any] = self.call("GET", "/api/v1/status")
         return result
 
-    def search_image(self, path: str, data: bytes, form: dict[str, str]) -> dict[str, Any]:
-        files = {"image": (Path(path).name, data, "application/octet-stream")}
-        result: dict[str, Any] = self.call("POST", "/api/v1/search", files=files, data=form)
+    def search(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /api/v1/search`` with ``body``: httpx's json=, or files= and data=."""
+        result: dict[str, Any] = self.call("POST", "/api/v1/search", **body)
         return result
 
-    def search_text(self, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("POST", "/api/v1/search", json=body)
-        return result
+    def sheet(self, body: dict[str, Any], fmt: str) -> bytes:
+        """The contact sheet of that search, as a PDF or PNG file's bytes."""
+        return self._send("POST", f"/api/v1/search/sheet?format={fmt}", **body).content
 
     def duplicates(self, threshold: float | None, weights: str | None) -> dict[str, Any]:
         params = {k: v for k, v in (("threshold", threshold), ("weights", weights)) if v}

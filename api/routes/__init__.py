@@ -14,11 +14,13 @@ def api_routes() -> list[ControllerRouterHandler]:
     from api.routes.login import LoginController
     from api.routes.ops import OpsController
     from api.routes.search import SearchController, seed_reindex, seed_search
+    from api.routes.search_sheet import SearchSheetController
 
     return [
         OpsController,
         LoginController,
         SearchController,
+        SearchSheetController,
         ImageController,
         JobController,
         DuplicateController,

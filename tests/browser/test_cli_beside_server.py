@@ -92,6 +92,18 @@ def test_the_cli_goes_through_the_server_and_says_so(server: Any, query: Path) -
     assert Path(cli_hits[0]["path"]).stem == "rocket", cli_hits[0]
     assert all(Path(h["path"]).is_relative_to(server.library) for h in cli_hits)
 
+    # Two images as one query, a liked hit and a contact sheet, through the server too.
+    sheet = server.data.parent / "combined.png"
+    liked = cli_hits[-1]["id"]
+    combined = _cli(
+        server, "search", str(query), "--image-id", cli_hits[1]["id"], "--combine", "any",
+        "--like", liked, "--k", "5", "--json", "--sheet", str(sheet),
+    )  # fmt: skip
+    assert combined.returncode == 0, combined.stderr
+    hits = json.loads(combined.stdout)["hits"]
+    assert {h["matched_query"] for h in hits} <= {0, 1} and liked in [h["id"] for h in hits]
+    assert sheet.read_bytes().startswith(b"\x89PNG")
+
     # `lookalike status` answers in under 2 s of the CLI's own time (CPU: the figure that
     # does not depend on how busy the machine is), and loads nothing heavy.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -121,6 +121,14 @@ def test_a_generated_client_does_a_scripts_work(tmp_path: Path) -> None:
         assert isinstance(by_image, models.SearchResponse)
         assert by_image.hits[0].id == by_name["p1.png"] and len(by_image.hits) == 2
 
+        several = models.SearchFilesBody(
+            images=[_file(types, f"q{i}.png", pictures[f"p{i}.png"]) for i in (0, 2)], k=3
+        )
+        by_images = search.sync(client=client, body=several)
+        assert isinstance(by_images, models.SearchResponse), by_images
+        matched = {h.id: h.matched_query for h in by_images.hits}
+        assert matched[by_name["p0.png"]] == 0 and matched[by_name["p2.png"]] == 1
+
         by_id_query = models.SearchJsonSearchById(image_id=by_name["p2.png"], k=3)
         by_id = search.sync(client=client, body=by_id_query)
         assert isinstance(by_id, models.SearchResponse) and by_id.hits[0].id == by_name["p2.png"]

@@ -55,7 +55,7 @@ async function errorFrom(response) {
  * fetch() with the session cookie, the CSRF header on state-changing methods, and JSON errors
  * turned into ApiError. `json` sends a JSON body; `form` sends a FormData body.
  */
-export async function api(url, { method = "GET", json, form, signal } = {}) {
+export async function api(url, { method = "GET", json, form, signal, blob = false } = {}) {
   const headers = { Accept: "application/json" };
   let body;
   if (json !== undefined) {
@@ -82,6 +82,7 @@ export async function api(url, { method = "GET", json, form, signal } = {}) {
   }
   if (!response.ok) throw await errorFrom(response);
   if (response.status === 204) return null;
+  if (blob) return response.blob();
   const type = response.headers.get("content-type") || "";
   return type.includes("json") ? response.json() : response.text();
 }

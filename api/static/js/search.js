@@ -6,6 +6,10 @@
 import { api, itemsOf } from "./api.js";
 import { CropStage } from "./crop.js";
 import { openInspector, wireInspector } from "./inspect.js";
+import {
+  addFiles, addLibraryImage, appendMarks, clearMarks, downloadSheet, extras, markButtons, marks, marksJson,
+  matchedLabel, renderTray, setCombine, severalRequest, showSheetActions, syncMarks, combine,
+} from "./multi.js";
 import { loadStatus, textSearchHint, warnFallbacks } from "./status.js";
 import {
   $, ROLES, banner, clearFieldErrors, debounce, fieldError, guardWindowDrops, h, parseTags, percent, scoreBars,
@@ -58,6 +62,7 @@ let query = null;
 let inFlight = null;
 let activeRoles = new Set(ROLES.map((r) => r.role));
 let undoColour = null; // what "More like this colour" replaced, until undone or superseded
+let queryImages = null; // several query images: as the server numbers them, for "Matched image n"
 
 const stage = new CropStage({
   container: els.dropzone,
@@ -174,6 +179,11 @@ function stateUrl() {
   const q = new URLSearchParams();
   if (query && query.kind === "id") q.set("image", query.id);
   if (query && query.kind === "text") q.set("text", query.text);
+  const ids = extras.filter((e) => e.kind === "id").map((e) => e.id);
+  if (query && query.kind !== "text" && ids.length) q.set("images", ids.join(","));
+  if (query && query.kind !== "text" && extras.length && combine() === "all") q.set("combine", "all");
+  if (marks.liked.size) q.set("like", [...marks.liked].join(","));
+  if (marks.disliked.size) q.set("dislike", [...marks.disliked].join(","));
   const w = Object.entries(weights()).map(([role, value]) => `${role}:${value}`);
   if (w.length) q.set("w", w.join(","));
   if (els.k.value !== DEFAULT_K) q.set("k", els.k.value);
@@ -207,6 +217,12 @@ function applyUrl() {
   els.colourTolerance.value = q.get("tol") || DEFAULT_TOLERANCE;
   syncPicker();
   syncSliderOutputs();
+  const list = (name) => (q.get(name) || "").split(",").filter(Boolean);
+  extras.splice(0, extras.length, ...list("images").slice(0, 7).map((id) => ({ kind: "id", id, name: id.slice(0, 8) })));
+  setCombine(q.get("combine"));
+  marks.liked = new Set(list("like"));
+  marks.disliked = new Set(list("dislike"));
+  syncMarks();
   if (q.get("image")) return { kind: "id", id: q.get("image") };
   if (q.get("text")) return { kind: "text", text: q.get("text") };
   return null;
@@ -236,12 +252,23 @@ function buildRequest() {
   const k = Number(els.k.value);
   const w = weights();
   const f = filters();
+  queryImages = null;
   if (query.kind === "text") {
     // Only CLIP reads text: the server weighs its block alone, so no weights are sent.
-    return { json: { text: query.text, k, ...(f ? { filters: f } : {}) } };
+    return { json: { text: query.text, k, ...(f ? { filters: f } : {}), ...marksJson() } };
+  }
+  if (extras.length) {
+    const json = { k, weights: w, ...(f ? { filters: f } : {}), ...marksJson() };
+    const form = { k: String(k), weights: JSON.stringify(w), ...(f ? { filters: JSON.stringify(f) } : {}) };
+    const { images, ...request } = severalRequest(query, box, { json, form });
+    if (request.form) appendMarks(request.form);
+    queryImages = images;
+    return request;
   }
   if (query.kind === "id") {
-    return { json: { image_id: query.id, k, weights: w, ...(f ? { filters: f } : {}), ...(box ? { box } : {}) } };
+    return {
+      json: { image_id: query.id, k, weights: w, ...(f ? { filters: f } : {}), ...(box ? { box } : {}), ...marksJson() },
+    };
   }
   const form = new FormData();
   form.append("image", query.blob, query.name);
@@ -249,6 +276,7 @@ function buildRequest() {
   form.append("weights", JSON.stringify(w));
   if (f) form.append("filters", JSON.stringify(f));
   if (box) form.append("box", JSON.stringify(box));
+  appendMarks(form);
   return { form };
 }
 
@@ -260,6 +288,7 @@ function controlFor(detail) {
   if (text.includes("weight")) return els.weights;
   if (text.includes("number of results") || text.startsWith("k must")) return els.k;
   if (text.includes("text search") || (query && query.kind === "text")) return els.text;
+  if (text.includes("images go into one search")) return $("#extra-images");
   if (text.includes("folder")) return els.folder;
   if (text.includes("tag")) return els.tags;
   return els.dropzone;
@@ -319,7 +348,11 @@ function card(hit, rank, models) {
       scoreBars(hit.byRole, { compact: true })));
   button.addEventListener("click", () =>
     openInspector(hit.id, { hit, onSearch: (image) => useLibraryImage(image), onChange: () => search({ push: false }) }));
-  return h("li.hit", { dataset: { id: hit.id, testid: "hit" } }, button, colourButton(hit));
+  const add = query && query.kind !== "text"
+    ? h("button.link-btn.hit__add", { type: "button", "data-testid": "add-to-query", onclick: () => addLibraryImage(hit, severalChanged) }, "Add to query")
+    : null;
+  return h("li.hit", { dataset: { id: hit.id, testid: "hit" } }, button, matchedLabel(hit, queryImages),
+    h("span.hit__tools", {}, markButtons(hit), add), colourButton(hit));
 }
 
 /** "More like this colour": filter by the hit's dominant colour and weigh colour up; the
@@ -382,6 +415,7 @@ function render(result) {
   const total = Object.values(timings).reduce((a, b) => a + (Number(b) || 0), 0);
   const dups = hits.filter((hit) => hit.near_duplicate).length;
   els.title.textContent = hits.length === 1 ? "1 lookalike" : `${hits.length} lookalikes`;
+  showSheetActions(hits.length > 0);
   els.stats.textContent = [
     dups ? `${dups} near-duplicate${dups === 1 ? "" : "s"}` : null,
     total ? `${Math.round(total)} ms` : null,
@@ -396,6 +430,7 @@ function showFailure() {
   els.resultsEmpty.querySelector(".empty__text").textContent = "The message beside the search controls says why.";
   els.title.textContent = "Results";
   els.stats.textContent = "";
+  showSheetActions(false);
 }
 
 function showQuery(name) {
@@ -404,12 +439,23 @@ function showQuery(name) {
   els.empty.hidden = true;
   els.dropzone.classList.add("has-image");
   els.button.disabled = false;
+  renderTray(severalChanged, query && query.kind !== "text");
 }
 
 function newQuery() {
-  // A query chosen by hand ends what "More like this colour" did: nothing left to undo.
+  // A query chosen by hand ends what "More like this colour" did: nothing left to undo;
+  // and starts afresh: no extra query images, no marks.
   undoColour = null;
   els.notice.hidden = true;
+  extras.splice(0, extras.length);
+  clearMarks();
+}
+
+/** Query images added or removed: marks were for the old query's hits. */
+function severalChanged() {
+  clearMarks();
+  renderTray(severalChanged, query && query.kind !== "text");
+  search();
 }
 
 async function useFile(file) {
@@ -440,6 +486,7 @@ function useText(text, { push = true } = {}) {
 
 /** "Find similar images": the server already has its vectors, so search by id at once. */
 async function useLibraryImage(image, { push = true } = {}) {
+  if (push) newQuery(); // from the URL (push false), the extra images and marks are the URL's
   const name = image.filename || image.id;
   query = { kind: "id", id: image.id, name };
   showQuery(name);
@@ -468,6 +515,7 @@ function clearQuery() {
   els.dropzone.classList.remove("has-image");
   els.button.disabled = true;
   els.file.value = "";
+  renderTray(severalChanged, false);
   clearFieldErrors(page);
   remember();
 }
@@ -541,6 +589,24 @@ function wire() {
     search();
   });
   els.undo.addEventListener("click", undoColourChange);
+  $("#extra-file").addEventListener("change", (e) => {
+    addFiles([...e.target.files], severalChanged);
+    e.target.value = "";
+  });
+  for (const input of document.querySelectorAll('#combine input[name="combine"]')) {
+    input.addEventListener("change", () => search());
+  }
+  $("#search-again").addEventListener("click", () => search());
+  for (const button of document.querySelectorAll("#sheet-actions button")) {
+    button.addEventListener("click", async () => {
+      if (!query) return;
+      try {
+        await downloadSheet(button.dataset.format, buildRequest());
+      } catch (err) {
+        fieldError($("#sheet-actions"), err.detail || err.message || "The contact sheet could not be made.");
+      }
+    });
+  }
   window.addEventListener("popstate", () => {
     newQuery();
     if (!new URLSearchParams(location.search).has("image") && !new URLSearchParams(location.search).has("text")) {
