@@ -1,7 +1,7 @@
 """The Search page with several query images, Like / Dislike and "Search again" (issue 17).
 
 A real server (CLIP off) per module, Debian's Chromium; this module uploads five photos of
-its own. One test: a two-image query, its matched labels, a 👍, a refined search whose URL
+its own. One test: a two-image query, its matched labels, a Like, a refined search whose URL
 reloads the same ranking, the contact sheet, and axe at 390 and 1280 px.
 """
 
@@ -74,7 +74,7 @@ def test_two_images_a_like_and_search_again(
     expect(matched.filter(has_text="Matched image 2: rocket.jpg")).to_have_count(1)
     expect(matched.filter(has_text="Matched image 1")).not_to_have_count(0)
 
-    # Library images in the URL: 👍 the last hit, search again, and the URL holds the refinement.
+    # Library images in the URL: Like the last hit, search again, and the URL holds the refinement.
     ids = {
         i["filename"]: i["id"]
         for i in page.request.get(f"{server.url}/api/v1/images").json()["items"]

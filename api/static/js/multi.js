@@ -85,6 +85,25 @@ export function syncMarks() {
     : "";
 }
 
+// A thumb drawn in SVG, not an emoji: a machine without an emoji font shows an empty box.
+const THUMB = "M2 9h3v11H2zM7 20h9.5a2 2 0 0 0 2-1.6l1.4-7A2 2 0 0 0 18 9h-5l.8-4a1.6 1.6 0 0 0-3-1L7 9z";
+
+function thumb(down) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 22 24");
+  svg.setAttribute("width", "14");
+  svg.setAttribute("height", "14");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("class", "hit__thumb");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", THUMB);
+  path.setAttribute("fill", "currentColor");
+  if (down) path.setAttribute("transform", "translate(0 24) scale(1 -1)");
+  svg.append(path);
+  return svg;
+}
+
 /** Like and Dislike buttons for a hit: pressed state is the mark; a second press unmarks. */
 export function markButtons(hit) {
   const button = (kind, icon, label) => {
@@ -92,7 +111,7 @@ export function markButtons(hit) {
       type: "button",
       "aria-pressed": String(marks[kind].has(hit.id)),
       "data-testid": kind === "liked" ? "like" : "dislike",
-    }, h("span", { "aria-hidden": "true" }, icon), ` ${label}`);
+    }, icon, label);
     el.addEventListener("click", () => {
       const other = kind === "liked" ? "disliked" : "liked";
       if (marks[kind].has(hit.id)) marks[kind].delete(hit.id);
@@ -109,7 +128,7 @@ export function markButtons(hit) {
     });
     return el;
   };
-  return h("span.hit__marks", {}, button("liked", "👍", "Like"), button("disliked", "👎", "Dislike"));
+  return h("span.hit__marks", {}, button("liked", thumb(false), "Like"), button("disliked", thumb(true), "Dislike"));
 }
 
 /** "Matched image 2": which query image a hit matched best, when there are several. */
