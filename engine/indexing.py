@@ -78,7 +78,7 @@ class Indexing:
         try:
             folder = (library / sub.strip("/")).resolve()
         except (ValueError, OSError):  # a NUL byte, a name too long: no such folder can exist
-            raise BadInput(f"The folder {sub!r} is not a folder of the library.") from None
+            raise NotFound(f"The library has no folder {sub!r}.") from None
         if not folder.is_relative_to(library):
             raise BadInput(f"The folder {sub!r} is not inside the library.")
         if not folder.is_dir():

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from engine.composition import Lookalike
-from engine.errors import BadInput, Busy, StoreUnavailableError
+from engine.errors import BadInput, Busy, NotFound, StoreUnavailableError
 from store.base import Filter
 from tests.unit.engine.conftest import Outage, picture, save
 
@@ -46,6 +46,24 @@ def test_a_folder_that_is_not_one(make_lookalike: Callable[..., Lookalike]) -> N
     lk = make_lookalike()
     with pytest.raises(BadInput, match="is not a folder"):
         lk.indexing.index(lk.settings.library_dir / "missing")
+
+
+@pytest.mark.parametrize(
+    ("sub", "error", "message"),
+    [
+        ("../elsewhere", BadInput, "is not inside the library"),
+        ("missing", NotFound, "The library has no folder 'missing'"),
+        ("a\x00b", NotFound, "The library has no folder"),  # no folder can have this name
+    ],
+)
+def test_a_reindex_folder_is_checked_before_the_job(
+    make_lookalike: Callable[..., Lookalike], sub: str, error: type[Exception], message: str
+) -> None:
+    lk = make_lookalike()
+    (lk.settings.library_dir / "shoes").mkdir()
+    assert lk.indexing.library_folder("/shoes/") == (lk.settings.library_dir / "shoes").resolve()
+    with pytest.raises(error, match=message):
+        lk.indexing.library_folder(sub)
 
 
 def test_writing_waits_then_says_busy(make_lookalike: Callable[..., Lookalike]) -> None:
