@@ -194,9 +194,10 @@ class Job(Struct, kw_only=True):
 
 class ReindexRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     """Optionally restrict the reindex to a folder inside the library, and tag its images
-    (as ``lookalike index --tags`` does)."""
+    (as ``lookalike index --tags`` does). A folder name with a control character is
+    malformed (400); one the library does not have is a 404."""
 
-    folder: str | None = None
+    folder: Folder | None = None
     tags: list[Tag] | None = None
 
 

@@ -78,10 +78,10 @@ class Indexing:
         try:
             folder = (library / sub.strip("/")).resolve()
         except (ValueError, OSError):  # a NUL byte, a name too long: no such folder can exist
-            raise NotFound(f"The library has no folder {sub!r}.") from None
+            raise BadInput(f"The folder {sub!r} is not a folder of the library.") from None
         if not folder.is_relative_to(library):
             raise BadInput(f"The folder {sub!r} is not inside the library.")
-        if not folder.is_dir():
+        if not _is_dir(folder):
             raise NotFound(f"The library has no folder {sub!r}.")
         return folder
 
@@ -188,3 +188,12 @@ def _storable(key: str) -> bool:
 def _printable(key: str) -> str:
     """The name's original bytes, the undecodable ones written as escapes (\\xe9)."""
     return os.fsencode(key).decode("utf-8", "backslashreplace")
+
+
+def _is_dir(path: Path) -> bool:
+    """``Path.is_dir`` without its one surprise: a name part over the file system's limit
+    (255 bytes) raises ENAMETOOLONG instead of answering False. No such folder exists."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False

@@ -53,7 +53,8 @@ def test_a_folder_that_is_not_one(make_lookalike: Callable[..., Lookalike]) -> N
     [
         ("../elsewhere", BadInput, "is not inside the library"),
         ("missing", NotFound, "The library has no folder 'missing'"),
-        ("a\x00b", NotFound, "The library has no folder"),  # no folder can have this name
+        ("0" * 1024, NotFound, "The library has no folder"),  # a name part over 255 bytes
+        ("a\x00b", BadInput, "is not a folder of the library"),  # no folder can have it
     ],
 )
 def test_a_reindex_folder_is_checked_before_the_job(
