@@ -52,7 +52,11 @@ def _remote(remote: Remote, args: argparse.Namespace, keys: PathKeys) -> int:
     params: dict[str, Any] = {"threshold": args.threshold, "weights": args.weights}
     params = {k: v for k, v in params.items() if v}
     if args.apply:
-        body = {k: v for k, v in (("threshold", args.threshold),) if v}
+        body: dict[str, Any] = {"threshold": args.threshold} if args.threshold else {}
+        if args.weights:  # the same weights as the preview the person was shown
+            from engine.search import parse_weights
+
+            body["weights"] = parse_weights(args.weights)
         count = _would_delete(remote, body)
         if not _confirmed(args, count, None):
             return 1

@@ -70,10 +70,7 @@ class Remote:
 
     def text(self, path: str, params: dict[str, Any]) -> str:
         """A text answer (CSV), or ``LookalikeError`` with the server's own sentence."""
-        response = self._http.get(path, params=params)
-        if response.is_success:
-            return response.text
-        raise LookalikeError(_detail(response))
+        return self._send("GET", path, params=params).text
 
     # -- the commands' calls ----------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ member but the kept one of each "keep one" group, through the library use case.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -130,6 +131,9 @@ class DuplicateReview:
         self._library = library
         self._sync_mirror = sync_mirror
         self._clock = clock
+        # Decisions and deletes take turns: an apply never runs beside a decision that
+        # changes which image a group keeps, nor beside another apply.
+        self._writing = threading.Lock()
 
     def report(
         self,
@@ -188,6 +192,18 @@ class DuplicateReview:
         weights: Mapping[str, float] | None = None,
     ) -> ReviewedGroup:
         """Remember ``decision`` on the group of ``members`` (the ids the person saw)."""
+        with self._writing:
+            return self._decide(members, decision, kept, signature_seen, threshold, weights)
+
+    def _decide(
+        self,
+        members: Sequence[str],
+        decision: str,
+        kept: str | None,
+        signature_seen: str | None,
+        threshold: float | None,
+        weights: Mapping[str, float] | None,
+    ) -> ReviewedGroup:
         if decision not in DECISIONS:
             raise BadInput(f"A decision is one of {', '.join(DECISIONS)}; got {decision!r}.")
         group = self.find(members, threshold, weights)  # first: an unknown group is a 404
@@ -231,17 +247,43 @@ class DuplicateReview:
         """Delete every image but the kept one in each "keep one" group (to the trash,
         through the library). Without ``confirm`` nothing is deleted: BadInput says what
         would be."""
-        pending = self.pending(threshold, weights)
-        count = sum(len(ids) for _, ids in pending)
-        if not confirm:
-            raise BadInput(
-                f"This would delete {count} image(s) in {len(pending)} group(s) marked "
-                "'keep one'. Confirm to go ahead (confirm: true)."
-            )
-        result = ApplyResult(groups=len(pending))
-        for group, ids in pending:
-            paths = {m.id: list(m.paths) for m in group.group.members}
-            for point_id in ids:
-                self._library.delete(point_id)
-                result.deleted.append(Deleted(point_id, paths.get(point_id, []), group.signature))
-        return result
+        with self._writing:
+            pending = self.pending(threshold, weights)
+            count = sum(len(ids) for _, ids in pending)
+            if not confirm:
+                raise BadInput(
+                    f"This would delete {count} image(s) in {len(pending)} group(s) marked "
+                    "'keep one'. Confirm to go ahead (confirm: true)."
+                )
+            result = ApplyResult()
+            for group, ids in pending:
+                if not self._still_decided(group):
+                    continue  # withdrawn or changed since the report was read: keep them all
+                result.groups += 1
+                paths = {m.id: list(m.paths) for m in group.group.members}
+                for point_id in ids:
+                    try:
+                        self._library.delete(point_id)
+                    except NotFound:
+                        continue  # already deleted by someone else: nothing left to do
+                    result.deleted.append(
+                        Deleted(point_id, paths.get(point_id, []), group.signature)
+                    )
+            return result
+
+    def _still_decided(self, group: ReviewedGroup) -> bool:
+        """The group's "keep one" as the store holds it now, not as the report (read from
+        the mirror's cache) saw it: every member still there, each with this decision, this
+        signature and this kept image."""
+        points = self._store().retrieve(group.ids)
+        if {p.id for p in points} != set(group.ids):
+            return False
+        for p in points:
+            mark = p.payload.get(REVIEW_KEY)
+            if not isinstance(mark, Mapping) or (
+                mark.get("decision"),
+                mark.get("signature"),
+                mark.get("kept"),
+            ) != (KEEP_ONE, group.signature, group.kept):
+                return False
+        return True

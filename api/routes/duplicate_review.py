@@ -4,7 +4,8 @@ and a group's contact sheet. The use cases are ``engine.duplicate_review`` and
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
@@ -25,6 +26,9 @@ from api.routes.duplicates import WeightsOperation, decode_weights, to_group
 from engine.defaults import DUPLICATES_MIN_THRESHOLD
 from engine.duplicate_export import to_csv
 from engine.duplicate_review import GroupChanged
+
+if TYPE_CHECKING:
+    from engine.duplicate_review import ReviewedGroup
 
 DECISION_RESPONSES = {
     **ERROR_RESPONSES,
@@ -63,18 +67,25 @@ class DuplicateReviewController(Controller):
         guards=[requires_write],
     )
     async def decide(
-        self, services: ServicesDep, data: JSONBody[DuplicateDecision]
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        data: JSONBody[DuplicateDecision],
     ) -> Response[DuplicateGroup | DuplicateConflict]:
         """Remember a decision on one group (``members``: the image ids shown in it). It is
         stored on the images, so it survives restarts and reindexing; a dismissed group
         shows again only when a new image joins it. 409 when the group has changed."""
         review = services.ready_lookalike().duplicate_review
         weights = data.weights.as_dict() if data.weights else None
-        try:
-            group = await services.run(
-                review.decide, data.members, data.decision, data.kept,
+
+        def work(_cancelled: Callable[[], bool]) -> ReviewedGroup:
+            return review.decide(
+                data.members, data.decision, data.kept,
                 signature_seen=data.signature, threshold=data.threshold, weights=weights,
             )  # fmt: skip
+
+        try:  # the group is found in a whole report: one at a time, like the others
+            group = await services.reports.run(work, request.receive)
         except GroupChanged as exc:
             return _conflict(exc)
         return Response(to_group(group), status_code=200)
@@ -87,14 +98,20 @@ class DuplicateReviewController(Controller):
         guards=[requires_write],
     )
     async def apply(
-        self, services: ServicesDep, data: JSONBody[DuplicateApply]
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        data: JSONBody[DuplicateApply],
     ) -> DuplicateApplyResult:
         """Delete every image but the kept one in each group marked keep_one (files to the
         trash). Without ``confirm: true`` nothing is deleted and the 400 says how many
         images would be."""
         review = services.ready_lookalike().duplicate_review
         weights = data.weights.as_dict() if data.weights else None
-        result = await services.run(review.apply, data.confirm, data.threshold, weights)
+        result = await services.reports.run(
+            lambda _cancelled: review.apply(data.confirm, data.threshold, weights),
+            request.receive,
+        )
         deleted = [DeletedImage(id=d.id, paths=d.paths, group=d.signature) for d in result.deleted]
         return DuplicateApplyResult(deleted=deleted, groups=result.groups)
 
@@ -108,6 +125,7 @@ class DuplicateReviewController(Controller):
     )
     async def sheet(
         self,
+        request: Request[Any, Any, Any],
         services: ServicesDep,
         group: Annotated[
             str, QueryParameter(pattern=r"^[0-9a-f]{20}$", description="the group's signature")
@@ -121,14 +139,14 @@ class DuplicateReviewController(Controller):
         """One group as a contact sheet (PDF or PNG): thumbnails, scores and paths."""
         lk = services.ready_lookalike()
 
-        def work() -> bytes:
+        def work(_cancelled: Callable[[], bool]) -> bytes:
             from engine.contact_sheet import group_sheet, render
 
             found = lk.duplicate_review.find([group], threshold, decode_weights(weights))
             t = threshold if threshold is not None else lk.catalog.defaults().duplicates_threshold
             return render(group_sheet(found.group, lk.thumbnails.path, t), format)
 
-        body = await services.run(work)
+        body = await services.reports.run(work, request.receive)
         name = f"duplicates-{group[:8]}.{format}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
         return Response(body, media_type=SHEET_TYPES[format], headers=headers)

@@ -169,6 +169,8 @@ async def read_query(request: Request[Any, Any, Any]) -> Body:
         (image.filename or "query", await image.read()) if isinstance(image, UploadFile) else None
     )
     parts = [*form.getall("images", []), *form.getall("images[]", [])]
+    if not all(isinstance(p, UploadFile) for p in parts):
+        raise BadInput("Each 'images' part must be an image file, not text.")
     uploads = [(p.filename or f"query {i + 1}", await p.read()) for i, p in enumerate(parts)]
     fields: dict[str, Any] = {}
     for name in ("image_id", "text", *FORM_FIELDS):
@@ -178,7 +180,7 @@ async def read_query(request: Request[Any, Any, Any]) -> Body:
     for name in FORM_LISTS:
         values = [v.strip() for v in form.getall(name, []) if isinstance(v, str)]
         if len(values) == 1 and values[0].startswith("["):  # one JSON array
-            fields[name] = _form_value("boxes", values[0])
+            fields[name] = _json_part(name, values[0])
         elif values:
             fields[name] = values
     try:
@@ -204,12 +206,14 @@ def _whole_numbers(value: Any) -> Any:
 def _form_value(name: str, value: str) -> Any:
     if name == "weights" and value and not value.startswith(("{", "null")):
         return parse_weights(value)  # the CLI's 'clip=1,cnn=0.5' form
-    if name in JSON_PARTS:
-        try:
-            return _whole_numbers(msgspec.json.decode(value))
-        except msgspec.DecodeError:
-            raise BadInput(f"The field {name!r} must be JSON; got {value[:80]!r}.") from None
-    return value
+    return _json_part(name, value) if name in JSON_PARTS else value
+
+
+def _json_part(name: str, value: str) -> Any:
+    try:
+        return _whole_numbers(msgspec.json.decode(value))
+    except msgspec.DecodeError:
+        raise BadInput(f"The field {name!r} must be JSON; got {value[:80]!r}.") from None
 
 
 def search_request(body: Body) -> SearchRequest:

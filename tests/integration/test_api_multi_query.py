@@ -79,6 +79,17 @@ def test_more_than_eight_images_is_refused_naming_the_limit(
     assert "8" in error["detail"]
 
 
+def test_malformed_multipart_parts_are_refused_with_a_sentence(
+    lib: tuple[AppClient, dict[str, str]],
+) -> None:
+    client, ids = lib
+    image = ("images", ("q.png", image_bytes(0), "image/png"))
+    text_part = client.post("/api/v1/search", files=[image], data={"images": "not a file"})
+    assert "must be an image file" in assert_error(text_part, 400)["detail"]
+    bad_list = client.post("/api/v1/search", files=[image], data={"liked": "[not json"})
+    assert "'liked' must be JSON" in assert_error(bad_list, 400)["detail"]
+
+
 def test_unknown_ids_are_not_found(lib: tuple[AppClient, dict[str, str]]) -> None:
     client, ids = lib
     nobody = "00000000-0000-4000-8000-000000000000"

@@ -112,3 +112,30 @@ def test_apply_deletes_all_but_the_kept_image_after_confirmation(lk: Lookalike) 
     assert lk.store.retrieve([kept]) and not lk.store.retrieve([gone])
     assert ("exact", 2) not in _by_kind(lk)
     assert review.apply(True, T).deleted == []
+
+
+def test_apply_keeps_a_group_that_a_new_image_joined_after_the_decision(lk: Lookalike) -> None:
+    group = _by_kind(lk)["similar", 2]
+    lk.duplicate_review.decide(group.ids, "keep_one", group.ids[0], threshold=T)  # type: ignore[attr-defined]
+    save(picture(2), lk.settings.library_dir / "b.webp", quality=80)
+    lk.indexing.index()
+    before = lk.store.count()
+    result = lk.duplicate_review.apply(True, T)
+    assert result.deleted == [] and result.groups == 0
+    assert lk.store.count() == before
+
+
+def test_apply_reads_the_decision_from_the_store_not_a_stale_report(lk: Lookalike) -> None:
+    # Another process withdrew the "keep one" in the store; this one's mirror cache has not
+    # caught up yet, so its report still says "keep one". The store decides.
+    group = _by_kind(lk)["exact", 2]
+    ids, kept = group.ids, group.ids[1]  # type: ignore[attr-defined]
+    review = lk.duplicate_review
+    review.decide(ids, "keep_one", kept, threshold=T)
+    withdrawn = {"decision": "keep_all", "signature": signature(ids), "kept": None}
+    lk.store.set_payload(ids, {REVIEW_KEY: withdrawn})
+    assert [g.kept for g, _ in review.pending(T)] == [kept]  # the stale view
+    before = lk.store.count()
+    result = review.apply(True, T)
+    assert result.deleted == [] and result.groups == 0
+    assert lk.store.count() == before and len(lk.store.retrieve(ids)) == 2
