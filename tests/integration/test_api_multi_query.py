@@ -82,7 +82,7 @@ def test_more_than_eight_images_is_refused_naming_the_limit(
 def test_malformed_multipart_parts_are_refused_with_a_sentence(
     lib: tuple[AppClient, dict[str, str]],
 ) -> None:
-    client, ids = lib
+    client, _ = lib
     image = ("images", ("q.png", image_bytes(0), "image/png"))
     text_part = client.post("/api/v1/search", files=[image], data={"images": "not a file"})
     assert "must be an image file" in assert_error(text_part, 400)["detail"]

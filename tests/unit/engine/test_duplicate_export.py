@@ -28,6 +28,6 @@ def test_one_row_per_image_with_group_kind_score_paths_and_decision() -> None:
     assert table[1][0] == group.signature and table[1][2] == "1.000000"
     assert table[1][3] == "'=HYPERLINK(evil).png; x/a.png" and table[2][3] == "'@b.png"
     assert [(r[4], r[5], r[6]) for r in table[1:]] == [
-        ("keep_one", "b", "a"),
-        ("keep_one", "b", "b"),
+        ("keep_one", "", "a"),
+        ("keep_one", "yes", "b"),
     ]
