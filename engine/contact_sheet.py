@@ -63,6 +63,11 @@ def search_sheet(
             lines=[
                 f"{_pct(h.score)} match" + ("  ·  near duplicate" if h.near_duplicate else ""),
                 "  ".join(f"{role} {_pct(s)}" for role, s in sorted(h.scores.items())),
+                *(
+                    [f"matched query image {h.query_index + 1}"]
+                    if h.query_index is not None
+                    else []
+                ),
             ],
             paths=list(h.payload.get("paths") or [h.path]),
         )

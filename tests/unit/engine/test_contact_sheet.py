@@ -12,7 +12,7 @@ from PIL import Image
 from engine.composition import Lookalike
 from engine.contact_sheet import group_sheet, render, render_pdf, search_sheet
 from engine.errors import BadInput
-from engine.search import SearchRequest
+from engine.search import QueryImage, SearchRequest
 from tests.unit.engine.conftest import picture, save
 
 
@@ -43,6 +43,20 @@ def test_a_pdf_carries_every_hit_its_scores_and_paths_as_text(lk: Lookalike) -> 
     assert b"100.0 %" in pdf and b"near duplicate" in pdf
     assert b"calibration.json [hsv-8x8x8]" in pdf
     assert len(sheet.items) == len(result.hits) == 9
+
+
+def test_a_sheet_of_several_query_images_says_which_one_each_hit_matched(lk: Lookalike) -> None:
+    queries = []
+    for seed in (2, 7):
+        buf = io.BytesIO()
+        picture(seed).save(buf, "PNG")
+        queries.append(QueryImage(buf.getvalue()))
+    result = lk.search.run(SearchRequest(queries=tuple(queries), k=4))
+    sheet = search_sheet(result, "2 images", lk.thumbnails.path)
+    by_title = {item.title: item.lines for item in sheet.items}
+    assert "matched query image 1" in by_title["ring-2.png"]
+    assert "matched query image 2" in by_title["ring-7.png"]
+    assert b"matched query image 2" in render_pdf(sheet, compress=False)
 
 
 def test_a_png_is_one_picture_of_the_grid(lk: Lookalike) -> None:
