@@ -134,10 +134,9 @@ def _write_sheet(
     target: Path, query: str, request: SearchRequest, result: SearchResult, lk: Lookalike
 ) -> None:
     """A contact sheet of this result, as a PDF or PNG by the file's suffix."""
-    from embedder.decode import decode_image
-    from engine.contact_sheet import render, search_sheet
+    from engine.contact_sheet import query_picture, render, search_sheet
 
-    query_image = decode_image(request.image, query).image if request.image else None
+    query_image = query_picture(request.image, query)
     paths = {h.id: lk.keys.path(h.path) for h in result.hits}  # the files themselves
     source = lk.search.defaults().source
     sheet = search_sheet(result, query, paths.__getitem__, query_image, source)

@@ -83,6 +83,15 @@ def search_sheet(
     return Sheet(title="Lookalike: search results", facts=facts, items=items, query=query)
 
 
+def query_picture(image: bytes | None, name: str) -> Image.Image | None:
+    """The uploaded query image, decoded for the sheet's first cell (None without one)."""
+    if image is None:
+        return None
+    from embedder.decode import decode_image
+
+    return decode_image(image, name).image
+
+
 def group_sheet(group: Group, thumbnail: Callable[[str], Path], threshold: float) -> Sheet:
     """One duplicate group: its members, each with its best score in the group."""
     items = [

@@ -13,7 +13,7 @@ from litestar.params import QueryParameter
 from api.errors import ERROR_RESPONSES
 from api.routes.deps import ServicesDep
 from api.routes.search import Body, SearchOperation, read_query, search_request
-from engine.contact_sheet import MEDIA_TYPES, check_format, render, search_sheet
+from engine.contact_sheet import MEDIA_TYPES, check_format, query_picture, render, search_sheet
 
 if TYPE_CHECKING:
     from engine.results import SearchResult
@@ -50,11 +50,9 @@ def _label(body: Body) -> str:
 
 def make_sheet(search: Search, thumbnails: Thumbnails, body: Body, fmt: str) -> bytes:
     """Run the search, then lay its result out as a sheet (blocking)."""
-    from embedder.decode import decode_image
-
     request = search_request(body)
     result: SearchResult = search.run(request)
-    query_image = decode_image(request.image, request.image_name).image if request.image else None
+    query_image = query_picture(request.image, request.image_name)
     source = search.defaults().source
     sheet = search_sheet(result, _label(body), thumbnails.path, query_image, source)
     return render(sheet, fmt)
