@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser.test_first_hour import AXE, AXE_RUN, DESKTOP, PHONE
+from tests.browser.test_first_hour import AXE, AXE_RUN, DESKTOP, PHONE, log_in, new_page
 
 pytestmark = pytest.mark.browser
-TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -33,26 +32,14 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
-def _page(browser: Any, errors: list[str], viewport: dict[str, int], **options: Any) -> Any:
-    context = browser.new_context(viewport=viewport, **options)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return page
-
-
 def test_review_marks_survive_a_reload_and_keep_one_deletes_the_others(
     server: Any, browser: Any, images: list[Path], artifacts: Path
 ) -> None:
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    page = _page(browser, errors, DESKTOP)
-    page.goto(f"{server.url}/login")
-    page.get_by_test_id("password").fill(server.password)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{server.url}/")
+    page = new_page(browser, errors, DESKTOP)
+    log_in(page, server)
     page.goto(f"{server.url}/library")
     page.get_by_test_id("upload-files").set_input_files([str(p) for p in images])
     page.get_by_test_id("upload").click()

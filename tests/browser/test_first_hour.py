@@ -68,23 +68,28 @@ def phone_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def session(server: Any, browser: Any) -> dict[str, Any]:
-    page = _page(browser, [])
-    page.goto(f"{server.url}/login")
-    page.get_by_test_id("password").fill(server.password)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{server.url}/")
+    page = new_page(browser, [])
+    log_in(page, server)
     state: dict[str, Any] = page.context.storage_state()
     page.context.close()
     return state
 
 
-def _page(browser: Any, errors: list[str], viewport: dict[str, int] = DESKTOP, **kw: Any) -> Any:
+def new_page(browser: Any, errors: list[str], viewport: dict[str, int] = DESKTOP, **kw: Any) -> Any:
+    """A page in a context of its own; console errors and page errors land in ``errors``."""
     context = browser.new_context(viewport=viewport, **kw)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     return page
+
+
+def log_in(page: Any, server: Any) -> None:
+    page.goto(f"{server.url}/login")
+    page.get_by_test_id("password").fill(server.password)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{server.url}/")
 
 
 def test_bulk_upload_one_file_per_request_and_already_in_the_library(
@@ -101,7 +106,7 @@ def test_bulk_upload_one_file_per_request_and_already_in_the_library(
     too_big.write_bytes(b"II*\x00" + b"\0" * (MAX_UPLOAD_MB * 1024 * 1024 + 1))
 
     errors: list[str] = []
-    page = _page(browser, errors, storage_state=session)
+    page = new_page(browser, errors, storage_state=session)
     bodies: list[int] = []
     page.on(
         "request",
@@ -184,7 +189,7 @@ def test_near_duplicate_flag_does_not_follow_the_sliders(
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    page = _page(browser, errors, storage_state=session)
+    page = new_page(browser, errors, storage_state=session)
     page.goto(f"{server.url}/")
     ids = _upload_distinct(page, server)
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
@@ -225,7 +230,7 @@ def test_a_search_url_opens_the_same_results_elsewhere(
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    page = _page(browser, errors, storage_state=session)
+    page = new_page(browser, errors, storage_state=session)
     page.goto(f"{server.url}/library")
     first = page.get_by_test_id("library-item").first
     first.locator("button").click()
@@ -243,7 +248,7 @@ def test_a_search_url_opens_the_same_results_elsewhere(
     assert "image=" in url and "w=" in url
 
     # Another browser, logged in, opening the link: the same search, the same results.
-    other = _page(browser, errors, storage_state=session)
+    other = new_page(browser, errors, storage_state=session)
     other.goto(url)
     expect(other.get_by_test_id("hit").locator(".hit__name")).to_have_text(shown)
     assert other.locator("#k").input_value() == "20"
@@ -280,7 +285,7 @@ def test_every_page_fits_the_screen_and_passes_axe(
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    page = _page(browser, errors, viewport, storage_state=session)
+    page = new_page(browser, errors, viewport, storage_state=session)
     page.goto(f"{server.url}/library")
     image = _upload_distinct(page, server)["rocket"]  # "exists" when an earlier test added it
     axe = AXE.read_text()
@@ -288,7 +293,7 @@ def test_every_page_fits_the_screen_and_passes_axe(
         anonymous = name == "login"
         target = page
         if anonymous:
-            target = _page(browser, errors, viewport)
+            target = new_page(browser, errors, viewport)
         target.goto(f"{server.url}{path.format(image=image)}")
         if name == "search":
             expect(target.get_by_test_id("hit").first).to_be_visible()

@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.browser.test_first_hour import AXE, AXE_RUN, DESKTOP, PHONE
+from tests.browser.test_first_hour import AXE, AXE_RUN, DESKTOP, PHONE, log_in, new_page
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 60_000  # the first upload or search embeds on a 2-core CPU
 ORDER = "[...document.querySelectorAll('.hit')].map((li) => li.dataset.id).join()"
 NAMES = ("astronaut", "rocket", "coffee", "chelsea", "hubble_deep_field")
 
@@ -36,15 +35,6 @@ def photos_here(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-def _page(browser: Any, errors: list[str], viewport: dict[str, int], **options: Any) -> Any:
-    context = browser.new_context(viewport=viewport, **options)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return page
-
-
 def _order(page: Any) -> list[str]:
     return [li.get_attribute("data-id") for li in page.get_by_test_id("hit").all()]
 
@@ -55,11 +45,8 @@ def test_two_images_a_like_and_search_again(
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    page = _page(browser, errors, DESKTOP)
-    page.goto(f"{server.url}/login")
-    page.get_by_test_id("password").fill(server.password)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{server.url}/")
+    page = new_page(browser, errors, DESKTOP)
+    log_in(page, server)
     page.goto(f"{server.url}/library")
     page.get_by_test_id("upload-files").set_input_files([str(p) for p in photos_here.values()])
     page.get_by_test_id("upload").click()
