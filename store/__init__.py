@@ -16,6 +16,7 @@ from store.base import (
     Store,
     StoreError,
     StoreUnavailable,
+    VectorQuery,
     point_id_for_sha256,
 )
 from store.config import StoreConfig
@@ -32,6 +33,7 @@ __all__ = [
     "StoreConfig",
     "StoreError",
     "StoreUnavailable",
+    "VectorQuery",
     "open_store",
     "point_id_for_sha256",
 ]

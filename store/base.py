@@ -59,12 +59,36 @@ class Hit:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class VectorQuery:
+    """One nearest-neighbour query of a batch (``Store.search_batch``)."""
+
+    vector_name: str
+    vector: np.ndarray
+    k: int
+    # False: the index may answer (HNSW, quantized vectors rescored): fast, approximate.
+    # True: every matching point is scored with its original vector.
+    exact: bool = True
+    ids: Sequence[str] | None = None  # only these points (on top of the batch's filter)
+
+
 class StoreError(Exception):
     """Base of store failures."""
 
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached (server down) or opened (locked by another process)."""
+
+
+def _with_ids(flt: Filter | None, ids: Sequence[str]) -> Filter:
+    """``flt`` narrowed to ``ids`` (intersected with any ids it already names)."""
+    from dataclasses import replace
+
+    base = flt or Filter()
+    if base.ids is not None:
+        keep = set(base.ids)
+        ids = [i for i in ids if i in keep]
+    return replace(base, ids=tuple(ids))
 
 
 class RevClock:
@@ -155,6 +179,18 @@ class Store(ABC):
         exact: bool = True,
     ) -> list[Hit]:
         """Top-k points by cosine on one named vector."""
+
+    def search_batch(
+        self, queries: Sequence[VectorQuery], flt: Filter | None = None
+    ) -> list[list[Hit]]:
+        """Several searches under one filter, without payloads (hits carry ``{}``), in one
+        round trip where the backend can. One list of hits per query, in order."""
+        out = []
+        for q in queries:
+            narrowed = flt if q.ids is None else _with_ids(flt, q.ids)
+            hits = self.search(q.vector_name, q.vector, q.k, narrowed, exact=q.exact)
+            out.append([Hit(h.id, h.score, {}) for h in hits])
+        return out
 
     # --- small metadata documents (migration state, model fingerprints) -----------------
     @abstractmethod
