@@ -44,6 +44,89 @@ class Settings(BaseSettings):
         None, description="API key for the Qdrant server (only with LOOKALIKE_QDRANT_URL)."
     )
     collection: str = Field("lookalike", description="Qdrant collection name (server backend).")
+    # --- store layout (docs/scaling.md "Collections"); store_config() passes these on ---
+    qdrant_shards: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Shards of a new server collection. Default: 2 x the cluster's peers "
+        "(1 on a single node). Fixed at creation: self-hosted Qdrant cannot reshard, so "
+        "choose it for the nodes you will grow to.",
+    )
+    qdrant_replication: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Copies of each shard in a new server collection (replication_factor). "
+        "Default: 2 when the cluster has two or more peers, else 1.",
+    )
+    qdrant_write_consistency: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Replicas that must confirm a write (write_consistency_factor); at most "
+        "LOOKALIKE_QDRANT_REPLICATION.",
+    )
+    qdrant_quantization: Literal["int8", "off"] = Field(
+        "int8",
+        description="Quantization of each named vector: 'int8' keeps an int8 scalar copy in "
+        "RAM (a quarter of the float size) for approximate searches, rescored with the "
+        "originals; 'off' none. Binary quantization is not offered: the CNN and HSV vectors "
+        "are non-negative and lose everything to it.",
+    )
+    qdrant_on_disk: bool = Field(
+        True,
+        description="Keep the original vectors on disk (memory-mapped) rather than in RAM; "
+        "with int8 quantization in RAM, only rescoring reads them.",
+    )
+    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW graph: edges per node (Qdrant's m).")
+    hnsw_ef_construct: int = Field(
+        100,
+        ge=4,
+        le=2000,
+        description="HNSW graph: candidates considered while building it (ef_construct); at "
+        "least LOOKALIKE_HNSW_M.",
+    )
+    edge_shards: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Shards of the embedded Qdrant Edge store: 1 (one shard, as always) or "
+        "more (points spread by id over subdirectories, searched together). Fixed when the "
+        "data directory is first used: changing it later fails at start-up.",
+    )
+
+    @model_validator(mode="after")
+    def _store_layout_agrees(self) -> Settings:
+        server_only = {
+            "LOOKALIKE_QDRANT_SHARDS": self.qdrant_shards,
+            "LOOKALIKE_QDRANT_REPLICATION": self.qdrant_replication,
+        }
+        for name, value in server_only.items():
+            if value is not None and not self.qdrant_url:
+                raise ValueError(
+                    f"{name} is set but LOOKALIKE_QDRANT_URL is not: it applies to a Qdrant "
+                    "server collection only (the embedded store uses LOOKALIKE_EDGE_SHARDS)."
+                )
+        if self.edge_shards > 1 and self.qdrant_url:
+            raise ValueError(
+                "LOOKALIKE_EDGE_SHARDS is set above 1 but LOOKALIKE_QDRANT_URL is set too: Edge "
+                "shards apply to the embedded store only (use LOOKALIKE_QDRANT_SHARDS)."
+            )
+        replicas = self.qdrant_replication
+        if replicas is not None and self.qdrant_write_consistency > replicas:
+            raise ValueError(
+                f"LOOKALIKE_QDRANT_WRITE_CONSISTENCY={self.qdrant_write_consistency} exceeds "
+                f"LOOKALIKE_QDRANT_REPLICATION={replicas}: a write cannot wait for more "
+                "replicas than exist."
+            )
+        if self.hnsw_ef_construct < self.hnsw_m:
+            raise ValueError(
+                f"LOOKALIKE_HNSW_EF_CONSTRUCT={self.hnsw_ef_construct} is below "
+                f"LOOKALIKE_HNSW_M={self.hnsw_m}: building the graph needs at least m candidates."
+            )
+        return self
+
     clip_weights: str = Field(
         "openai",
         description="CLIP ViT-B/32 weights: 'openai' (open_clip pretrained tag), a local "
@@ -215,6 +298,14 @@ class Settings(BaseSettings):
             url=self.qdrant_url,
             api_key=self.qdrant_api_key.get_secret_value() if self.qdrant_api_key else None,
             collection=self.collection,
+            shards=self.qdrant_shards,
+            replication=self.qdrant_replication,
+            write_consistency=self.qdrant_write_consistency,
+            quantization=self.qdrant_quantization,
+            on_disk=self.qdrant_on_disk,
+            hnsw_m=self.hnsw_m,
+            hnsw_ef_construct=self.hnsw_ef_construct,
+            edge_shards=self.edge_shards,
         )
 
 

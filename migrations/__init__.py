@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from migrations import m0001_create_collection, m0002_index_paths
+from migrations import m0001_create_collection, m0002_index_paths, m0003_vector_layout
 from store.base import Store, StoreError
 
 META_KEY = "migrations"
@@ -27,6 +27,7 @@ class Migration:
 MIGRATIONS: list[Migration] = [
     Migration("0001_create_collection", m0001_create_collection.apply),
     Migration("0002_index_paths", m0002_index_paths.apply),
+    Migration("0003_vector_layout", m0003_vector_layout.apply),
 ]
 
 

@@ -40,15 +40,22 @@ __all__ = [
 
 
 def open_store(config: StoreConfig, *, client: QdrantClient | None = None) -> Store:
-    """A Qdrant server store when ``config.url`` is set or a client is given, else Edge.
+    """A Qdrant server store when ``config.url`` is set or a client is given, else Edge:
+    one shard, or ``config.edge_shards`` of them behind a ``ShardedStore``.
 
     Raises ``StoreUnavailable`` when the server cannot be reached or the Edge data
-    directory is held by another process.
+    directory is held by another process, ``StoreError`` when the data directory was made
+    with another number of Edge shards.
     """
     if client is not None or config.url:
         from store.server import ServerStore
 
         return ServerStore(config, client=client)
+    from store.sharded import ShardedStore, check_layout
+
+    if config.edge_shards > 1:
+        return ShardedStore(config)
+    check_layout(config.data_dir, 1)  # a data directory made with several shards stays so
     from store.edge import EdgeStore
 
     return EdgeStore(config)

@@ -72,6 +72,11 @@ class VectorQuery:
     ids: Sequence[str] | None = None  # only these points (on top of the batch's filter)
 
 
+# Meta key: set when the configured vector layout could not be applied in place (a
+# sentence saying which setting and what to do), None once it has been.
+CONFIG_UNAPPLIED_META = "vector_config_unapplied"
+
+
 class StoreError(Exception):
     """Base of store failures."""
 
@@ -191,6 +196,19 @@ class Store(ABC):
             hits = self.search(q.vector_name, q.vector, q.k, narrowed, exact=q.exact)
             out.append([Hit(h.id, h.score, {}) for h in hits])
         return out
+
+    # --- per-vector layout (quantization, on-disk, HNSW) ---------------------------------
+    def reconfigure(self) -> dict[str, list[str]]:
+        """Bring every named vector's quantization, on-disk and HNSW settings to the
+        store's config in place (never recreating the collection); idempotent. Returns the
+        vectors changed, each with the settings that changed. Where a backend cannot change
+        a setting in place it leaves it, and records why under ``CONFIG_UNAPPLIED_META``."""
+        return {}
+
+    def optimize(self) -> bool:
+        """Build the HNSW graphs and quantized vectors now, where the backend only does so
+        when asked (Edge); True if anything was rebuilt. A server optimizes on its own."""
+        return False
 
     # --- small metadata documents (migration state, model fingerprints) -----------------
     @abstractmethod

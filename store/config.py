@@ -1,9 +1,16 @@
-"""Configuration of the vector store, built by ``engine.settings``."""
+"""Configuration of the vector store, built by ``engine.settings``.
+
+The collection-layout fields (shards, replication, quantization, on-disk, HNSW) are read
+when a collection is created; migration 0003 brings an existing collection's per-vector
+quantization, on-disk and HNSW settings to them, but never its shard count, which
+self-hosted Qdrant fixes at creation.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -12,3 +19,26 @@ class StoreConfig:
     url: str | None = None  # set -> ServerStore (qdrant-client); unset -> EdgeStore
     api_key: str | None = field(default=None, repr=False)  # a secret: kept out of reprs
     collection: str = "lookalike"
+    # Server collections: None = derived from the cluster at creation (2 x peers shards,
+    # min(2, peers) replicas; 1 and 1 on a single node).
+    shards: int | None = None
+    replication: int | None = None
+    write_consistency: int = 1
+    # Per named vector, both backends: int8 scalar quantization kept in RAM ('off': none),
+    # original vectors on disk (memory-mapped), HNSW graph parameters.
+    quantization: Literal["int8", "off"] = "int8"
+    on_disk: bool = True
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    # Embedded: several Edge shards in one process (> 1: store.sharded.ShardedStore).
+    edge_shards: int = 1
+    # Edge segments larger than this (KiB) get their HNSW graph and quantized vectors when
+    # optimized; None keeps Qdrant's default. Tests and benches lower it to index small sets.
+    indexing_threshold_kb: int | None = None
+
+    def __post_init__(self) -> None:
+        # engine.settings validates first, naming the variables; this guards direct callers.
+        if self.edge_shards < 1:
+            raise ValueError(f"edge_shards must be at least 1, not {self.edge_shards}")
+        if self.quantization not in ("int8", "off"):
+            raise ValueError(f"quantization must be 'int8' or 'off', not {self.quantization!r}")

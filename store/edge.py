@@ -13,41 +13,72 @@ Concurrency: the bindings release the GIL and tolerate concurrent calls from thr
 reads run unlocked. Writes take one lock: revisions must be committed in the order they are
 drawn (a reader that saw rev N must never later find a smaller new rev), and
 ``update_vectors`` is a read-modify-write.
+
+Vector layout (int8 quantization, HNSW, originals on disk) comes from ``StoreConfig`` and
+is translated in ``store.edge_params``; ``reconfigure`` applies a changed one in place by
+reopening the shard with it, which Edge persists and its optimizers converge to.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
 
-from store.base import Filter, Hit, Record, RevClock, Store, StoreError
+from store.base import (
+    CONFIG_UNAPPLIED_META,
+    Filter,
+    Hit,
+    Record,
+    RevClock,
+    Store,
+    StoreError,
+    VectorQuery,
+    _with_ids,
+)
 from store.config import StoreConfig
 from store.edge_dir import DirLock, read_json, write_json_atomic
-from store.filters import AnyOf, HasId, conditions
+from store.edge_params import (
+    as_named,
+    edge_errors,
+    edge_filter,
+    query_request,
+    selector,
+    shard_config,
+    to_record,
+    unapplied_detail,
+    vector_drift,
+    vectors_out,
+)
 from store.schema import INDEXED_FIELDS, check_records, check_vector, rev_of, vectors_to_add
 
 FLUSH_INTERVAL_S = 5.0
+log = logging.getLogger(__name__)
 _SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer}
 
 
 class EdgeStore(Store):
     backend = "edge"
 
-    def __init__(self, config: StoreConfig) -> None:
-        self._root = Path(config.data_dir) / "qdrant-edge"
+    def __init__(
+        self, config: StoreConfig, *, root: Path | None = None, clock: RevClock | None = None
+    ) -> None:
+        """``root`` (default ``<data_dir>/qdrant-edge``) and a ``clock`` shared with other
+        shards are for ``ShardedStore``, which keeps several of these under one data dir."""
+        self._config = config
+        self._root = root or Path(config.data_dir) / "qdrant-edge"
         self._root.mkdir(parents=True, exist_ok=True)
         self._shard_path = self._root / "shard"
         self._dir_lock = DirLock(self._root / "lookalike.lock", Path(config.data_dir))
         self._write_lock = threading.Lock()
-        self._clock = RevClock()
+        self._clock = clock or RevClock()
         self._closed = False
         self._shard: qe.EdgeShard | None = None
         self._dims: dict[str, int] = {}
@@ -55,7 +86,7 @@ class EdgeStore(Store):
         try:
             self._meta: dict[str, Any] = read_json(self._root / "meta.json")
             if (self._shard_path / "edge_config.json").exists():
-                with _edge_errors():
+                with edge_errors():
                     self._shard = qe.EdgeShard.load(str(self._shard_path))
                 self._dims = self._stored_dims()
                 self._clock.observe(self._max_rev())
@@ -73,26 +104,20 @@ class EdgeStore(Store):
         with self._write_lock:
             self._check_open()
             if self._shard is None:
-                # Vectors memory-mapped, not read into RAM at load: searches go to the FAISS
-                # mirror, which holds them already. Loading 100k points took 1.3 s with the
-                # default (Cached), 0.3 s with Cold.
-                params = {
-                    n: qe.EdgeVectorParams(
-                        size=d, distance=qe.Distance.Cosine, memory=qe.Memory.Cold
-                    )
-                    for n, d in vectors.items()
-                }
-                with _edge_errors():
+                with edge_errors():
                     self._shard = qe.EdgeShard.create(
-                        str(self._shard_path), qe.EdgeConfig(vectors=params)
+                        str(self._shard_path), shard_config(vectors, self._config)
                     )
             else:
-                for name, dim in vectors_to_add(self._stored_dims(), vectors).items():
+                added = vectors_to_add(self._stored_dims(), vectors)
+                for name, dim in added.items():
                     self._update(
                         qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine)
                     )
+                if added:  # created plain: give them the configured layout
+                    self._reopen_with_config()
             shard = self._require()
-            with _edge_errors():
+            with edge_errors():
                 indexed = set(shard.info().payload_schema)
             for field, kind in INDEXED_FIELDS.items():
                 if field not in indexed:
@@ -110,7 +135,7 @@ class EdgeStore(Store):
 
         def op(rev: int) -> qe.UpdateOperation | None:
             points = [
-                qe.Point(r.id, _vectors_out(r.vectors), {**r.payload, "rev": rev}) for r in records
+                qe.Point(r.id, vectors_out(r.vectors), {**r.payload, "rev": rev}) for r in records
             ]
             return qe.UpdateOperation.upsert_points(points) if points else None
 
@@ -140,12 +165,12 @@ class EdgeStore(Store):
                 wanted.setdefault(str(r.id), {}).update(r.vectors)
             if not wanted:
                 return None
-            with _edge_errors():
+            with edge_errors():
                 current = self._require().retrieve(list(wanted), True, True)
             points = []
             for cur in current:
                 pid = str(cur.id)
-                vectors = {**_as_named(cur.vector), **_vectors_out(wanted[pid])}
+                vectors = {**as_named(cur.vector), **vectors_out(wanted[pid])}
                 points.append(qe.Point(pid, vectors, {**(cur.payload or {}), "rev": rev}))
             if not points:
                 return None
@@ -167,9 +192,9 @@ class EdgeStore(Store):
         if not unique:
             return []
         shard = self._require()
-        with _edge_errors():
-            found = shard.retrieve([*unique], True, _selector(with_vectors))
-        by_id = {str(r.id): _record(r) for r in found}
+        with edge_errors():
+            found = shard.retrieve([*unique], True, selector(with_vectors))
+        by_id = {str(r.id): to_record(r) for r in found}
         return [by_id[i] for i in unique if i in by_id]
 
     def scroll(
@@ -180,27 +205,27 @@ class EdgeStore(Store):
         with_vectors: bool | Sequence[str] = False,
         batch: int = 512,
     ) -> Iterator[Record]:
-        where = _edge_filter(flt)
+        where = edge_filter(flt)
         offset: qe.PointId | None = None
         while True:
             request = qe.ScrollRequest(
                 offset=offset,
                 limit=batch,
                 filter=where,
-                with_payload=_selector(with_payload),
-                with_vector=_selector(with_vectors),
+                with_payload=selector(with_payload),
+                with_vector=selector(with_vectors),
             )
             shard = self._require()
-            with _edge_errors():
+            with edge_errors():
                 page, offset = shard.scroll(request)
-            yield from (_record(r) for r in page)
+            yield from (to_record(r) for r in page)
             if offset is None:
                 return
 
     def count(self, flt: Filter | None = None) -> int:
         shard = self._require()
-        with _edge_errors():
-            return shard.count(qe.CountRequest(exact=True, filter=_edge_filter(flt)))
+        with edge_errors():
+            return shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt)))
 
     def search(
         self,
@@ -215,16 +240,56 @@ class EdgeStore(Store):
         check_vector(vector_name, query, self._dims, what="the query")
         if k <= 0:
             return []
-        request = qe.QueryRequest(
-            limit=k,
-            query=qe.Query.Nearest(np.asarray(query, dtype=np.float32).tolist(), using=vector_name),
-            filter=_edge_filter(flt),
-            with_payload=True,
-            params=qe.SearchParams(exact=exact),
-        )
-        with _edge_errors():
+        request = query_request(VectorQuery(vector_name, query, k, exact), flt, self._config)
+        with edge_errors():
             found = shard.query(request)
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+
+    def search_batch(
+        self, queries: Sequence[VectorQuery], flt: Filter | None = None
+    ) -> list[list[Hit]]:
+        shard = self._require()
+        requests: list[qe.QueryRequest] = []
+        asked: list[int] = []  # positions of the queries that can match anything
+        for i, q in enumerate(queries):
+            check_vector(q.vector_name, q.vector, self._dims, what="the query")
+            if q.k <= 0 or (q.ids is not None and not q.ids):
+                continue
+            narrowed = flt if q.ids is None else _with_ids(flt, q.ids)
+            requests.append(query_request(q, narrowed, self._config, with_payload=False))
+            asked.append(i)
+        out: list[list[Hit]] = [[] for _ in queries]
+        if requests:
+            with edge_errors():
+                found = shard.query_batch(qe.QueryBatchRequest(requests))
+            for i, points in zip(asked, found, strict=True):
+                out[i] = [Hit(str(p.id), float(p.score), {}) for p in points]
+        return out
+
+    # --- vector layout ------------------------------------------------------------------
+    def reconfigure(self) -> dict[str, list[str]]:
+        with self._write_lock:
+            drift = vector_drift(read_json(self._shard_path / "edge_config.json"), self._config)
+            if drift and self._shard is not None:
+                self._reopen_with_config()
+                left = vector_drift(read_json(self._shard_path / "edge_config.json"), self._config)
+            else:
+                left = drift
+        if left:
+            detail = unapplied_detail(left)
+            log.warning("%s", detail)
+            self.set_meta(CONFIG_UNAPPLIED_META, detail)
+        elif self._meta.get(CONFIG_UNAPPLIED_META) is not None:
+            self.set_meta(CONFIG_UNAPPLIED_META, None)
+        return {n: d for n, d in drift.items() if left.get(n) != d}
+
+    def optimize(self) -> bool:
+        with self._write_lock:
+            shard = self._require()
+            with edge_errors():
+                changed = shard.optimize()
+            self._flush_now()
+            return bool(changed)
 
     # --- meta ---------------------------------------------------------------------------
     # Edge keeps points without vectors, but counts and scrolls them like images, so meta
@@ -254,7 +319,7 @@ class EdgeStore(Store):
             shard, self._shard = self._shard, None
             try:
                 if shard is not None:
-                    with _edge_errors():
+                    with edge_errors():
                         shard.flush()
                         shard.close()
             finally:
@@ -274,7 +339,7 @@ class EdgeStore(Store):
 
     def _update(self, operation: qe.UpdateOperation) -> None:
         shard = self._require()
-        with _edge_errors():
+        with edge_errors():
             shard.update(operation)
 
     def _write(self, build: Callable[[int], qe.UpdateOperation | None]) -> int:
@@ -292,8 +357,26 @@ class EdgeStore(Store):
             self._flush_now()
 
     def _flush_now(self) -> None:
-        with _edge_errors():
+        with edge_errors():
             self._require().flush()
+        self._last_flush = time.monotonic()
+
+    def _reopen_with_config(self) -> None:
+        """Reopen the shard with the configured layout (under the write lock). Edge stores
+        the new config and its optimizers converge the segments to it. Readers are not
+        locked out: this runs from migrations and ``create``, before serving starts."""
+        config = shard_config(self._stored_dims(), self._config)
+        shard, self._shard = self._require(), None
+        with edge_errors():
+            shard.flush()
+            shard.close()
+        try:
+            with edge_errors():
+                self._shard = qe.EdgeShard.load(str(self._shard_path), config)
+        except StoreError as exc:
+            log.warning("Qdrant Edge refused the configured vector layout: %s", exc)
+            with edge_errors():
+                self._shard = qe.EdgeShard.load(str(self._shard_path))
         self._last_flush = time.monotonic()
 
     def _stored_dims(self) -> dict[str, int]:
@@ -313,45 +396,3 @@ class EdgeStore(Store):
         except Exception:
             # order_by needs the range index on rev; a shard made without it is scanned.
             return max((rev_of(r.payload) for r in self.scroll(with_payload=["rev"])), default=0)
-
-
-@contextmanager
-def _edge_errors() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        # The bindings raise bare Exception for every engine error; anything more specific
-        # (TypeError from a wrong argument) is a bug here and should surface as it is.
-        if type(exc) is not Exception:
-            raise
-        raise StoreError(f"Qdrant Edge: {exc}") from exc
-
-
-def _edge_filter(flt: Filter | None) -> qe.Filter | None:
-    must: list[qe.ConditionType] = []
-    for cond in conditions(flt):
-        if isinstance(cond, HasId):
-            must.append(qe.HasIdCondition(set(cond.ids)))
-        elif isinstance(cond, AnyOf):
-            must.append(qe.FieldCondition(cond.key, match=qe.MatchAny(list(cond.values))))
-        else:
-            span = qe.RangeFloat(gte=cond.gte, lte=cond.lte, gt=cond.gt)
-            must.append(qe.FieldCondition(cond.key, range=span))
-    return qe.Filter(must=must) if must else None
-
-
-def _selector(value: bool | Sequence[str]) -> bool | list[str]:
-    return value if isinstance(value, bool) else [str(v) for v in value]
-
-
-def _vectors_out(vectors: dict[str, np.ndarray]) -> dict[str, qe.NamedVector]:
-    return {name: np.asarray(v, dtype=np.float32).tolist() for name, v in vectors.items()}
-
-
-def _as_named(vector: qe.Vector | None) -> dict[str, qe.NamedVector]:
-    return dict(vector) if isinstance(vector, dict) else {}
-
-
-def _record(point: qe.Record) -> Record:
-    vectors = {name: np.asarray(v, dtype=np.float32) for name, v in _as_named(point.vector).items()}
-    return Record(id=str(point.id), payload=dict(point.payload or {}), vectors=vectors)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,7 +19,6 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from store.base import (
-    POINT_NAMESPACE,
     Filter,
     Hit,
     Record,
@@ -28,10 +26,24 @@ from store.base import (
     Store,
     StoreError,
     StoreUnavailable,
+    VectorQuery,
+    _with_ids,
 )
 from store.config import StoreConfig
-from store.filters import AnyOf, HasId, conditions
 from store.schema import INDEXED_FIELDS, check_records, check_vector, rev_of, vectors_to_add
+from store.server_params import (
+    ids_filter,
+    meta_id,
+    query_request,
+    search_params,
+    selector,
+    server_filter,
+    shard_layout,
+    to_record,
+    vector_diff,
+    vector_params,
+    vectors_out,
+)
 
 TIMEOUT_S = 5
 _SCHEMA = {"keyword": qm.PayloadSchemaType.KEYWORD, "integer": qm.PayloadSchemaType.INTEGER}
@@ -51,6 +63,7 @@ class ServerStore(Store):
                 url=config.url, api_key=config.api_key, timeout=TIMEOUT_S, check_compatibility=False
             )
         self._client = client
+        self._config = config
         self._where = config.url or "(in-process qdrant-client)"
         self._name = config.collection
         # Meta lives in a sibling collection: the server keeps points without vectors but
@@ -79,17 +92,22 @@ class ServerStore(Store):
     def create(self, vectors: dict[str, int]) -> None:
         with self._write_lock:
             if not self.exists():
-                params = {
-                    n: qm.VectorParams(size=d, distance=qm.Distance.COSINE)
-                    for n, d in vectors.items()
-                }
+                params = {n: vector_params(d, self._config) for n, d in vectors.items()}
+                shards, replication = shard_layout(self._peers(), self._config)
                 try:
                     with self._call():
-                        self._client.create_collection(self._name, vectors_config=params)
+                        self._client.create_collection(
+                            self._name,
+                            vectors_config=params,
+                            shard_number=shards,
+                            replication_factor=replication,
+                            write_consistency_factor=self._config.write_consistency,
+                        )
                 except StoreError:
                     if not self.exists():  # another process may have won the race
                         raise
-            for name, dim in vectors_to_add(self.vector_dims(), vectors).items():
+            added = vectors_to_add(self.vector_dims(), vectors)
+            for name, dim in added.items():
                 config = qm.DenseVectorNameConfig(
                     dense=qm.DenseVectorConfig(size=dim, distance=qm.Distance.COSINE)
                 )
@@ -97,6 +115,8 @@ class ServerStore(Store):
                     self._client.create_vector_name(self._name, name, config)
             if self._local:
                 return
+            if added:  # created plain: give them the configured layout
+                self._reconfigure(set(added))
             with self._call():
                 indexed = set(self._client.get_collection(self._name).payload_schema)
             for field, kind in INDEXED_FIELDS.items():
@@ -122,7 +142,7 @@ class ServerStore(Store):
             rev = self._clock.next()
             points = [
                 qm.PointStruct(
-                    id=str(r.id), vector=_vectors_out(r.vectors), payload={**r.payload, "rev": rev}
+                    id=str(r.id), vector=vectors_out(r.vectors), payload={**r.payload, "rev": rev}
                 )
                 for r in records
             ]
@@ -138,7 +158,7 @@ class ServerStore(Store):
                 # By filter so that ids which no longer exist are skipped, as on Edge.
                 with self._call():
                     self._client.set_payload(
-                        self._name, {**payload, "rev": rev}, points=_ids_filter(ids), wait=True
+                        self._name, {**payload, "rev": rev}, points=ids_filter(ids), wait=True
                     )
             return rev
 
@@ -156,7 +176,7 @@ class ServerStore(Store):
                 return rev
             # Vectors first, then the rev, in one request: a reader between the two sees new
             # vectors under the old rev and picks them up with the rev, never the reverse.
-            vectors = [qm.PointVectors(id=i, vector=_vectors_out(wanted[i])) for i in existing]
+            vectors = [qm.PointVectors(id=i, vector=vectors_out(wanted[i])) for i in existing]
             operations: list[qm.UpdateOperation] = [
                 qm.UpdateVectorsOperation(update_vectors=qm.UpdateVectors(points=vectors)),
                 qm.SetPayloadOperation(
@@ -182,9 +202,9 @@ class ServerStore(Store):
             return []
         with self._call():
             found = self._client.retrieve(
-                self._name, unique, with_payload=True, with_vectors=_selector(with_vectors)
+                self._name, unique, with_payload=True, with_vectors=selector(with_vectors)
             )
-        by_id = {str(p.id): _record(p.id, p.payload, p.vector) for p in found}
+        by_id = {str(p.id): to_record(p.id, p.payload, p.vector) for p in found}
         return [by_id[i] for i in unique if i in by_id]
 
     def scroll(
@@ -195,7 +215,7 @@ class ServerStore(Store):
         with_vectors: bool | Sequence[str] = False,
         batch: int = 512,
     ) -> Iterator[Record]:
-        where = _server_filter(flt)
+        where = server_filter(flt)
         offset: qm.ExtendedPointId | None = None
         while True:
             with self._call():
@@ -204,18 +224,16 @@ class ServerStore(Store):
                     scroll_filter=where,
                     limit=batch,
                     offset=offset,
-                    with_payload=_selector(with_payload),
-                    with_vectors=_selector(with_vectors),
+                    with_payload=selector(with_payload),
+                    with_vectors=selector(with_vectors),
                 )
-            yield from (_record(p.id, p.payload, p.vector) for p in page)
+            yield from (to_record(p.id, p.payload, p.vector) for p in page)
             if offset is None:
                 return
 
     def count(self, flt: Filter | None = None) -> int:
         with self._call():
-            return self._client.count(
-                self._name, count_filter=_server_filter(flt), exact=True
-            ).count
+            return self._client.count(self._name, count_filter=server_filter(flt), exact=True).count
 
     def search(
         self,
@@ -235,22 +253,77 @@ class ServerStore(Store):
                 query=np.asarray(query, dtype=np.float32).tolist(),
                 using=vector_name,
                 limit=k,
-                query_filter=_server_filter(flt),
-                search_params=None if self._local else qm.SearchParams(exact=exact),
+                query_filter=server_filter(flt),
+                search_params=None if self._local else search_params(exact, self._config),
                 with_payload=True,
             ).points
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+
+    def search_batch(
+        self, queries: Sequence[VectorQuery], flt: Filter | None = None
+    ) -> list[list[Hit]]:
+        dims = self._known_dims({q.vector_name for q in queries})
+        requests, asked = [], []
+        for i, q in enumerate(queries):
+            check_vector(q.vector_name, q.vector, dims, what="the query")
+            if q.k > 0 and (q.ids is None or q.ids):
+                narrowed = flt if q.ids is None else _with_ids(flt, q.ids)
+                requests.append(query_request(q, narrowed, self._config, local=self._local))
+                asked.append(i)
+        out: list[list[Hit]] = [[] for _ in queries]
+        if requests:
+            with self._call():
+                found = self._client.query_batch_points(self._name, requests)
+            for i, response in zip(asked, found, strict=True):
+                out[i] = [Hit(str(p.id), float(p.score), {}) for p in response.points]
+        return out
+
+    # --- vector layout ------------------------------------------------------------------
+    def reconfigure(self) -> dict[str, list[str]]:
+        # The in-process stand-in keeps what a collection was created with and ignores
+        # update_collection, so there is nothing to compare or change.
+        if self._local or not self.exists():
+            return {}
+        with self._write_lock:
+            return self._reconfigure(set(self.vector_dims()))
+
+    def _reconfigure(self, names: set[str]) -> dict[str, list[str]]:
+        """One update_collection with the per-vector differences (under the write lock).
+        Qdrant applies it in place: quantized copies and HNSW graphs are rebuilt by its
+        optimizers in the background while searches go on."""
+        with self._call():
+            collection = self._client.get_collection(self._name).config
+        declared = collection.params.vectors
+        if not isinstance(declared, dict):
+            return {}
+        diffs: dict[str, qm.VectorParamsDiff] = {}
+        changed: dict[str, list[str]] = {}
+        for name in sorted(names & declared.keys()):
+            diff, what = vector_diff(declared[name], collection, self._config)
+            if diff is not None:
+                diffs[name], changed[name] = diff, what
+        if diffs:
+            with self._call():
+                self._client.update_collection(self._name, vectors_config=diffs)
+        return changed
+
+    def _peers(self) -> int:
+        if self._local:
+            return 1
+        with self._call():
+            status = self._client.cluster_status()
+        return len(status.peers) if isinstance(status, qm.ClusterStatusOneOf1) else 1
 
     # --- meta ---------------------------------------------------------------------------
     def get_meta(self, key: str) -> Any | None:
         with self._call():
             if not self._client.collection_exists(self._meta_name):
                 return None
-            found = self._client.retrieve(self._meta_name, [_meta_id(key)], with_payload=True)
+            found = self._client.retrieve(self._meta_name, [meta_id(key)], with_payload=True)
         return (found[0].payload or {}).get("value") if found else None
 
     def set_meta(self, key: str, value: Any) -> None:
-        point = qm.PointStruct(id=_meta_id(key), vector={}, payload={"key": key, "value": value})
+        point = qm.PointStruct(id=meta_id(key), vector={}, payload={"key": key, "value": value})
         with self._write_lock, self._call():
             if not self._client.collection_exists(self._meta_name):
                 self._client.create_collection(self._meta_name, vectors_config={})
@@ -312,41 +385,3 @@ class ServerStore(Store):
         except StoreError:
             # order_by needs the range index on rev; a collection made without it is scanned.
             return max((rev_of(r.payload) for r in self.scroll(with_payload=["rev"])), default=0)
-
-
-def _server_filter(flt: Filter | None) -> qm.Filter | None:
-    must: list[qm.Condition] = []
-    for cond in conditions(flt):
-        if isinstance(cond, HasId):
-            must.append(qm.HasIdCondition(has_id=list(cond.ids)))
-        elif isinstance(cond, AnyOf):
-            must.append(qm.FieldCondition(key=cond.key, match=qm.MatchAny(any=list(cond.values))))
-        else:
-            span = qm.Range(gte=cond.gte, lte=cond.lte, gt=cond.gt)
-            must.append(qm.FieldCondition(key=cond.key, range=span))
-    return qm.Filter(must=must) if must else None
-
-
-def _ids_filter(ids: Sequence[str]) -> qm.Filter:
-    return qm.Filter(must=[qm.HasIdCondition(has_id=list(dict.fromkeys(str(i) for i in ids)))])
-
-
-def _meta_id(key: str) -> str:
-    return str(uuid.uuid5(POINT_NAMESPACE, f"meta:{key}"))
-
-
-def _selector(value: bool | Sequence[str]) -> bool | list[str]:
-    return value if isinstance(value, bool) else [str(v) for v in value]
-
-
-def _vectors_out(vectors: dict[str, np.ndarray]) -> dict[str, qm.Vector]:
-    return {name: np.asarray(v, dtype=np.float32).tolist() for name, v in vectors.items()}
-
-
-def _record(point_id: qm.ExtendedPointId, payload: dict[str, Any] | None, vector: Any) -> Record:
-    vectors = vector if isinstance(vector, dict) else {}
-    return Record(
-        id=str(point_id),
-        payload=dict(payload or {}),
-        vectors={name: np.asarray(v, dtype=np.float32) for name, v in vectors.items()},
-    )

@@ -93,7 +93,7 @@ def test_a_store_from_before_0002_gets_the_paths_index(tmp_path: Path) -> None:
         store.set_meta(migrations.META_KEY, {"0001_create_collection": "2026-01-01T00:00:00"})
         assert store._shard is not None
         assert "paths" not in store._shard.info().payload_schema
-        assert apply_pending(store, MODELS) == ["0002_index_paths"]
+        assert apply_pending(store, MODELS) == ["0002_index_paths", "0003_vector_layout"]
         assert "paths" in store._shard.info().payload_schema
     finally:
         store.close()
