@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -162,13 +163,20 @@ class ShardedStore(Store):
         with_vectors: bool | Sequence[str] = False,
         batch: int = 512,
     ) -> Iterator[Record]:
-        # Each shard scrolls in id order (point ids are canonical lower-case UUIDs, whose
-        # text order is their numeric order), so a lazy merge keeps that order.
         streams = [
             s.scroll(flt, with_payload=with_payload, with_vectors=with_vectors, batch=batch)
             for s in self._shards
         ]
-        yield from heapq.merge(*streams, key=lambda r: r.id)
+        # The first page of every shard is read under the write lock, so it is one cut: a
+        # reader following revs (the mirror) never sees a write's rev on one shard while an
+        # earlier write to another shard is still missing, as a one-page scroll of one
+        # shard guarantees. Later pages are no snapshot, as with one shard.
+        with self._write_lock:
+            heads = [list(itertools.islice(stream, batch)) for stream in streams]
+        # Each shard scrolls in id order (point ids are canonical lower-case UUIDs, whose
+        # text order is their numeric order), so a lazy merge keeps that order.
+        merged = [itertools.chain(h, stream) for h, stream in zip(heads, streams, strict=True)]
+        yield from heapq.merge(*merged, key=lambda r: r.id)
 
     def count(self, flt: Filter | None = None) -> int:
         return sum(s.count(flt) for s in self._shards)

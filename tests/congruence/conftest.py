@@ -3,7 +3,8 @@
 Fixtures (names are stable; other congruence tests build on them):
 
 ``backend``
-    The backend under test: ``"edge"`` (EdgeStore on a temporary directory), ``"memory"``
+    The backend under test: ``"edge"`` (EdgeStore on a temporary directory), ``"sharded"``
+    (ShardedStore: three Edge shards on a temporary directory), ``"memory"``
     (ServerStore over ``QdrantClient(":memory:")``) or ``"server"`` (ServerStore against
     the real server at ``$QDRANT_URL``, with ``$QDRANT_API_KEY`` if set; skipped unless
     ``QDRANT_URL`` is set).
@@ -36,7 +37,7 @@ from migrations import apply_pending
 from store import Store, StoreConfig, open_store
 
 VECTORS: dict[str, int] = {"clip-vit-b-32": 16, "hsv-8x8x8": 8}
-BACKENDS = ["edge", "memory", "server"]
+BACKENDS = ["edge", "sharded", "memory", "server"]
 
 MakeStore = Callable[..., Store]
 
@@ -53,7 +54,10 @@ def make_store(backend: str, tmp_path: Path) -> Iterator[MakeStore]:
     collection = f"lookalike_test_{uuid.uuid4().hex[:12]}"
     url = os.environ.get("QDRANT_URL") if backend == "server" else None
     api_key = os.environ.get("QDRANT_API_KEY") if backend == "server" else None
-    config = StoreConfig(data_dir=tmp_path, url=url, api_key=api_key, collection=collection)
+    shards = 3 if backend == "sharded" else 1
+    config = StoreConfig(
+        data_dir=tmp_path, url=url, api_key=api_key, collection=collection, edge_shards=shards
+    )
     client: Any = None
     if backend == "memory":
         from qdrant_client import QdrantClient
