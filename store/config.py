@@ -32,8 +32,9 @@ class StoreConfig:
     hnsw_ef_construct: int = 100
     # Embedded: several Edge shards in one process (> 1: store.sharded.ShardedStore).
     edge_shards: int = 1
-    # Edge segments larger than this (KiB) get their HNSW graph and quantized vectors when
-    # optimized; None keeps Qdrant's default. Tests and benches lower it to index small sets.
+    # Edge segments larger than this (KiB of vectors) get an HNSW graph and quantized vectors
+    # when optimized, and are searched through them; smaller ones are scanned. None keeps
+    # Qdrant's default (10,000 KiB). Tests lower it to put small sets through the graph.
     indexing_threshold_kb: int | None = None
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ from store.config import StoreConfig
 from store.filters import AnyOf, HasId, conditions
 
 OVERSAMPLING = 2.0
+HNSW_EF = 128  # as on Edge (store.edge_params): recall@10 0.996 against 0.986 by default
 # Qdrant's own defaults, which a vector without an HNSW override of its own inherits.
 DEFAULT_HNSW = (16, 100)
 
@@ -80,12 +81,12 @@ def shard_layout(peers: int, config: StoreConfig) -> tuple[int, int]:
 
 def search_params(exact: bool, config: StoreConfig) -> qm.SearchParams:
     if config.quantization == "off":
-        return qm.SearchParams(exact=exact)
+        return qm.SearchParams(exact=exact, hnsw_ef=None if exact else HNSW_EF)
     if exact:
         # Exact means the original vectors: quantized scores would be off by ~1e-3.
         return qm.SearchParams(exact=True, quantization=qm.QuantizationSearchParams(ignore=True))
     rescored = qm.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
-    return qm.SearchParams(exact=False, quantization=rescored)
+    return qm.SearchParams(exact=False, hnsw_ef=HNSW_EF, quantization=rescored)
 
 
 def query_request(
