@@ -374,7 +374,7 @@ class EdgeStore(Store):
             with edge_errors():
                 self._shard = qe.EdgeShard.load(str(self._shard_path), config)
         except StoreError as exc:
-            log.warning("Qdrant Edge refused the configured vector layout: %s", exc)
+            log.debug("Qdrant Edge refused the configured vector layout: %s", exc)
             with edge_errors():
                 self._shard = qe.EdgeShard.load(str(self._shard_path))
         self._last_flush = time.monotonic()
