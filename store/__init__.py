@@ -14,6 +14,7 @@ from store.base import (
     Record,
     RevClock,
     Store,
+    StoreConfigError,
     StoreError,
     StoreUnavailable,
     VectorQuery,
@@ -31,6 +32,7 @@ __all__ = [
     "RevClock",
     "Store",
     "StoreConfig",
+    "StoreConfigError",
     "StoreError",
     "StoreUnavailable",
     "VectorQuery",
@@ -44,8 +46,8 @@ def open_store(config: StoreConfig, *, client: QdrantClient | None = None) -> St
     one shard, or ``config.edge_shards`` of them behind a ``ShardedStore``.
 
     Raises ``StoreUnavailable`` when the server cannot be reached or the Edge data
-    directory is held by another process, ``StoreError`` when the data directory was made
-    with another number of Edge shards.
+    directory is held by another process, ``StoreConfigError`` when the data directory was
+    made with another number of Edge shards.
     """
     if client is not None or config.url:
         from store.server import ServerStore

@@ -81,6 +81,11 @@ class StoreError(Exception):
     """Base of store failures."""
 
 
+class StoreConfigError(StoreError):
+    """The settings do not fit the existing store (e.g. another Edge shard count) or the
+    cluster; the message names the setting to change."""
+
+
 class StoreUnavailable(StoreError):
     """The store cannot be reached (server down) or opened (locked by another process)."""
 

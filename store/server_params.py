@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import models as qm
 
-from store.base import POINT_NAMESPACE, Filter, Record, StoreError, VectorQuery
+from store.base import POINT_NAMESPACE, Filter, Record, StoreConfigError, VectorQuery
 from store.config import StoreConfig
 from store.filters import AnyOf, HasId, conditions
 
@@ -71,7 +71,7 @@ def shard_layout(peers: int, config: StoreConfig) -> tuple[int, int]:
     shards = config.shards if config.shards is not None else 2 * peers if peers > 1 else 1
     replication = config.replication if config.replication is not None else min(2, peers)
     if config.write_consistency > replication:
-        raise StoreError(
+        raise StoreConfigError(
             f"LOOKALIKE_QDRANT_WRITE_CONSISTENCY={config.write_consistency} exceeds the "
             f"{replication} replica(s) a new collection gets on {peers} node(s); lower it or "
             "set LOOKALIKE_QDRANT_REPLICATION"

@@ -27,7 +27,16 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from store.base import Filter, Hit, Record, RevClock, Store, StoreError, VectorQuery
+from store.base import (
+    Filter,
+    Hit,
+    Record,
+    RevClock,
+    Store,
+    StoreConfigError,
+    StoreError,
+    VectorQuery,
+)
 from store.config import StoreConfig
 from store.edge import EdgeStore
 from store.edge_dir import read_json, write_json_atomic
@@ -73,18 +82,18 @@ def check_layout(data_dir: Path, shards: int) -> None:
     single = (Path(data_dir) / "qdrant-edge" / "shard" / "edge_config.json").exists()
     fix = "points are never moved between shards; to change the count, re-index into a new "
     if shards == 1 and made:
-        raise StoreError(
+        raise StoreConfigError(
             f"the data directory {data_dir} holds an embedded store split into {recorded} "
             f"Edge shards, but LOOKALIKE_EDGE_SHARDS is 1; set LOOKALIKE_EDGE_SHARDS="
             f"{recorded} ({fix}data directory)"
         )
     if shards > 1 and single:
-        raise StoreError(
+        raise StoreConfigError(
             f"the data directory {data_dir} holds a one-shard embedded store, but "
             f"LOOKALIKE_EDGE_SHARDS is {shards}; unset it ({fix}data directory)"
         )
     if shards > 1 and made and recorded != shards:
-        raise StoreError(
+        raise StoreConfigError(
             f"the data directory {data_dir} holds an embedded store split into {recorded} "
             f"Edge shards, but LOOKALIKE_EDGE_SHARDS is {shards}; set it back to {recorded} "
             f"({fix}data directory)"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from migrations import apply_pending
-from store import Filter, Record, Store, StoreConfig, StoreError, VectorQuery, open_store
+from store import Filter, Record, Store, StoreConfig, StoreConfigError, VectorQuery, open_store
 from store.edge import EdgeStore
 from store.sharded import ShardedStore, shard_of
 
@@ -140,7 +140,7 @@ def test_a_changed_shard_count_fails_at_start_up_and_reshuffles_nothing(tmp_path
     with open_store(StoreConfig(data_dir=single)) as store:
         apply_pending(store, VECTORS)
     for data_dir, shards, found in ((sharded, 1, "3"), (sharded, 6, "3"), (single, 2, "one")):
-        with pytest.raises(StoreError, match="LOOKALIKE_EDGE_SHARDS") as raised:
+        with pytest.raises(StoreConfigError, match="LOOKALIKE_EDGE_SHARDS") as raised:
             open_store(StoreConfig(data_dir=data_dir, edge_shards=shards))
         assert found in str(raised.value) and str(data_dir) in str(raised.value)
     assert sorted(p.name for p in (sharded / "qdrant-edge-shards").glob("shard-*")) == [

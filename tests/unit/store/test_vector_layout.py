@@ -15,7 +15,7 @@ from qdrant_client import models as qm
 
 import migrations
 from migrations import apply_pending
-from store import Record, StoreConfig, StoreError, VectorQuery, open_store
+from store import Record, StoreConfig, StoreConfigError, VectorQuery, open_store
 from store.base import CONFIG_UNAPPLIED_META
 from store.edge import EdgeStore
 from store.edge_dir import read_json
@@ -245,5 +245,5 @@ def test_shards_and_replicas_default_by_cluster_size() -> None:
     assert shard_layout(2, config) == (4, 2)
     assert shard_layout(5, config) == (10, 2)
     assert shard_layout(5, StoreConfig(data_dir=Path("."), shards=12, replication=3)) == (12, 3)
-    with pytest.raises(StoreError, match="LOOKALIKE_QDRANT_WRITE_CONSISTENCY"):
+    with pytest.raises(StoreConfigError, match="LOOKALIKE_QDRANT_WRITE_CONSISTENCY"):
         shard_layout(1, StoreConfig(data_dir=Path("."), write_consistency=2))
