@@ -57,6 +57,7 @@ def pending(store: Store) -> list[str]:
 
 def apply_pending(store: Store, vectors: dict[str, int]) -> list[str]:
     """Apply what is pending, recording each as it completes; returns the names applied.
+    With nothing pending, bring the vector layout to the settings (``Store.reconfigure``).
 
     ``vectors`` maps every known model identity to its dimension.
     """
@@ -69,4 +70,8 @@ def apply_pending(store: Store, vectors: dict[str, int]) -> list[str]:
         done[migration.name] = datetime.now(UTC).isoformat(timespec="seconds")
         store.set_meta(META_KEY, done)
         ran.append(migration.name)
+    if not ran:
+        # The layout settings (quantization, on-disk, HNSW) may have changed since 0003
+        # ran: what differs is changed in place, and nothing is when nothing differs.
+        store.reconfigure()
     return ran

@@ -87,6 +87,15 @@ def test_migration_0003_brings_an_old_edge_shard_to_the_layout_once(tmp_path: Pa
     assert all(p["quantization_config"] == INT8_RAM for p in _edge_layout(tmp_path).values())
 
 
+def test_a_later_change_of_the_settings_is_applied_at_the_next_start(tmp_path: Path) -> None:
+    with open_store(StoreConfig(data_dir=tmp_path)) as store:
+        apply_pending(store, VECTORS)
+    with open_store(StoreConfig(data_dir=tmp_path, hnsw_m=24, hnsw_ef_construct=64)) as store:
+        assert apply_pending(store, VECTORS) == []
+    for params in _edge_layout(tmp_path).values():
+        assert (params["hnsw_config"]["m"], params["hnsw_config"]["ef_construct"]) == (24, 64)
+
+
 def test_edge_turns_quantization_off_and_originals_into_ram_in_place(tmp_path: Path) -> None:
     with open_store(StoreConfig(data_dir=tmp_path)) as store:
         apply_pending(store, VECTORS)
