@@ -190,6 +190,9 @@ class ShardedStore(Store):
     def count(self, flt: Filter | None = None) -> int:
         return sum(s.count(flt) for s in self._shards)
 
+    def _max_rev(self) -> int:
+        return max(s._max_rev() for s in self._shards)
+
     def search(
         self,
         vector_name: str,
