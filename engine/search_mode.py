@@ -81,7 +81,7 @@ class SearchMode:
                 "LOOKALIKE_SEARCH=qdrant: Qdrant serves (exact two-round fusion); this "
                 "process keeps no mirror.",
             )
-        size = f"the fused vectors ({self.mirror_mb():,.0f} MiB)"
+        size = f"the fused vectors ({self.mirror_mb():,.1f} MiB)"
         budget = f"LOOKALIKE_MIRROR_MAX_MB ({self.max_mb:,.0f} MiB)"
         if not self.keeps_mirror():
             return Serving(QDRANT, "auto", f"{size} exceed {budget}: Qdrant serves.")
