@@ -376,7 +376,10 @@ def _request(port: int, path: str = "/", headers: dict[str, str] | None = None) 
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
-        return error.code, None
+        body = error.read()
+        return error.code, json.loads(body) if error.headers.get_content_type().endswith(
+            "json"
+        ) else None
 
 
 def _server_status(port: int, backend: str, server: str) -> str:
@@ -435,7 +438,8 @@ def test_balancer_keeps_answering_while_nodes_and_replicas_go_down(tmp_path: Pat
             # No node left: HAProxy answers 503 (the API turns that into its store sentence)
             # and the compose healthcheck fails.
             _stop(nodes["qdrant"])
-            assert _request(q)[0] == 503
+            status, body = _request(q)
+            assert status == 503 and "No Qdrant node is reachable" in body["status"]["error"]
             _wait_for(lambda: _healthz(mon) == 503)
 
             # Browsers and scripts: one client stays on one replica, which sees the client's
