@@ -53,6 +53,13 @@ class _EngineCollector(Collector):
             "lookalike_index_points", "Images (distinct contents) in the store", status["points"]
         )
         yield GaugeMetricFamily(
+            "lookalike_search_by_qdrant",
+            "1 when Qdrant serves searches (LOOKALIKE_SEARCH), 0 when the FAISS mirror does",
+            1.0 if status["search_mode"]["mode"] == "qdrant" else 0.0,
+        )
+        if status["mirror"] is None:  # no mirror in this process
+            return
+        yield GaugeMetricFamily(
             "lookalike_mirror_points", "Images in the FAISS mirror", status["mirror"]["points"]
         )
         yield GaugeMetricFamily(

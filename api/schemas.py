@@ -235,6 +235,16 @@ class MirrorInfo(Struct, kw_only=True):
     watermark: int
 
 
+class SearchModeInfo(Struct, kw_only=True):
+    """Who serves searches now (engine/search_mode.py): ``mode`` 'mirror' (the FAISS mirror
+    in the API process) or 'qdrant' (Qdrant itself, exact two-round fusion); ``setting`` is
+    LOOKALIKE_SEARCH (mirror, qdrant or auto); ``reason`` says why, in a sentence."""
+
+    mode: Literal["mirror", "qdrant"]
+    setting: Literal["mirror", "qdrant", "auto"]
+    reason: str
+
+
 class SearchDefaultsInfo(Struct, kw_only=True):
     """The one set of search defaults every way in uses (engine/defaults.py): weights and
     near-duplicate threshold from the calibration file named in ``source``, and k."""
@@ -262,8 +272,10 @@ class Status(Struct, kw_only=True):
     defaults: SearchDefaultsInfo
     models_loaded: bool
     inference: dict[str, InferenceInfo] = {}  # neural model name -> how it runs now
-    mirror: MirrorInfo
-    mirror_lag: int
+    search_mode: SearchModeInfo
+    # None when this process keeps no mirror (Qdrant serves searches).
+    mirror: MirrorInfo | None
+    mirror_lag: int | None
     job: Job | None = None
 
 
@@ -273,11 +285,14 @@ class Health(Struct, kw_only=True):
 
 class Readiness(Struct, kw_only=True, omit_defaults=True):
     """200 when store, mirror and models are ready; else 503 with ``error`` and ``detail``.
-    ``degraded``: the store is unreachable, searches are answered from the mirror."""
+    ``degraded``: the store is unreachable (with a mirror, searches are answered from it;
+    without one, ``detail`` says nothing can be searched). ``search_mode``: who serves
+    searches and why, once ready."""
 
     status: int
     ready: bool
     checks: dict[str, bool]
+    search_mode: SearchModeInfo | None = None
     degraded: bool = False
     error: str | None = None
     detail: str | None = None

@@ -213,8 +213,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or s.host
     # The app reads its settings from the environment: tell it where it listens.
     os.environ["LOOKALIKE_PORT"], os.environ["LOOKALIKE_HOST"] = str(port), host
-    # While it runs, the CLI on this machine goes through this server (cli.remote).
-    published = publish(s.data_dir, local_url(host, port))
+    # While it runs, the CLI on this machine goes through this server (cli.remote): it
+    # cannot open an embedded store the server holds. With a Qdrant server the CLI opens
+    # the store itself, and API replicas that share one data directory (the compose cluster,
+    # each its container's pid 1) must not overwrite or revoke each other's credential.
+    published = None if s.qdrant_url else publish(s.data_dir, local_url(host, port))
     # uvicorn re-raises SIGTERM once it has shut down: exit through `finally` then, so the
     # credential is withdrawn (a kill -9 leaves it; the CLI ignores a dead pid's file).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

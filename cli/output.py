@@ -117,4 +117,7 @@ def print_status(status: dict[str, Any]) -> None:
     threshold = defaults["near_duplicate_threshold"]
     near = f"{threshold:.3f}" if threshold is not None else "none (uncalibrated)"
     out.print(f"defaults: {weights}; near duplicate at {near} ({defaults['source']})", markup=False)
-    out.print(f"mirror: {status['mirror']['points']} points, lag {status['mirror_lag']}")
+    mode = status["search_mode"]
+    out.print(f"search: served by {mode['mode']} ({mode['reason']})", markup=False)
+    if status["mirror"] is not None:
+        out.print(f"mirror: {status['mirror']['points']} points, lag {status['mirror_lag']}")

@@ -25,7 +25,9 @@ from engine.read_policy import ReadPolicy
 from engine.reconcile import Reconcile
 from engine.resources import Resources
 from engine.search import Search
+from engine.search_mode import SearchMode
 from engine.status import StatusReport
+from engine.store_search import StoreFusedSearch
 from engine.thumbnails import Thumbnails
 from engine.uploads import Uploads
 from engine.watch import LibraryWatcher
@@ -54,7 +56,21 @@ class Lookalike:
         self.mirror_keeper = MirrorKeeper(
             settings.data_dir, self.resources.store, self.catalog.blocks, self.health
         )
-        self.reader = ReadPolicy(self.resources.store, self.mirror_keeper, self.health)
+        self.search_mode = SearchMode(
+            settings.search,
+            settings.mirror_max_mb,
+            self.resources.store,
+            width=lambda: sum(dim for _, dim in self.catalog.blocks()),
+            mirror_problem=lambda: self.mirror_keeper.problem,
+        )
+        self.mirror_keeper.wanted = self.search_mode.keeps_mirror
+        self.reader = ReadPolicy(
+            self.resources.store,
+            self.mirror_keeper,
+            self.health,
+            self.search_mode,
+            StoreFusedSearch(self.resources.store, self.search_mode.points),
+        )
         self.queries = QueryEncoder(
             self.resources.embedder,
             self.catalog.clip_status,
@@ -73,6 +89,16 @@ class Lookalike:
     @property
     def mirror(self) -> Mirror:
         return self.mirror_keeper.mirror
+
+    def _kept_mirror(self) -> Mirror | None:
+        """The mirror, loaded if this process keeps one; None when Qdrant alone serves."""
+        return self.mirror_keeper.mirror if self.mirror_keeper.wanted() else None
+
+    def _store_serving(self) -> tuple[Store, StoreFusedSearch] | None:
+        """The store and its fused search while Qdrant serves searches, else None."""
+        if self.search_mode.current().mode != "qdrant":
+            return None
+        return self.resources.store(), self.reader.fused
 
     def _models_loaded(self, embedder: Any) -> None:
         self.catalog.record(embedder)
@@ -131,6 +157,7 @@ class Lookalike:
             mirror=lambda: self.mirror_keeper.mirror,
             payloads=lambda: self.mirror_keeper.payloads,
             catalog=self.catalog,
+            by_store=self._store_serving,
         )
 
     @cached_property
@@ -158,7 +185,8 @@ class Lookalike:
             settings=self.settings,
             store=self.resources.store,
             catalog=self.catalog,
-            mirror=lambda: self.mirror_keeper.mirror,
+            mirror=self._kept_mirror,
+            serving=self.search_mode.current,
             embedder=self.resources.loaded_embedder,
         )
 

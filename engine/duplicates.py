@@ -18,16 +18,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
 from engine.defaults import DUPLICATES_MAX_PAIRS, DUPLICATES_MIN_THRESHOLD
+from engine.duplicates_store import store_pairs
 from engine.errors import BadInput, Cancelled
 from engine.search import check_weights
 
 if TYPE_CHECKING:
     from engine.catalog import ModelCatalog
+    from engine.store_search import StoreFusedSearch
+    from store.base import Store
     from store.mirror import Mirror, PayloadCache
 
 PAGE = 2048
@@ -73,10 +76,13 @@ class Duplicates:
         *,
         page_size: int = PAGE,
         max_pairs: int = DUPLICATES_MAX_PAIRS,
+        by_store: Callable[[], tuple[Store, StoreFusedSearch] | None] = lambda: None,
     ) -> None:
         self._mirror = mirror
         self._payloads = payloads
         self._catalog = catalog
+        # When Qdrant serves searches: the store and its fused search (no mirror here).
+        self._by_store = by_store
         self.page_size = max(1, page_size)
         self.max_pairs = max_pairs
 
@@ -99,19 +105,34 @@ class Duplicates:
                 f"The threshold must be between {DUPLICATES_MIN_THRESHOLD} and 1; got {t}. "
                 "Lower ones match unrelated images by the thousand."
             )
-        mirror = self._mirror()
-        scale = _block_scale(mirror, self._catalog.names(), used)
+        served = self._by_store()
+        payloads: dict[str, dict[str, Any]] = {}
+        if served is None:
+            mirror = self._mirror()
+            scale = _block_scale(mirror, self._catalog.names(), used)
+            found = _pairs(mirror, scale, t, self.page_size, cancelled)
+        else:
+            store, fused = served
+            name_of = self._catalog.names()
+            weights_by_name = {name_of[r]: w for r, w in used.items() if r in name_of and w > 0}
+            if not weights_by_name:
+                _block_scale_check(name_of)
+            found = store_pairs(store, fused, weights_by_name, t, payloads, cancelled)
         parent: dict[str, str] = {}
         best: dict[str, float] = {}
         pairs = 0
-        for pair_a, pair_b, score in _pairs(mirror, scale, t, self.page_size, cancelled):
+        for pair_a, pair_b, score in found:
             if pairs == self.max_pairs:
                 break
             pairs += 1
             _union(parent, pair_a, pair_b)
             best[pair_a] = max(best.get(pair_a, 0.0), score)
             best[pair_b] = max(best.get(pair_b, 0.0), score)
-        payloads = self._payloads().get(mirror.ids())
+        if served is None:
+            payloads = self._payloads().get(mirror.ids())
+        else:  # the groups' members in full (the scroll read only paths)
+            grouped = [r for r in served[0].retrieve(sorted(best))]
+            payloads.update({r.id: r.payload for r in grouped})
         groups = _groups(payloads, parent, best)
         return Report(threshold=t, weights=used, groups=groups, truncated=pairs == self.max_pairs)
 
@@ -121,16 +142,20 @@ def _block_scale(mirror: Mirror, name_of: dict[str, str], weights: dict[str, flo
     used = {name_of[r]: w for r, w in weights.items() if r in name_of and w > 0}
     total = sum(used.values())
     if total <= 0:
-        raise BadInput(
-            "Every weight is zero for the models in use "
-            f"({', '.join(name_of) or 'none'}): give at least one a positive weight."
-        )
+        _block_scale_check(name_of)
     scale = np.zeros(mirror.dim, dtype=np.float32)
     start = 0
     for name, dim in mirror.blocks:
         scale[start : start + dim] = used.get(name, 0.0) / total
         start += dim
     return scale
+
+
+def _block_scale_check(name_of: dict[str, str]) -> NoReturn:
+    raise BadInput(
+        "Every weight is zero for the models in use "
+        f"({', '.join(name_of) or 'none'}): give at least one a positive weight."
+    )
 
 
 def _pairs(

@@ -72,6 +72,12 @@ STORE_DOWN = (
     "now; searches are still answered from the local mirror. Try again once it is back."
 )
 
+STORE_DOWN_NO_MIRROR = (
+    "The image store (Qdrant) cannot be reached, and this server searches it directly "
+    "(it keeps no local mirror), so nothing can be searched, saved or changed right now. "
+    "Try again once it is back."
+)
+
 
 def translate(exc: Exception) -> Exception:
     """The store's own exceptions as the engine's, so every caller maps them to one status:

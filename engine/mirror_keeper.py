@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ class MirrorKeeper:
         store: Callable[[], Store],
         blocks: Callable[[], list[tuple[str, int]]],
         health: StoreHealth,
+        *,
+        wanted: Callable[[], bool] = lambda: True,
     ) -> None:
         self._path = data_dir / "mirror"
         self._payloads_path = data_dir / "mirror_payloads.msgpack"
@@ -43,6 +46,11 @@ class MirrorKeeper:
         self._health = health
         self._mirror: Mirror | None = None
         self._payloads: PayloadCache | None = None
+        # Whether this process keeps a mirror at all (engine.search_mode): when it does not,
+        # nothing loads it and writes do not sync it.
+        self.wanted = wanted
+        # Why the mirror cannot be trusted now (a failed load or catch-up), else None.
+        self.problem: str | None = None
         self._lock = threading.RLock()
         # Not ``_lock``: loading the payload cache takes a while and must block no search.
         self._payloads_lock = threading.Lock()
@@ -54,14 +62,32 @@ class MirrorKeeper:
                 from store.mirror import Mirror
 
                 blocks = self._blocks()
-                mirror = Mirror.load(self._path, blocks)
-                if mirror is None:
-                    mirror = Mirror(self._path, blocks)
-                    mirror.full_diff(self._store())
-                elif mirror.catch_up(self._store()):
-                    mirror.save()
+                with self._noting("failed to load"):
+                    mirror = Mirror.load(self._path, blocks)
+                    if mirror is None:
+                        mirror = Mirror(self._path, blocks)
+                        mirror.full_diff(self._store())
+                    elif mirror.catch_up(self._store()):
+                        mirror.save()
                 self._mirror = mirror
             return self._mirror
+
+    @contextmanager
+    def _noting(self, what: str) -> Iterator[None]:
+        """Record why the mirror cannot be trusted when the block fails, clear it when it
+        succeeds. An unreachable store is not the mirror's fault: it stays as it was."""
+        try:
+            yield
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            self.problem = f"it {what}: {exc}"
+            raise
+        self.problem = None
+
+    def loaded(self) -> Mirror | None:
+        """The mirror if it is loaded, without loading it."""
+        return self._mirror
 
     @property
     def payloads(self) -> PayloadCache:
@@ -87,7 +113,15 @@ class MirrorKeeper:
     def sync(self, *, full: bool = False, removed: Sequence[str] | set[str] = ()) -> int:
         """Bring the mirror and the payload cache up to the store; returns how many points
         changed. ``removed``: points this process just deleted (a catch-up cannot see a
-        deletion). ``full``: also compare every id with the store."""
+        deletion). ``full``: also compare every id with the store. A no-op when this
+        process keeps no mirror."""
+        if not self.wanted():
+            self._drop()  # 'auto' outgrew its budget: Qdrant serves, free the memory
+            return 0
+        with self._noting("could not catch up with the store"):
+            return self._sync(full=full, removed=removed)
+
+    def _sync(self, *, full: bool, removed: Sequence[str] | set[str]) -> int:
         mirror = self.mirror
         store = self._store()
         if removed:
@@ -101,6 +135,13 @@ class MirrorKeeper:
             mirror.save()
         self.payloads.save()  # a no-op unless an entry changed
         return changed
+
+    def _drop(self) -> None:
+        with self._lock:
+            if self._mirror is not None:
+                log.info("the mirror is no longer kept in this process: Qdrant serves searches")
+                self.close()
+                self._payloads = None
 
     def close(self) -> None:
         with self._lock:

@@ -213,6 +213,21 @@ class Settings(BaseSettings):
     mirror_full_diff_s: float = Field(
         300.0, gt=0, description="Seconds between full id comparisons of mirror and store."
     )
+    search: Literal["mirror", "qdrant", "auto"] = Field(
+        "auto",
+        description="Who serves a search: 'mirror' (the FAISS mirror in this process: fast, "
+        "one machine), 'qdrant' (Qdrant itself, exact two-round fusion: no per-point state "
+        "here, so any number of API replicas can serve one collection) or 'auto' (the "
+        "mirror while the fused vectors fit LOOKALIKE_MIRROR_MAX_MB and it keeps up with "
+        "the store, else Qdrant). Both give the same answer.",
+    )
+    mirror_max_mb: float = Field(
+        4096.0,
+        gt=0,
+        description="'auto' search: the largest mirror (fused float32 vectors, in MiB) this "
+        "process keeps; above it Qdrant serves. 4096 MiB is about 350k images with all "
+        "three models (512 + 2048 + 512 dimensions).",
+    )
     max_upload_mb: int = Field(
         200,
         ge=1,

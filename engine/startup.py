@@ -1,7 +1,8 @@
 """The order a serving process warms up in, and what it starts once ready.
 
 Open the store (which applies migrations), load the models, then open the FAISS mirror (it
-needs to know the models' sizes) and sweep the temporary files of interrupted uploads.
+needs to know the models' sizes; none when Qdrant alone serves searches) and sweep the
+temporary files of interrupted uploads.
 Until that is done the server is not ready. After it, off the start-up path: the payload
 cache loads (searches answer without it meanwhile), with a Qdrant server a follower picks
 up writes made by other processes (an embedded store is this process's alone), and with
@@ -42,7 +43,7 @@ def warm_up(lk: Lookalike, done: Callable[[str], None]) -> dict[str, float]:
     done("store")
     step("models", lk.resources.embedder)
     done("models")
-    step("mirror", lambda: lk.mirror_keeper.mirror)
+    step("mirror", lambda: lk.mirror_keeper.mirror if lk.mirror_keeper.wanted() else None)
     # Before ready: after it, a new upload's temporary file could look stale.
     swept = lk.uploads.sweep_stale()
     if swept:
@@ -75,11 +76,13 @@ def after_ready(lk: Lookalike) -> Background:
     a Qdrant server: other processes may write to it) and the library watcher (when
     ``LOOKALIKE_WATCH`` is on)."""
     background = Background()
-    try:
-        lk.mirror_keeper.payloads  # noqa: B018 - what hits show while the store is down
-    except Exception:
-        log.exception("loading the payload cache failed; it loads again when needed")
-    if lk.resources.store().backend == "server":
+    log.info("search: %s", lk.search_mode.current().reason)
+    if lk.mirror_keeper.wanted():
+        try:
+            lk.mirror_keeper.payloads  # noqa: B018 - what hits show while the store is down
+        except Exception:
+            log.exception("loading the payload cache failed; it loads again when needed")
+    if lk.resources.store().backend == "server" and lk.search_mode.setting != "qdrant":
         full_every_s = lk.settings.mirror_full_diff_s
         background.follower = MirrorFollower(lk.mirror_keeper.sync, full_every_s=full_every_s)
         background.follower.start()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from embedder.pipeline import Embedder
     from engine.catalog import ModelCatalog
+    from engine.search_mode import Serving
     from engine.settings import Settings
     from store.base import Store
     from store.mirror import Mirror
@@ -21,13 +22,15 @@ class StatusReport:
         settings: Settings,
         store: Callable[[], Store],
         catalog: ModelCatalog,
-        mirror: Callable[[], Mirror],
+        mirror: Callable[[], Mirror | None],
+        serving: Callable[[], Serving],
         embedder: Callable[[], Embedder | None],
     ) -> None:
         self._settings = settings
         self._store = store
         self._catalog = catalog
-        self._mirror = mirror
+        self._mirror = mirror  # None: this process keeps no mirror (Qdrant serves)
+        self._serving = serving
         self._embedder = embedder  # never loads the models: status must stay cheap
 
     def read(self) -> dict[str, Any]:
@@ -48,6 +51,9 @@ class StatusReport:
             "models_loaded": embedder is not None,
             # Read without loading: precision, compiled and int8 change while serving.
             "inference": embedder.runtime() if embedder is not None else {},
-            "mirror": {"points": len(mirror), "watermark": mirror.watermark},
-            "mirror_lag": mirror.lag(store),
+            "search_mode": self._serving().as_dict(),
+            "mirror": None
+            if mirror is None
+            else {"points": len(mirror), "watermark": mirror.watermark},
+            "mirror_lag": None if mirror is None else mirror.lag(store),
         }

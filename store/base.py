@@ -178,6 +178,14 @@ class Store(ABC):
     @abstractmethod
     def count(self, flt: Filter | None = None) -> int: ...
 
+    def max_rev(self) -> int:
+        """The highest rev stamped on any point (0 when there is none): changes whenever
+        the points do."""
+        return self._max_rev()
+
+    def _max_rev(self) -> int:
+        raise NotImplementedError
+
     @abstractmethod
     def search(
         self,

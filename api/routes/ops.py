@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 from litestar import Controller, MediaType, Request, Response, get
 
 from api.auth import PUBLIC_OPT, key_principal
 from api.errors import ERROR_RESPONSES
 from api.routes.deps import ServicesDep
-from api.schemas import Health, Readiness
-from engine.errors import STORE_DOWN
+from api.schemas import Health, Readiness, SearchModeInfo
+from engine.errors import STORE_DOWN, STORE_DOWN_NO_MIRROR
 
 PUBLIC_FAILURE = (
     "Lookalike could not start. The server log has the reason, and so does /ready for a "
@@ -33,8 +34,9 @@ class OpsController(Controller):
         self, request: Request[Any, Any, Any], services: ServicesDep
     ) -> Response[Readiness]:
         """Readiness: 200 once store, models and mirror are up, else 503 saying what is missing.
-        While a store server is unreachable it stays 200 (searches are answered from the
-        mirror) with ``degraded: true``. Why a start-up failed is told only to a caller with
+        Once ready, ``search_mode`` says who serves searches and why. While a store server
+        is unreachable it stays 200 with ``degraded: true`` (with a mirror, searches are
+        answered from it). Why a start-up failed is told only to a caller with
         an API key: the reason may name hosts, paths or versions."""
         ok = services.ready
         detail = None
@@ -49,8 +51,12 @@ class OpsController(Controller):
             error=None if ok else "not_ready",
             detail=detail,
         )
-        if ok and not await services.store_reachable():
-            body.degraded, body.error, body.detail = True, "store_unavailable", STORE_DOWN
+        if ok and services.lookalike is not None:
+            serving = await anyio.to_thread.run_sync(services.lookalike.search_mode.current)
+            body.search_mode = msgspec.convert(serving.as_dict(), SearchModeInfo)
+            if not await services.store_reachable():
+                detail = STORE_DOWN if serving.mode == "mirror" else STORE_DOWN_NO_MIRROR
+                body.degraded, body.error, body.detail = True, "store_unavailable", detail
         return Response(body, status_code=body.status)
 
     @get(

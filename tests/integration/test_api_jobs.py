@@ -65,7 +65,13 @@ def test_ready_and_metrics(make_app_client: Any) -> None:
     client = make_app_client()
     client.wait_ready()
     ready = client.get("/ready").json()
-    assert ready == {"status": 200, "ready": True, "checks": ready["checks"]}
+    assert ready == {
+        "status": 200,
+        "ready": True,
+        "checks": ready["checks"],
+        "search_mode": ready["search_mode"],
+    }
+    assert ready["search_mode"]["mode"] == "mirror" and ready["search_mode"]["setting"] == "auto"
     assert all(ready["checks"].values())
 
     key = client.api_key("read")

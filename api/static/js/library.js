@@ -55,11 +55,18 @@ function renderStatus(status) {
   els.dirs.textContent = status.library_dir ? `Indexing ${status.library_dir}` : "";
   els.points.textContent = Number(status.points || 0).toLocaleString();
   els.backend.textContent = status.backend || "–";
-  const mirror = status.mirror || {};
-  els.mirror.textContent = mirror.points !== undefined ? Number(mirror.points).toLocaleString() : "–";
-  const lag = Number(status.mirror_lag || 0);
-  els.lag.textContent = lag ? `${lag.toLocaleString()} behind` : "in sync";
-  els.lag.classList.toggle("is-behind", lag > 0);
+  const mode = status.search_mode || {};
+  if (status.mirror) {
+    els.mirror.textContent = Number(status.mirror.points).toLocaleString();
+    const lag = Number(status.mirror_lag || 0);
+    els.lag.textContent = lag ? `${lag.toLocaleString()} behind` : "in sync";
+    els.lag.classList.toggle("is-behind", lag > 0);
+  } else {  // Qdrant serves searches: this server keeps no mirror
+    els.mirror.textContent = "Qdrant";
+    els.lag.textContent = "searched directly";
+    els.lag.classList.remove("is-behind");
+  }
+  els.lag.title = mode.reason || "";
   const models = status.models || [];
   els.modelCount.textContent = String(models.length);
 

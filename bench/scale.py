@@ -1,0 +1,206 @@
+"""Qdrant-served search at scale: exact two-round fusion on Edge with int8 and HNSW.
+
+For each size: synthetic vectors shaped like the real ones (bench/synthetic.py: CLIP 512,
+ResNet-50 2048, HSV 512; grouped, with a common direction, not isotropic noise) go into an
+Edge store created as ``LOOKALIKE_SEARCH=qdrant`` deployments create theirs (int8 scalar
+quantization per named vector, HNSW; see docs/scaling.md), and the optimiser builds its
+indexes. Then, for fresh queries with rotating weights (equal; CLIP only; colour-heavy):
+
+- ``recall_at_10``: overlap of the served top-10 with the exact fp32 fused top-10, computed
+  apart in chunks over every vector (``bench.search_latency.exact_top10``);
+- ``max_score_error``: the largest gap between a served score and the exact fused score,
+  rank by rank;
+- ``p50_ms``/``p99_ms``: a search as the API runs it in qdrant mode (both rounds, then the
+  ten hits' payloads), one after the other;
+- ``prefetch_n``: round one's depth at this size (``engine.store_search.prefetch_n``), and
+  ``deepened``: searches whose certificate sent round one deeper;
+- ``rss_mb_qdrant_mode`` / ``rss_mb_mirror_mode``: resident memory of a fresh process that
+  opens the store and serves the same searches, without a mirror and with one (a snapshot
+  of the same vectors, as a restarted server loads it). No models are loaded. With Edge the
+  embedded Qdrant lives in that process, so both figures include it; against a Qdrant
+  server the API process holds only ``rss_mb_baseline`` plus what a search allocates.
+
+    python -m bench.scale [--sizes 100000,1000000] [--queries 100] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.search_latency import WEIGHTS, exact_top10, fused_query
+from bench.synthetic import BLOCKS, Synthetic, point_id
+from engine.store_search import StoreFusedSearch, prefetch_n
+from store import Record, StoreConfig, open_store
+
+CHUNK = 4096
+
+
+def _config(data_dir: Path) -> StoreConfig:
+    return StoreConfig(data_dir=data_dir)
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def fill(store: Any, rows: np.ndarray, n: int) -> float:
+    """Upsert every row (payload like an image's: width, tags, folder); returns seconds."""
+    t0 = time.perf_counter()
+    names = [name for name, _ in BLOCKS]
+    for start in range(0, n, CHUNK):
+        part = np.asarray(rows[start : start + CHUNK])
+        at, blocks = 0, {}
+        for name, dim in BLOCKS:
+            blocks[name] = part[:, at : at + dim]
+            at += dim
+        records = [
+            Record(
+                point_id(start + i),
+                {"paths": [f"img/{start + i}.jpg"], "width": 100 + (start + i) % 1900},
+                {name: blocks[name][i] for name in names},
+            )
+            for i in range(len(part))
+        ]
+        store.upsert(records)
+    store.flush()
+    return time.perf_counter() - t0
+
+
+def serve(data_dir: Path, n: int, queries: list[dict], weights: list[dict], mirror: bool) -> dict:
+    """In this process: open the store (and the mirror), serve every query, measure."""
+    baseline = _rss_mb()
+    store = open_store(_config(data_dir))
+    fused = StoreFusedSearch(lambda: store, lambda: n)
+    if mirror:
+        from store.mirror import Mirror
+
+        kept = Mirror.load(data_dir / "mirror", BLOCKS)
+        assert kept is not None, "no mirror snapshot"
+    times, answers, depths = [], [], []
+    for q, w in zip(queries, weights, strict=True):
+        t = time.perf_counter()
+        if mirror:
+            hits = kept.search(q, w, 10)
+        else:
+            hits = fused.search(q, w, 10)
+            depths.append(fused.last_n)
+        store.retrieve([h.id for h in hits])  # the payloads the API shows
+        times.append(time.perf_counter() - t)
+        answers.append([(h.id, h.score) for h in hits])
+    out = {
+        "times": times,
+        "answers": answers,
+        "depths": depths,
+        "rss_mb": _rss_mb(),
+        "rss_mb_baseline": baseline,
+    }
+    store.close()
+    return out
+
+
+def _child(data_dir: Path, n: int, n_queries: int, mirror: bool) -> dict:
+    """``serve`` in a fresh process, so its memory is measured alone."""
+    cmd = [sys.executable, "-m", "bench.scale", "--child", str(data_dir), "--n", str(n)]
+    cmd += ["--queries", str(n_queries)] + (["--mirror"] if mirror else [])
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _workload(n: int, n_queries: int) -> tuple[Synthetic, list[dict], list[dict]]:
+    syn = Synthetic(n)
+    queries = syn.queries(n_queries)
+    weights = [WEIGHTS[i % len(WEIGHTS)] for i in range(n_queries)]
+    return syn, queries, weights
+
+
+def measure(n: int, n_queries: int, workdir: Path) -> dict[str, Any]:
+    syn, queries, weights = _workload(n, n_queries)
+    rows = syn.write_npy(workdir / "vectors.npy")
+    data_dir = workdir / "data"
+    store = open_store(_config(data_dir))
+    store.create(dict(BLOCKS))
+    fill_s = fill(store, rows, n)
+    t0 = time.perf_counter()
+    optimize = getattr(store, "optimize", None)
+    if optimize is not None:
+        optimize()  # build the HNSW indexes and quantized vectors now, not mid-measurement
+    optimize_s = time.perf_counter() - t0
+    store.close()
+
+    truth = exact_top10(
+        rows, np.stack([fused_query(q, w) for q, w in zip(queries, weights, strict=True)])
+    )
+    from store.mirror import Mirror
+
+    Mirror.from_rows(
+        data_dir / "mirror", BLOCKS, rows, [point_id(i) for i in range(n)], np.ones(n, np.int64)
+    ).save()
+    qdrant = _child(data_dir, n, n_queries, mirror=False)
+    mirrored = _child(data_dir, n, n_queries, mirror=True)
+
+    recalls, errors = [], []
+    for want, got, q, w in zip(truth, qdrant["answers"], queries, weights, strict=True):
+        recalls.append(len({i for i, _ in got} & {point_id(i) for i in want}) / 10)
+        fq = fused_query(q, w)
+        exact = [float(np.asarray(rows[i], dtype=np.float64) @ fq) for i in want]
+        errors += [abs(s - e) for (_, s), e in zip(got, exact, strict=False)]
+    times = qdrant["times"][10:]  # the first ones warm the caches
+    start = prefetch_n(n, 10)
+    return {
+        "n": n,
+        "recall_at_10": round(float(np.mean(recalls)), 4),
+        "max_score_error": float(f"{max(errors):.2e}"),
+        "p50_ms": round(float(np.percentile(times, 50)) * 1e3, 2),
+        "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 2),
+        "prefetch_n": start,
+        "deepened": sum(d > start for d in qdrant["depths"]),
+        "rss_mb_qdrant_mode": round(qdrant["rss_mb"]),
+        "rss_mb_mirror_mode": round(mirrored["rss_mb"]),
+        "rss_mb_baseline": round(qdrant["rss_mb_baseline"]),
+        "mirror_p50_ms": round(float(np.percentile(mirrored["times"][10:], 50)) * 1e3, 2),
+        "min_recall_at_10": min(recalls),
+        "fill_s": round(fill_s, 1),
+        "optimize_s": round(optimize_s, 1),
+        "queries": n_queries,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--dir", default=None, help="where the temporary files go")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--mirror", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:  # one measuring process: see _child
+        _, queries, weights = _workload(args.n, args.queries)
+        out = serve(Path(args.child), args.n, queries, weights, args.mirror)
+        print(json.dumps(out))
+        return out
+    sizes = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            sizes.append(measure(n, args.queries, Path(tmp)))
+            print(json.dumps(sizes[-1]), file=sys.stderr)
+    result: dict[str, Any] = {"sizes": sizes, "loadavg_1m": round(os.getloadavg()[0], 2)}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
