@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError, StoreUnavailableError
-from store.base import Store, StoreUnavailable
+from store.base import Store, StoreConfigError, StoreUnavailable
 
 if TYPE_CHECKING:
     from embedder.pipeline import Embedder
@@ -57,6 +57,8 @@ class Resources:
                     self._store = open_store(self._settings.store_config())
                 except StoreUnavailable as exc:
                     raise StoreUnavailableError(str(exc)) from exc
+                except StoreConfigError as exc:  # e.g. LOOKALIKE_EDGE_SHARDS changed
+                    raise ConfigError(str(exc)) from exc
             if not self._migrated:
                 self.applied_migrations = _migrate(self._store)
                 self._migrated = True

@@ -12,6 +12,7 @@ up writes made by other processes (an embedded store is this process's alone), a
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,12 +64,51 @@ class Background:
 
     follower: MirrorFollower | None = None
     watcher: LibraryWatcher | None = None
+    optimizer: EdgeOptimizer | None = None
 
     def stop(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
         if self.follower is not None:
             self.follower.stop()
+        if self.optimizer is not None:
+            self.optimizer.stop()
+
+
+class EdgeOptimizer:
+    """Edge builds its HNSW graphs and int8 vectors only when asked. While Qdrant may serve
+    searches (``LOOKALIKE_SEARCH`` qdrant or auto), ask it once the images stop changing:
+    the count moved since the last build and held still for one interval."""
+
+    def __init__(self, lk: Lookalike, interval_s: float = 60.0) -> None:
+        self._lk = lk
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="edge-optimize", daemon=True)
+        self.runs = 0
+
+    def start(self) -> EdgeOptimizer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10.0)
+
+    def _loop(self) -> None:
+        built, seen = None, None
+        while not self._stop.wait(self.interval_s):
+            try:
+                store = self._lk.resources.store()
+                count = store.count()
+                if count == seen and count != built:
+                    t = time.perf_counter()
+                    store.optimize()
+                    built, self.runs = count, self.runs + 1
+                    log.info("search indexes built in %.1f s", time.perf_counter() - t)
+                seen = count
+            except Exception as exc:  # the next round tries again
+                log.warning("building the search indexes failed: %s", exc)
 
 
 def after_ready(lk: Lookalike) -> Background:
@@ -86,6 +126,8 @@ def after_ready(lk: Lookalike) -> Background:
         full_every_s = lk.settings.mirror_full_diff_s
         background.follower = MirrorFollower(lk.mirror_keeper.sync, full_every_s=full_every_s)
         background.follower.start()
+    if lk.resources.store().backend == "edge" and lk.search_mode.setting != "mirror":
+        background.optimizer = EdgeOptimizer(lk).start()
     if lk.settings.watch:
         background.watcher = lk.watcher()
         background.watcher.start()

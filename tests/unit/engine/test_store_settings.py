@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pydantic import ValidationError
 
+from engine.composition import Lookalike
 from engine.settings import Settings
 
 URL = {"qdrant_url": "http://qdrant:6333"}
@@ -73,3 +76,16 @@ def test_contradictions_fail_at_start_up_naming_the_setting(
 def test_out_of_range_values_are_refused(values: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         Settings(**values)  # type: ignore[arg-type]
+
+
+def test_another_edge_shard_count_stops_the_start_with_a_sentence(
+    make_lookalike: Callable[..., Lookalike],
+) -> None:
+    from engine.errors import ConfigError
+
+    first = make_lookalike(edge_shards=2)
+    assert first.store.count() == 0
+    first.close()
+    again = make_lookalike()  # the default, one shard, on the same data directory
+    with pytest.raises(ConfigError, match="LOOKALIKE_EDGE_SHARDS"):
+        again.resources.store()
