@@ -1,0 +1,234 @@
+"""Geometric verification: is the candidate (a stored image) a copy of the query, and where?
+
+``verify(query, candidate)`` matches the candidate's descriptors to the query's (k = 2
+nearest neighbours, Lowe's ratio test), fits a homography with RANSAC (OpenCV's USAC
+MAGSAC++), rejects homographies no copy produces (folded, collapsed, mirrored, absurd
+scale) and answers the inlier count, a 0..1 confidence and the matched region as a polygon
+in each image's pixel space: the candidate's outline projected into the query (where the
+copy sits in a bigger picture) and the query's outline projected back into the candidate
+(which part of it a crop kept), each clipped to its image.
+
+Mirrored copies: descriptors are not mirror-invariant, so the query is also described
+mirrored (``keypoints.extract_query``) and ``verify_best`` keeps the better of the two.
+Mirroring the query costs one extraction per search; mirroring every stored image would
+double the store.
+
+Confidence (calibrated by bench/verify_pick.py, see ``confidence``) is a monotone function
+of the inlier count and the inlier ratio; below ``MIN_INLIERS`` nothing is verified.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from embedder.keypoints import Features
+
+RATIO = 0.8  # Lowe's ratio test
+MIN_INLIERS = 10  # fewer: not verified (bench/verify_pick.py)
+CONFIDENCE_K = 12.0  # inliers above MIN_INLIERS that give confidence 1 - 1/e
+REPROJ = 0.006  # RANSAC threshold, as a fraction of each image's longer side (~4 px at 640)
+MAX_SCALE = 40.0  # copies are at most this much larger or smaller, in pixel space
+MIN_HULL = 0.002  # inliers must spread over this fraction of both images' areas
+
+
+class KeypointSet(Protocol):
+    """What verification reads from stored features (``store.keypoints`` records qualify)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def xy(self) -> np.ndarray: ...
+    @property
+    def descriptors(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Verified:
+    inliers: int
+    confidence: float  # 0..1
+    query_polygon: list[tuple[float, float]]  # in the query's pixel space
+    hit_polygon: list[tuple[float, float]]  # in the candidate's pixel space
+    mirrored: bool = False
+
+
+def confidence(inliers: int, ratio: float) -> float:
+    """``(1 - exp(-(inliers - MIN_INLIERS + 1) / K)) * min(1, 0.5 + ratio)``: grows with the
+    inlier count and with the share of ratio-test matches that fit the homography (a copy
+    has most of its matches agree, a chance fit few). 0 below ``MIN_INLIERS``."""
+    if inliers < MIN_INLIERS:
+        return 0.0
+    by_count = 1.0 - math.exp(-(inliers - MIN_INLIERS + 1) / CONFIDENCE_K)
+    return round(by_count * min(1.0, 0.5 + ratio), 4)
+
+
+def verify_best(
+    query: tuple[Features, Features], candidate: KeypointSet, **kw: object
+) -> Verified | None:
+    """The better of the query as seen and mirrored (``keypoints.extract_query``)."""
+    results = [r for r in (verify(q, candidate, **kw) for q in query) if r]  # type: ignore[arg-type]
+    return max(results, key=lambda r: (r.inliers, r.confidence), default=None)
+
+
+def count_matches(query: Features, candidate: KeypointSet, ratio: float = RATIO) -> int:
+    return len(_matches(query, candidate, ratio)[0])
+
+
+def verify(
+    query: Features,
+    candidate: KeypointSet,
+    *,
+    ratio: float = RATIO,
+    min_inliers: int = MIN_INLIERS,
+) -> Verified | None:
+    """The evidence that ``candidate`` is a copy of (part of) ``query``, or None."""
+    if query.kind != candidate.kind:
+        raise ValueError(f"cannot match {query.kind} features to {candidate.kind} features")
+    src, dst = _matches(query, candidate, ratio)
+    if len(src) < max(4, min_inliers):
+        return None
+    import cv2
+
+    # Normalise both point sets to their image's longer side: one threshold fits any size.
+    s_c = float(max(candidate.width, candidate.height))
+    s_q = float(max(query.width, query.height))
+    h_norm, mask = cv2.findHomography(src / s_c, dst / s_q, cv2.USAC_MAGSAC, REPROJ, None, 2000)
+    if h_norm is None or mask is None:
+        return None
+    inlier = mask.ravel().astype(bool)
+    n_in = int(inlier.sum())
+    if n_in < min_inliers:
+        return None
+    h = np.diag([s_q, s_q, 1.0]) @ h_norm @ np.diag([1 / s_c, 1 / s_c, 1.0])
+    cand_box = _outline(candidate.width, candidate.height)
+    query_box = _outline(query.width, query.height)
+    projected = _project(h, cand_box)
+    if projected is None or not _plausible(h, projected):
+        return None
+    if min(_hull_share(src[inlier], cand_box), _hull_share(dst[inlier], query_box)) < MIN_HULL:
+        return None  # inliers bunched on a line or a spot: a chance fit
+    back = _project(np.linalg.inv(h), query_box)
+    if back is None:
+        return None
+    query_poly = _clip(projected, query_box)
+    hit_poly = _clip(back, cand_box) if _convex(back) else _hull(src[inlier])
+    if query.mirrored:  # features came from the mirror: x runs from the right edge
+        query_poly = [(query.width - x, y) for x, y in reversed(query_poly)]
+    return Verified(
+        inliers=n_in,
+        confidence=confidence(n_in, n_in / len(src)),
+        query_polygon=query_poly,
+        hit_polygon=hit_poly,
+        mirrored=query.mirrored,
+    )
+
+
+def _matches(
+    query: Features, candidate: KeypointSet, ratio: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(candidate xy, query xy) of the candidate keypoints whose nearest query descriptor
+    passes the ratio test. Candidate -> query: the stored keypoints are the ones to find,
+    and the query's extra keypoints (a bigger picture around a copy) only compete."""
+    if len(query) < 2 or len(candidate.xy) < 2:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    import cv2
+
+    binary = candidate.kind == "orb"
+    norm = cv2.NORM_HAMMING if binary else cv2.NORM_L2
+    dtype = np.uint8 if binary else np.float32
+    c_desc = np.ascontiguousarray(candidate.descriptors, dtype=dtype)
+    q_desc = np.ascontiguousarray(query.descriptors, dtype=dtype)
+    pairs = cv2.BFMatcher(norm).knnMatch(c_desc, q_desc, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
+    if not good:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    c_idx = np.fromiter((m.queryIdx for m in good), np.int64, len(good))
+    q_idx = np.fromiter((m.trainIdx for m in good), np.int64, len(good))
+    c_xy = np.asarray(candidate.xy, np.float32)[c_idx]
+    q_xy = np.asarray(query.xy, np.float32)[q_idx]
+    return c_xy, q_xy
+
+
+def _outline(width: int, height: int) -> np.ndarray:
+    return np.asarray([[0, 0], [width, 0], [width, height], [0, height]], np.float64)
+
+
+def _project(h: np.ndarray, pts: np.ndarray) -> np.ndarray | None:
+    homog = np.c_[pts, np.ones(len(pts))] @ h.T
+    w = homog[:, 2]
+    if not np.all(np.isfinite(homog)) or np.any(w <= 1e-9):
+        return None  # a corner maps through the horizon: the outline would tear
+    return homog[:, :2] / w[:, None]
+
+
+def _convex(poly: np.ndarray) -> bool:
+    """Strictly convex and counter-clockwise as the outline is (image y points down, so
+    the outline's cross products are positive): a fold or a mirror breaks this."""
+    d = np.roll(poly, -1, axis=0) - poly
+    cross = d[:, 0] * np.roll(d, -1, axis=0)[:, 1] - d[:, 1] * np.roll(d, -1, axis=0)[:, 0]
+    return bool(np.all(cross > 0))
+
+
+def _area(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
+
+
+def _plausible(h: np.ndarray, projected: np.ndarray) -> bool:
+    """A copy is the original moved, scaled, rotated, perhaps seen at an angle: its outline
+    stays a convex, same-handed quadrilateral of sane size."""
+    if not _convex(projected):
+        return False
+    scale = abs(float(np.linalg.det(h[:2, :2]))) ** 0.5
+    return 1 / MAX_SCALE < scale < MAX_SCALE and _area(projected) > 1.0
+
+
+def _hull(pts: np.ndarray) -> list[tuple[float, float]]:
+    import cv2
+
+    hull = cv2.convexHull(np.asarray(pts, np.float32)).reshape(-1, 2)
+    return [(float(x), float(y)) for x, y in hull]
+
+
+def _hull_share(pts: np.ndarray, box: np.ndarray) -> float:
+    if len(pts) < 3:
+        return 0.0
+    return _area(np.asarray(_hull(pts))) / max(_area(box), 1.0)
+
+
+def _clip(poly: np.ndarray, box: np.ndarray) -> list[tuple[float, float]]:
+    """The part of a polygon inside the image (Sutherland-Hodgman against its 4 edges)."""
+    width, height = float(box[2, 0]), float(box[2, 1])
+    pts = [(float(x), float(y)) for x, y in poly]
+    edges = (
+        (lambda p: p[0] >= 0, lambda a, b: _cut(a, b, 0, 0.0)),
+        (lambda p: p[0] <= width, lambda a, b: _cut(a, b, 0, width)),
+        (lambda p: p[1] >= 0, lambda a, b: _cut(a, b, 1, 0.0)),
+        (lambda p: p[1] <= height, lambda a, b: _cut(a, b, 1, height)),
+    )
+    for inside, cut in edges:
+        out: list[tuple[float, float]] = []
+        for i, cur in enumerate(pts):
+            prev = pts[i - 1]
+            if inside(cur):
+                if not inside(prev):
+                    out.append(cut(prev, cur))
+                out.append(cur)
+            elif inside(prev):
+                out.append(cut(prev, cur))
+        pts = out
+        if not pts:
+            return []
+    return [(round(x, 1), round(y, 1)) for x, y in pts]
+
+
+def _cut(a: tuple[float, float], b: tuple[float, float], axis: int, at: float) -> tuple[float, float]:
+    t = (at - a[axis]) / (b[axis] - a[axis])
+    return (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
