@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from bench.photos import _package_dir, package_photos
 from bench.quality_edits import edit_rng, flip, greyscale, hue_shift, overlay, perspective, rotate
-from embedder.keypoints import Features, Kind, extract, max_keypoints
+from embedder.keypoints import DESCRIPTOR_BYTES, Features, Kind, extract, max_keypoints
 from embedder.verify import Verified, verify
 from tests.edits import jpeg
 
@@ -50,6 +50,9 @@ CONFIGS = {
     c.name: c
     for c in (
         Config("sift320", "sift", 320, 512),
+        Config("sift4-320", "sift4", 320, 512),
+        Config("sift4-480", "sift4", 480, 640),
+        Config("sift4-320-top", "sift4", 320, 512, spread=False),
         Config("sift320-top", "sift", 320, 512, spread=False),
         Config("sift480", "sift", 480, 640),
         Config("orb640", "orb", 640, 1024),
@@ -107,7 +110,9 @@ def screenshot(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image,
     draw.rectangle((0, 0, w, h // 12), fill=(48, 52, 60))
     font = ImageFont.load_default(size=max(10, h // 40))
     for i in range(12):
-        draw.text((w // 60, h // 8 + i * h // 16), f"file_{i:02d}.jpg", fill=(30, 30, 30), font=font)
+        draw.text(
+            (w // 60, h // 8 + i * h // 16), f"file_{i:02d}.jpg", fill=(30, 30, 30), font=font
+        )
     x, y = w - shown.width - w // 30, h // 12 + (h - shown.height) // 2
     canvas.paste(shown, (x, y))
     return jpeg(canvas, 85), (x, y, x + shown.width, y + shown.height)
@@ -117,7 +122,9 @@ def frame(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, Box]
     """A passe-partout and a dark frame around the picture, then shrunk back."""
     w, h = img.size
     m = int(min(w, h) * rng.uniform(0.08, 0.15))
-    framed = ImageOps.expand(ImageOps.expand(img, m, fill=(245, 240, 230)), m // 2, fill=(40, 25, 15))
+    framed = ImageOps.expand(
+        ImageOps.expand(img, m, fill=(245, 240, 230)), m // 2, fill=(40, 25, 15)
+    )
     k = w / framed.width
     box = (1.5 * m * k, 1.5 * m * k, (1.5 * m + w) * k, (1.5 * m + h) * k)
     return framed.resize((w, round(framed.height * k)), Image.Resampling.BILINEAR), box
@@ -166,7 +173,9 @@ def make_queries(photos: list[Image.Image], stems: list[str]) -> list[Query]:
             out.append(q)
         for family, edits in SIMPLE.items():
             for name, fn in edits.items():
-                out.append(Query(i, family, name, fn(img, edit_rng(f"{stem}/{name}")).convert("RGB")))
+                out.append(
+                    Query(i, family, name, fn(img, edit_rng(f"{stem}/{name}")).convert("RGB"))
+                )
         shot, box = screenshot(img, edit_rng(f"{stem}/shot"))
         out.append(Query(i, "screenshot", "screenshot", shot, query_box=box))
         framed, box = frame(img, edit_rng(f"{stem}/frame"))
@@ -225,7 +234,11 @@ def run_config(cfg: Config, photos: list[Image.Image], queries: list[Query], nm:
     ms_db = (time.perf_counter() - t) * 1000 / len(db)
 
     def q_feats(img: Image.Image) -> tuple[Features, Features]:
-        kw: dict[str, Any] = {"kind": cfg.kind, "limit": cfg.query_keypoints, "max_side": cfg.query_side}
+        kw: dict[str, Any] = {
+            "kind": cfg.kind,
+            "limit": cfg.query_keypoints,
+            "max_side": cfg.query_side,
+        }
         return extract(img, **kw), extract(img, mirrored=True, **kw)
 
     pos: dict[str, list[int]] = {}
@@ -246,21 +259,29 @@ def run_config(cfg: Config, photos: list[Image.Image], queries: list[Query], nm:
             if j == q.source:
                 pos.setdefault(q.edit, []).append(n)
                 if v and q.hit_box is not None:
-                    ious.setdefault(q.edit, []).append(iou(v.hit_polygon, q.hit_box, photos[j].size))
+                    ious.setdefault(q.edit, []).append(
+                        iou(v.hit_polygon, q.hit_box, photos[j].size)
+                    )
                 if v and q.query_box is not None:
-                    ious.setdefault(q.edit, []).append(iou(v.query_polygon, q.query_box, q.image.size))
+                    ious.setdefault(q.edit, []).append(
+                        iou(v.query_polygon, q.query_box, q.image.size)
+                    )
             else:
                 neg.setdefault(q.family, []).append(n)
     near: dict[str, list[int]] = {}
     for stored, query, kind in nm:
-        v = best(q_feats(query), extract(stored, kind=cfg.kind, max_side=cfg.db_side, spread=cfg.spread), timing)
+        v = best(
+            q_feats(query),
+            extract(stored, kind=cfg.kind, max_side=cfg.db_side, spread=cfg.spread),
+            timing,
+        )
         near.setdefault(kind, []).append(v.inliers if v else 0)
     families = {q.edit: q.family for q in queries}
     all_neg = [n for v in neg.values() for n in v]
     near_all = [n for k, v in near.items() if k != "stereo" for n in v]
     return {
         "config": cfg.__dict__,
-        "bytes_per_image": 24 + max_keypoints(cfg.kind) * (4 + (128 if cfg.kind == "sift" else 32)),
+        "bytes_per_image": 24 + max_keypoints(cfg.kind) * (4 + DESCRIPTOR_BYTES[cfg.kind]),
         "keypoints_per_image": {"mean": float(np.mean([len(f) for f in db]))},
         "ms_extract_stored": round(ms_db, 1),
         "ms_extract_query_both_views": round(1000 * float(np.mean(q_ms)), 1),
@@ -283,12 +304,59 @@ def run_config(cfg: Config, photos: list[Image.Image], queries: list[Query], nm:
     }
 
 
+def store_cost(n: int = 5000, reads: int = 2000) -> dict[str, float]:
+    """Per-record read cost: one file per point (store.keypoints) against slices of one
+    packed, memory-mapped file with an offset index (the alternative it was chosen over)."""
+    import mmap
+    import tempfile
+    import uuid
+
+    from store.keypoints import KeypointStore, decode, encode
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 1000, (123, 2)).astype(np.float32)
+    desc = rng.integers(0, 256, (123, 128), dtype=np.uint8)
+    ids = [str(uuid.UUID(int=int(rng.integers(0, 2**62)) << 64 | i)) for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = KeypointStore(Path(tmp) / "keypoints")
+        t = time.perf_counter()
+        for i in ids:
+            store.put(i, "sift", 1000, 800, xy, desc)
+        write_us = (time.perf_counter() - t) * 1e6 / n
+        record = encode("sift", 1000, 800, xy, desc)
+        packed = Path(tmp) / "packed.bin"
+        packed.write_bytes(record * n)
+        with open(packed, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        pick = rng.integers(0, n, reads)
+        t = time.perf_counter()
+        for k in pick:
+            assert store.get(ids[k]) is not None
+        file_us = (time.perf_counter() - t) * 1e6 / reads
+        t = time.perf_counter()
+        size = len(record)
+        for k in pick:
+            decode(memoryview(mm)[int(k) * size : (int(k) + 1) * size])
+        packed_us = (time.perf_counter() - t) * 1e6 / reads
+    return {
+        "records": n,
+        "record_bytes": len(record),
+        "us_write_per_record": round(write_us, 1),
+        "us_read_per_record_file": round(file_us, 1),
+        "us_read_per_record_packed": round(packed_us, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sources", type=int, default=17)
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--store", action="store_true", help="only measure the keypoint store")
     args = ap.parse_args(argv)
+    if args.store:
+        print(json.dumps(store_cost(), indent=1))
+        return 0
     chosen = package_photos(debian=False)[: args.sources]
     photos = [p.load() for p in chosen]
     for p in photos:

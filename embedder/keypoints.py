@@ -28,9 +28,13 @@ from PIL import Image
 
 from embedder.decode import decode_image
 
-Kind = Literal["sift", "orb"]
-KINDS: tuple[Kind, ...] = ("sift", "orb")
-DESCRIPTOR_BYTES: dict[str, int] = {"sift": 128, "orb": 32}
+Kind = Literal["sift", "sift4", "orb"]
+KINDS: tuple[Kind, ...] = ("sift", "sift4", "orb")
+DESCRIPTOR_BYTES: dict[str, int] = {"sift": 128, "sift4": 64, "orb": 32}
+# sift4: each SIFT value v (0..~160 after OpenCV's clipping) as a 4-bit level of sqrt(v), two
+# to a byte. Half the bytes, so twice the keypoints per record; matching in the square-root
+# domain is RootSIFT's Hellinger distance, which matches better than plain L2.
+SIFT4_TOP = 160.0
 XY_BYTES = 4  # two float16
 
 RECORD_BUDGET = 16 * 1024  # bytes per stored image, header included (issue 18)
@@ -147,10 +151,11 @@ def _detect(
 
     # Detect several times more than kept, then keep an even spread (``_spread``).
     pool = limit * OVERSAMPLE if spread else limit
-    if kind == "sift":
-        detector = cv2.SIFT_create(nfeatures=pool)
+    detector: cv2.Feature2D
+    if kind in ("sift", "sift4"):
+        detector = cv2.SIFT.create(nfeatures=pool)
     else:
-        detector = cv2.ORB_create(nfeatures=pool, fastThreshold=10)
+        detector = cv2.ORB.create(nfeatures=pool, fastThreshold=10)
     points, desc = detector.detectAndCompute(grey, None)
     n_bytes = DESCRIPTOR_BYTES[kind]
     if desc is None or len(points) == 0:
@@ -161,12 +166,31 @@ def _detect(
         keep = _spread(xy, response, grey.shape[1], grey.shape[0], limit)
     else:
         keep = np.argsort(-response, kind="stable")[:limit]
+    if kind == "sift4":
+        return xy[keep].copy(), pack_sift4(desc[keep])
     # SIFT descriptors are integers in 0..255 already (OpenCV scales and saturates them).
     d = np.clip(np.rint(desc[keep]), 0, 255).astype(np.uint8)
     return xy[keep].copy(), np.ascontiguousarray(d.reshape(-1, n_bytes))
 
 
-def _spread(xy: np.ndarray, response: np.ndarray, width: int, height: int, limit: int) -> np.ndarray:
+def pack_sift4(desc: np.ndarray) -> np.ndarray:
+    """(n, 128) SIFT values -> (n, 64) bytes of two 4-bit sqrt levels."""
+    levels = np.rint(np.sqrt(np.clip(desc, 0, SIFT4_TOP) / SIFT4_TOP) * 15).astype(np.uint8)
+    return np.ascontiguousarray((levels[:, 0::2] << 4) | levels[:, 1::2])
+
+
+def unpack_sift4(packed: np.ndarray) -> np.ndarray:
+    """(n, 64) bytes -> (n, 128) float32 in the square-root domain (level / 15)."""
+    p = np.asarray(packed, np.uint8)
+    out = np.empty((p.shape[0], p.shape[1] * 2), np.float32)
+    out[:, 0::2] = p >> 4
+    out[:, 1::2] = p & 15
+    return out / 15.0
+
+
+def _spread(
+    xy: np.ndarray, response: np.ndarray, width: int, height: int, limit: int
+) -> np.ndarray:
     """Indices of ``limit`` keypoints, taken round-robin over a GRID x GRID grid, strongest
     first in each cell. The strongest keypoints overall crowd into the busiest part of a
     picture; a crop of a quiet part would then find none of them (bench/verify_pick.py)."""

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from embedder.keypoints import Features
+from embedder.keypoints import Features, unpack_sift4
 
 RATIO = 0.8  # Lowe's ratio test
 MIN_INLIERS = 10  # fewer: not verified (bench/verify_pick.py)
@@ -142,9 +142,8 @@ def _matches(
 
     binary = candidate.kind == "orb"
     norm = cv2.NORM_HAMMING if binary else cv2.NORM_L2
-    dtype = np.uint8 if binary else np.float32
-    c_desc = np.ascontiguousarray(candidate.descriptors, dtype=dtype)
-    q_desc = np.ascontiguousarray(query.descriptors, dtype=dtype)
+    c_desc: np.ndarray[Any, Any] = _for_matching(candidate.kind, candidate.descriptors)
+    q_desc: np.ndarray[Any, Any] = _for_matching(query.kind, query.descriptors)
     pairs = cv2.BFMatcher(norm).knnMatch(c_desc, q_desc, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
     if not good:
@@ -154,6 +153,14 @@ def _matches(
     c_xy = np.asarray(candidate.xy, np.float32)[c_idx]
     q_xy = np.asarray(query.xy, np.float32)[q_idx]
     return c_xy, q_xy
+
+
+def _for_matching(kind: str, descriptors: np.ndarray) -> np.ndarray:
+    if kind == "orb":
+        return np.ascontiguousarray(descriptors, dtype=np.uint8)
+    if kind == "sift4":
+        return unpack_sift4(descriptors)
+    return np.ascontiguousarray(descriptors, dtype=np.float32)
 
 
 def _outline(width: int, height: int) -> np.ndarray:
@@ -229,6 +236,8 @@ def _clip(poly: np.ndarray, box: np.ndarray) -> list[tuple[float, float]]:
     return [(round(x, 1), round(y, 1)) for x, y in pts]
 
 
-def _cut(a: tuple[float, float], b: tuple[float, float], axis: int, at: float) -> tuple[float, float]:
+def _cut(
+    a: tuple[float, float], b: tuple[float, float], axis: int, at: float
+) -> tuple[float, float]:
     t = (at - a[axis]) / (b[axis] - a[axis])
     return (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
