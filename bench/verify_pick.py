@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from bench.photos import _package_dir, package_photos
 from bench.quality_edits import edit_rng, flip, greyscale, hue_shift, overlay, perspective, rotate
-from embedder.keypoints import DESCRIPTOR_BYTES, Features, Kind, extract, max_keypoints
+from embedder.keypoints import DESCRIPTOR_BYTES, Features, Kind, extract, max_keypoints, mirror
 from embedder.verify import Verified, verify
 from tests.edits import jpeg
 
@@ -44,6 +44,7 @@ class Config:
     query_side: int
     query_keypoints: int = 1000
     spread: bool = True
+    contrast: float = 0.04
 
 
 CONFIGS = {
@@ -53,6 +54,7 @@ CONFIGS = {
         Config("sift4-320", "sift4", 320, 512),
         Config("sift4-480", "sift4", 480, 640),
         Config("sift4-320-top", "sift4", 320, 512, spread=False),
+        Config("sift4-320-c02", "sift4", 320, 512, contrast=0.02),
         Config("sift320-top", "sift", 320, 512, spread=False),
         Config("sift480", "sift", 480, 640),
         Config("orb640", "orb", 640, 1024),
@@ -230,7 +232,10 @@ def dist(values: list[int]) -> dict[str, float]:
 
 def run_config(cfg: Config, photos: list[Image.Image], queries: list[Query], nm: list) -> dict:
     t = time.perf_counter()
-    db = [extract(p, kind=cfg.kind, max_side=cfg.db_side, spread=cfg.spread) for p in photos]
+    db = [
+        extract(p, kind=cfg.kind, max_side=cfg.db_side, spread=cfg.spread, contrast=cfg.contrast)
+        for p in photos
+    ]
     ms_db = (time.perf_counter() - t) * 1000 / len(db)
 
     def q_feats(img: Image.Image) -> tuple[Features, Features]:
@@ -238,8 +243,12 @@ def run_config(cfg: Config, photos: list[Image.Image], queries: list[Query], nm:
             "kind": cfg.kind,
             "limit": cfg.query_keypoints,
             "max_side": cfg.query_side,
+            "contrast": cfg.contrast,
         }
-        return extract(img, **kw), extract(img, mirrored=True, **kw)
+        seen = extract(img, **kw)
+        if cfg.kind == "orb":  # as keypoints.extract_query: ORB is described again mirrored
+            return seen, extract(img, mirrored=True, **kw)
+        return seen, mirror(seen)
 
     pos: dict[str, list[int]] = {}
     neg: dict[str, list[int]] = {}
@@ -272,7 +281,13 @@ def run_config(cfg: Config, photos: list[Image.Image], queries: list[Query], nm:
     for stored, query, kind in nm:
         v = best(
             q_feats(query),
-            extract(stored, kind=cfg.kind, max_side=cfg.db_side, spread=cfg.spread),
+            extract(
+                stored,
+                kind=cfg.kind,
+                max_side=cfg.db_side,
+                spread=cfg.spread,
+                contrast=cfg.contrast,
+            ),
             timing,
         )
         near.setdefault(kind, []).append(v.inliers if v else 0)

@@ -39,11 +39,12 @@ XY_BYTES = 4  # two float16
 
 RECORD_BUDGET = 16 * 1024  # bytes per stored image, header included (issue 18)
 RECORD_HEADER = 64  # room kept for store.keypoints' header
-DEFAULT_KIND: Kind = "sift"
-MAX_SIDE = 640  # longer side the detector sees
+DEFAULT_KIND: Kind = "sift4"
+MAX_SIDE = 320  # longer side the detector sees (SIFT doubles it internally)
 MIN_SIDE = 256  # shorter side below which the picture is enlarged before detection
-QUERY_KEYPOINTS = 1500  # a query's features are never stored
-QUERY_MAX_SIDE = 1024  # a copy pasted at 30 % of a query still gets ~300 px of detail
+QUERY_KEYPOINTS = 1000  # a query's features are never stored
+QUERY_MAX_SIDE = 512  # a copy pasted at 30 % of a query still gets ~150 px (x2)
+SIFT_CONTRAST = 0.04  # OpenCV's default; lower finds keypoints in flat, low-contrast photos
 GRID = 4  # stored keypoints are spread over GRID x GRID cells
 OVERSAMPLE = 4  # detect this many times the kept number, to choose from
 
@@ -106,6 +107,7 @@ def extract(
     size: tuple[int, int] | None = None,
     mirrored: bool = False,
     spread: bool = True,
+    contrast: float = SIFT_CONTRAST,
 ) -> Features:
     """Features of an upright, decoded image. ``limit`` keypoints at most (default: what
     fits in a stored record); ``size`` is the original size when ``image`` was decoded
@@ -121,7 +123,7 @@ def extract(
     if scale != 1.0:
         target = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
         grey = grey.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    xy, desc = _detect(np.asarray(grey), kind, limit, spread)
+    xy, desc = _detect(np.asarray(grey), kind, limit, spread, contrast)
     # Back to the original pixel space (not just the decoded one).
     xy[:, 0] *= width / grey.width
     xy[:, 1] *= height / grey.height
@@ -130,8 +132,34 @@ def extract(
 
 def extract_query(image: Image.Image, *, kind: Kind = DEFAULT_KIND) -> tuple[Features, Features]:
     """A query's features as seen and mirrored, with more keypoints than a stored record."""
-    args = {"kind": kind, "limit": QUERY_KEYPOINTS, "max_side": QUERY_MAX_SIDE}
-    return extract(image, **args), extract(image, mirrored=True, **args)  # type: ignore[arg-type]
+    seen = extract(image, kind=kind, limit=QUERY_KEYPOINTS, max_side=QUERY_MAX_SIDE)
+    if kind == "orb":  # BRIEF's test pattern has no mirror symmetry: describe it again
+        kw = {"kind": kind, "limit": QUERY_KEYPOINTS, "max_side": QUERY_MAX_SIDE}
+        return seen, extract(image, mirrored=True, **kw)  # type: ignore[arg-type]
+    return seen, mirror(seen)
+
+
+# A SIFT descriptor is 4 x 4 cells (rows, columns in the keypoint's own frame) x 8 orientation
+# bins. Mirroring the picture mirrors the keypoint's orientation (180 - angle) and, in its
+# frame, turns the rows upside down and each gradient direction o into -o. Measured on
+# skimage's astronaut: within 11 % (relative L2) of describing the mirrored picture again,
+# about the noise between two detections, at no cost instead of a second SIFT pass.
+_MIRROR_SIFT = np.arange(128).reshape(4, 4, 8)[::-1][:, :, (-np.arange(8)) % 8].reshape(-1)
+
+
+def mirror(features: Features) -> Features:
+    """The features of the left-right mirrored picture, from SIFT features without
+    detecting again (x runs from the right edge; ``mirrored`` says so)."""
+    if features.kind == "orb":
+        raise ValueError("ORB features cannot be mirrored; extract(mirrored=True) instead")
+    xy = np.array(features.xy, np.float32, copy=True)
+    xy[:, 0] = features.width - xy[:, 0]
+    if features.kind == "sift4":
+        levels = np.rint(unpack_sift4(features.descriptors) * 15).astype(np.uint8)[:, _MIRROR_SIFT]
+        desc = np.ascontiguousarray((levels[:, 0::2] << 4) | levels[:, 1::2])
+    else:
+        desc = np.ascontiguousarray(features.descriptors[:, _MIRROR_SIFT])
+    return replace(features, xy=xy, descriptors=desc, mirrored=not features.mirrored)
 
 
 def _detect_scale(size: tuple[int, int], max_side: int, min_side: int) -> float:
@@ -145,7 +173,7 @@ def _detect_scale(size: tuple[int, int], max_side: int, min_side: int) -> float:
 
 
 def _detect(
-    grey: np.ndarray, kind: Kind, limit: int, spread: bool = True
+    grey: np.ndarray, kind: Kind, limit: int, spread: bool = True, contrast: float = 0.04
 ) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
@@ -153,7 +181,7 @@ def _detect(
     pool = limit * OVERSAMPLE if spread else limit
     detector: cv2.Feature2D
     if kind in ("sift", "sift4"):
-        detector = cv2.SIFT.create(nfeatures=pool)
+        detector = cv2.SIFT.create(nfeatures=pool, contrastThreshold=contrast)
     else:
         detector = cv2.ORB.create(nfeatures=pool, fastThreshold=10)
     points, desc = detector.detectAndCompute(grey, None)
