@@ -1,16 +1,17 @@
 """Geometric verification: is the candidate (a stored image) a copy of the query, and where?
 
 ``verify(query, candidate)`` matches the candidate's descriptors to the query's (k = 2
-nearest neighbours, Lowe's ratio test), fits a homography with RANSAC, rejects homographies no copy produces (folded, collapsed, mirrored, absurd
-scale) and answers the inlier count, a 0..1 confidence and the matched region as a polygon
-in each image's pixel space: the candidate's outline projected into the query (where the
-copy sits in a bigger picture) and the query's outline projected back into the candidate
-(which part of it a crop kept), each clipped to its image.
+nearest neighbours, Lowe's ratio test), fits a homography with RANSAC, rejects homographies
+no copy produces (folded, collapsed, mirrored, absurd scale, inliers bunched on a spot) and
+answers the inlier count, a 0..1 confidence and the matched region as a polygon in each
+image's pixel space: the candidate's outline projected into the query (where the copy sits
+in a bigger picture) and the query's outline projected back into the candidate (which part
+of it a crop kept), each clipped to its image.
 
 Mirrored copies: descriptors are not mirror-invariant, so the query is also described
-mirrored (``keypoints.extract_query``) and ``verify_best`` keeps the better of the two.
-Mirroring the query costs one extraction per search; mirroring every stored image would
-double the store.
+mirrored (``keypoints.extract_query``: for SIFT by permuting the descriptor, for free) and
+``verify_best`` keeps the better of the two. Mirroring the query costs one more matching
+per candidate; mirroring every stored image would halve the keypoints a record holds.
 
 RANSAC rather than USAC: on bench/verify_pick.py's crops, pastes, rotations and banners,
 OpenCV's USAC_MAGSAC kept 29-88 % of the true copies where RANSAC and USAC_ACCURATE (equal

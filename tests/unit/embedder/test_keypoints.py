@@ -50,3 +50,22 @@ def test_bytes_are_decoded_upright_and_bad_bytes_raise_decode_error() -> None:
     assert f.xy[:, 0].max() <= 300 and f.xy[:, 1].max() <= 451
     with pytest.raises(DecodeError):
         extract_bytes(b"not an image")
+
+
+def test_cv2_is_imported_lazily_and_only_in_embedder() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    for package in ("api", "cli", "engine", "store", "migrations", "common", "embedder"):
+        for path in (root / package).rglob("*.py"):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.lstrip().startswith(("import cv2", "from cv2")):
+                    assert package == "embedder", f"{path}: cv2 outside embedder"
+                    assert line.startswith(" "), f"{path}: cv2 imported at module level"
+    code = (
+        "import sys, embedder.keypoints, embedder.verify, store.keypoints;"
+        "assert 'cv2' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)

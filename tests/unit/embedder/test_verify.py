@@ -92,3 +92,18 @@ def test_confidence_is_monotone_and_bounded() -> None:
     a = np.asarray(grid)
     assert a.min() == 0 and a.max() <= 1
     assert np.all(np.diff(a, axis=0) >= 0) and np.all(np.diff(a, axis=1) >= 0)
+
+
+def test_features_read_back_from_the_store_verify_alike(photo, stored, tmp_path) -> None:
+    from store.keypoints import KeypointStore
+
+    store = KeypointStore.under(tmp_path)
+    pid = "6f1c2d8e-1b2a-5c3d-9e4f-0a1b2c3d4e5f"
+    store.put(pid, stored.kind, stored.width, stored.height, stored.xy, stored.descriptors)
+    record = store.get(pid)
+    assert record is not None
+    query = extract_query(photo.crop(BOX))
+    direct, mapped = verify_best(query, stored), verify_best(query, record)
+    assert direct is not None and mapped is not None
+    assert abs(direct.inliers - mapped.inliers) <= 2  # float16 positions
+    assert np.allclose(_bounds(mapped.hit_polygon), BOX, atol=12)
