@@ -24,12 +24,14 @@ of the inlier count and the inlier ratio; below ``MIN_INLIERS`` nothing is verif
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from embedder.keypoints import Features, unpack_sift4
+from embedder.keypoints import Features
+from embedder.matching import ratio_matches, vectors
 
 RATIO = 0.8  # Lowe's ratio test
 MIN_INLIERS = 8  # fewer: not verified (bench/verify_pick.py)
@@ -74,28 +76,57 @@ def confidence(inliers: int, ratio: float) -> float:
 
 
 def verify_best(
-    query: tuple[Features, Features], candidate: KeypointSet, **kw: object
+    query: tuple[Features, Features], candidate: KeypointSet, **kw: Any
 ) -> Verified | None:
     """The better of the query as seen and mirrored (``keypoints.extract_query``)."""
-    results = [r for r in (verify(q, candidate, **kw) for q in query) if r]  # type: ignore[arg-type]
-    return max(results, key=lambda r: (r.inliers, r.confidence), default=None)
+    return verify_many(query, [candidate], **kw)[0]
 
 
-def count_matches(query: Features, candidate: KeypointSet, ratio: float = RATIO) -> int:
-    return len(_matches(query, candidate, ratio)[0])
+def verify(query: Features, candidate: KeypointSet, **kw: Any) -> Verified | None:
+    """The evidence that ``candidate`` is a copy of (part of) ``query``, or None."""
+    return verify_many((query,), [candidate], **kw)[0]
 
 
-def verify(
-    query: Features,
-    candidate: KeypointSet,
+def verify_many(
+    views: tuple[Features, ...],
+    candidates: Sequence[KeypointSet | None],
     *,
     ratio: float = RATIO,
     min_inliers: int = MIN_INLIERS,
+) -> list[Verified | None]:
+    """Verify each candidate against the query, keeping per candidate the best of the
+    query's ``views`` (as seen, mirrored). Descriptors of all candidates are matched in one
+    product per view (``embedder.matching``). A None or empty candidate gives None."""
+    best: list[Verified | None] = [None] * len(candidates)
+    for view in views:
+        usable = [(i, c) for i, c in enumerate(candidates) if c is not None and len(c.xy) >= 2]
+        for _, c in usable:
+            if c.kind != view.kind:
+                raise ValueError(f"cannot match {view.kind} features to {c.kind} features")
+        if len(view) < 2 or not usable:
+            continue
+        stacked = np.concatenate([vectors(c.kind, c.descriptors) for _, c in usable])
+        q_vec = vectors(view.kind, view.descriptors)
+        nearest, good = ratio_matches(stacked, q_vec, view.kind, ratio)
+        q_xy = np.asarray(view.xy, np.float32)
+        start = 0
+        for i, c in usable:
+            end = start + len(c.xy)
+            ok = good[start:end]
+            src = np.asarray(c.xy, np.float32)[ok]
+            dst = q_xy[nearest[start:end][ok]]
+            start = end
+            found = _fit(view, c, src, dst, min_inliers)
+            current = best[i]
+            if found and (current is None or found.inliers > current.inliers):
+                best[i] = found
+    return best
+
+
+def _fit(
+    query: Features, candidate: KeypointSet, src: np.ndarray, dst: np.ndarray, min_inliers: int
 ) -> Verified | None:
-    """The evidence that ``candidate`` is a copy of (part of) ``query``, or None."""
-    if query.kind != candidate.kind:
-        raise ValueError(f"cannot match {query.kind} features to {candidate.kind} features")
-    src, dst = _matches(query, candidate, ratio)
+    """The homography from ``src`` (candidate) to ``dst`` (query) matches, checked."""
     if len(src) < max(4, min_inliers):
         return None
     import cv2
@@ -132,39 +163,6 @@ def verify(
         hit_polygon=hit_poly,
         mirrored=query.mirrored,
     )
-
-
-def _matches(
-    query: Features, candidate: KeypointSet, ratio: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(candidate xy, query xy) of the candidate keypoints whose nearest query descriptor
-    passes the ratio test. Candidate -> query: the stored keypoints are the ones to find,
-    and the query's extra keypoints (a bigger picture around a copy) only compete."""
-    if len(query) < 2 or len(candidate.xy) < 2:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    import cv2
-
-    binary = candidate.kind == "orb"
-    norm = cv2.NORM_HAMMING if binary else cv2.NORM_L2
-    c_desc: np.ndarray[Any, Any] = _for_matching(candidate.kind, candidate.descriptors)
-    q_desc: np.ndarray[Any, Any] = _for_matching(query.kind, query.descriptors)
-    pairs = cv2.BFMatcher(norm).knnMatch(c_desc, q_desc, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
-    if not good:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    c_idx = np.fromiter((m.queryIdx for m in good), np.int64, len(good))
-    q_idx = np.fromiter((m.trainIdx for m in good), np.int64, len(good))
-    c_xy = np.asarray(candidate.xy, np.float32)[c_idx]
-    q_xy = np.asarray(query.xy, np.float32)[q_idx]
-    return c_xy, q_xy
-
-
-def _for_matching(kind: str, descriptors: np.ndarray) -> np.ndarray:
-    if kind == "orb":
-        return np.ascontiguousarray(descriptors, dtype=np.uint8)
-    if kind == "sift4":
-        return unpack_sift4(descriptors)
-    return np.ascontiguousarray(descriptors, dtype=np.float32)
 
 
 def _outline(width: int, height: int) -> np.ndarray:
