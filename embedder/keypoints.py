@@ -1,17 +1,19 @@
 """Image -> compact local features (keypoints + descriptors) for copy verification (issue 18).
 
 The stored side (one record per indexed image) must stay under ``RECORD_BUDGET`` bytes, so
-only the strongest keypoints are kept: a SIFT keypoint costs 128 bytes of descriptor (SIFT
-values are already 0..255 integers, stored as uint8 without loss) plus 4 bytes of float16
-x, y in the *original* image's pixel space; an ORB keypoint 32 + 4 bytes. The query side has
-no such bound: it keeps more keypoints (``QUERY_KEYPOINTS``), because a copy inside a bigger
-picture occupies only part of it.
+only some keypoints are kept: the strongest in each cell of a 4 x 4 grid in turn, so that a
+crop of any quarter of the picture still holds its share. A keypoint costs 4 bytes of
+float16 x, y in the *original* image's pixel space plus its descriptor: 64 bytes for the
+default ``sift4`` (SIFT quantised to 4 bits in the square-root domain: 240 keypoints per
+record), 128 for plain SIFT (123 per record), 32 for ORB (453). The query side has no bound:
+it keeps ``QUERY_KEYPOINTS``, because a copy inside a bigger picture occupies part of it.
 
-Detection runs on a greyscale copy whose longer side is at most ``max_side``: the cost of
-SIFT grows with the pixel count, and copies are judged by layout, not by fine texture.
-Pictures smaller than ``min_side`` are enlarged first (a 64 px thumbnail has too few pixels
-for the detectors' border and patch sizes). bench/verify_pick.py chose the descriptor and
-the sizes; bench/RESULTS_verify.md has the figures.
+Detection runs on a greyscale copy whose longer side is at most ``max_side`` (SIFT doubles
+it internally): its cost grows with the pixel count, and copies are judged by layout, not
+by fine texture. Pictures smaller than ``min_side`` are enlarged first (a 64 px thumbnail
+has too few pixels for the detectors' border and patch sizes). bench/verify_pick.py chose
+the descriptor, the sizes and the contrast threshold; bench/RESULTS_verify.md has the
+figures.
 
 cv2 is imported inside the functions that need it, as torch is, so that a process which
 never verifies (an Edge-only CLI start) does not pay for loading it.
@@ -31,9 +33,9 @@ from embedder.decode import decode_image
 Kind = Literal["sift", "sift4", "orb"]
 KINDS: tuple[Kind, ...] = ("sift", "sift4", "orb")
 DESCRIPTOR_BYTES: dict[str, int] = {"sift": 128, "sift4": 64, "orb": 32}
-# sift4: each SIFT value v (0..~160 after OpenCV's clipping) as a 4-bit level of sqrt(v), two
-# to a byte. Half the bytes, so twice the keypoints per record; matching in the square-root
-# domain is RootSIFT's Hellinger distance, which matches better than plain L2.
+# sift4: each SIFT value v (0..~210) as a 4-bit level of sqrt(v / 160), two to a byte (the
+# 0.5 % of values over 160 saturate). Half the bytes, so twice the keypoints per record, and
+# matching in the square-root domain is RootSIFT's Hellinger distance, which matches better.
 SIFT4_TOP = 160.0
 XY_BYTES = 4  # two float16
 

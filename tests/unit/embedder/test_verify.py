@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 from skimage import data
 
 from embedder.keypoints import Features, extract, extract_query
-from embedder.verify import confidence, verify, verify_best
+from embedder.verify import confidence, verify, verify_best, verify_many
 
 BOX = (120, 60, 120 + 324, 60 + 324)  # 40 % of the 512 x 512 astronaut
 
@@ -107,3 +107,21 @@ def test_features_read_back_from_the_store_verify_alike(photo, stored, tmp_path)
     assert direct is not None and mapped is not None
     assert abs(direct.inliers - mapped.inliers) <= 2  # float16 positions
     assert np.allclose(_bounds(mapped.hit_polygon), BOX, atol=12)
+
+
+def test_verify_many_finds_the_copy_among_candidates(photo, stored) -> None:
+    others = [extract(Image.fromarray(x)) for x in (data.chelsea(), data.coffee())]
+    flat = extract(Image.new("RGB", (64, 64), "white"))
+    candidates = [others[0], None, flat, stored, others[1]]
+    found = verify_many(extract_query(_jpeg(photo.crop(BOX), 40)), candidates)
+    assert [v is not None for v in found] == [False, False, False, True, False]
+    single = verify_best(extract_query(_jpeg(photo.crop(BOX), 40)), stored)
+    assert single is not None and found[3] is not None
+    assert found[3].inliers == single.inliers  # batching changes nothing
+
+
+def test_orb_features_verify_too(photo) -> None:
+    query = extract_query(photo.rotate(10, fillcolor=(0, 0, 0)), kind="orb")
+    v = verify_best(query, extract(photo, kind="orb"))
+    assert v is not None and v.confidence > 0.9
+    assert verify_best(query, extract(Image.fromarray(data.coffee()), kind="orb")) is None
