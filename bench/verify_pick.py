@@ -55,6 +55,7 @@ CONFIGS = {
         Config("sift4-480", "sift4", 480, 640),
         Config("sift4-320-top", "sift4", 320, 512, spread=False),
         Config("sift4-320-c02", "sift4", 320, 512, contrast=0.02),  # the default
+        Config("sift4-320-c02-top", "sift4", 320, 512, spread=False, contrast=0.02),
         Config("sift320-top", "sift", 320, 512, spread=False),
         Config("sift480", "sift", 480, 640),
         Config("orb640", "orb", 640, 1024),

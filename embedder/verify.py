@@ -96,13 +96,16 @@ def verify_many(
 ) -> list[Verified | None]:
     """Verify each candidate against the query, keeping per candidate the best of the
     query's ``views`` (as seen, mirrored). Descriptors of all candidates are matched in one
-    product per view (``embedder.matching``). A None or empty candidate gives None."""
+    product per view (``embedder.matching``). A None or empty candidate, or one of another
+    descriptor kind (a record from before a change of ``DEFAULT_KIND``: the caller rebuilds
+    it), gives None: it keeps its fused score."""
     best: list[Verified | None] = [None] * len(candidates)
     for view in views:
-        usable = [(i, c) for i, c in enumerate(candidates) if c is not None and len(c.xy) >= 2]
-        for _, c in usable:
-            if c.kind != view.kind:
-                raise ValueError(f"cannot match {view.kind} features to {c.kind} features")
+        usable = [
+            (i, c)
+            for i, c in enumerate(candidates)
+            if c is not None and len(c.xy) >= 2 and c.kind == view.kind
+        ]
         if len(view) < 2 or not usable:
             continue
         stacked = np.concatenate([vectors(c.kind, c.descriptors) for _, c in usable])

@@ -82,9 +82,8 @@ def test_featureless_images_never_verify_and_never_fail(stored) -> None:
     assert verify_best(extract_query(Image.fromarray(data.astronaut())), empty_stored) is None
 
 
-def test_kinds_must_agree(photo, stored) -> None:
-    with pytest.raises(ValueError, match="orb"):
-        verify(extract(photo, kind="orb"), stored)
+def test_a_candidate_of_another_kind_is_skipped_not_an_error(photo, stored) -> None:
+    assert verify(extract(photo, kind="orb"), stored) is None
 
 
 def test_confidence_is_monotone_and_bounded() -> None:
