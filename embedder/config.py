@@ -28,6 +28,7 @@ class ModelConfig:
     precision: str = "auto"  # 'auto' (bf16 where native) | 'fp32' | 'bf16'
     compile: str = "auto"  # torch.compile: 'auto' (lazily, for bulk runs) | 'on' | 'off'
     int8: str = "auto"  # compiled CPU models go int8 where verified (embedder.int8) | 'off'
+    keypoints: bool = True  # local features for copy verification (embedder.keypoints)
 
 
 def check_choice(value: str, choices: tuple[str, ...], *, what: str, setting: str) -> None:

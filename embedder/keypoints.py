@@ -134,11 +134,15 @@ def extract(
     return Features(kind, width, height, xy, desc, mirrored)
 
 
-def extract_query(image: Image.Image, *, kind: Kind = DEFAULT_KIND) -> tuple[Features, Features]:
-    """A query's features as seen and mirrored, with more keypoints than a stored record."""
-    seen = extract(image, kind=kind, limit=QUERY_KEYPOINTS, max_side=QUERY_MAX_SIDE)
+def extract_query(
+    image: Image.Image, *, kind: Kind = DEFAULT_KIND, size: tuple[int, int] | None = None
+) -> tuple[Features, Features]:
+    """A query's features as seen and mirrored, with more keypoints than a stored record.
+    ``size``: the query's original size when ``image`` was decoded smaller (the polygons
+    of a match are then in the original's pixel space)."""
+    seen = extract(image, kind=kind, limit=QUERY_KEYPOINTS, max_side=QUERY_MAX_SIDE, size=size)
     if kind == "orb":  # BRIEF's test pattern has no mirror symmetry: describe it again
-        kw = {"kind": kind, "limit": QUERY_KEYPOINTS, "max_side": QUERY_MAX_SIDE}
+        kw = {"kind": kind, "limit": QUERY_KEYPOINTS, "max_side": QUERY_MAX_SIDE, "size": size}
         return seen, extract(image, mirrored=True, **kw)  # type: ignore[arg-type]
     return seen, mirror(seen)
 

@@ -38,6 +38,7 @@ from embedder.config import ModelConfig
 from embedder.decode import decode_image
 from embedder.errors import DecodeError, ModelLoadError
 from embedder.metadata import EmbeddedMetadata
+from embedder.keypoints import Features, extract
 from embedder.palette import dominant_colours
 from embedder.registry import LoadedModels, ModelStatus, load_models, planned_models
 from embedder.roles import NEURAL_ROLES
@@ -69,6 +70,8 @@ class FileResult(Generic[K]):
     format: str = ""
     palette: list[str] = field(default_factory=list)  # dominant colours, '#rrggbb'
     metadata: EmbeddedMetadata = field(default_factory=EmbeddedMetadata)  # words in the file
+    # Local features for copy verification (embedder.keypoints); None when turned off.
+    features: Features | None = None
     error: DecodeError | None = None
 
     @property
@@ -84,6 +87,7 @@ class _Prepared:
     format: str
     palette: list[str]
     metadata: EmbeddedMetadata
+    features: Features | None
 
 
 class Embedder:
@@ -239,7 +243,17 @@ class Embedder:
                     return
                 key, path = item
                 pending.append(
-                    (key, readers.submit(_prepare, models, key, Path(path), self._cores_free))
+                    (
+                        key,
+                        readers.submit(
+                            _prepare,
+                            models,
+                            key,
+                            Path(path),
+                            self._cores_free,
+                            self.config.keypoints,
+                        ),
+                    )
                 )
 
         bulk = isinstance(items, Sized) and len(items) >= COMPILE_MIN_ITEMS
@@ -275,6 +289,7 @@ class Embedder:
                 format=p.format,
                 palette=p.palette,
                 metadata=p.metadata,
+                features=p.features,
             )
             row += 1
 
@@ -305,10 +320,15 @@ class Embedder:
 
 
 def _prepare(
-    models: list[Model], key: object, path: Path, cores_free: threading.Event
+    models: list[Model],
+    key: object,
+    path: Path,
+    cores_free: threading.Event,
+    keypoints: bool = False,
 ) -> _Prepared | DecodeError:
-    """Reader side: decode and preprocess one file. Returns (not raises) a DecodeError.
-    Starts only while no int8 inference runs (``Embedder._infer``)."""
+    """Reader side: decode and preprocess one file, and (``keypoints``) extract its local
+    features from the same decoded image. Returns (not raises) a DecodeError. Starts only
+    while no int8 inference runs (``Embedder._infer``)."""
     cores_free.wait()
     name = key if isinstance(key, str) else str(path)
     try:
@@ -321,6 +341,7 @@ def _prepare(
             format=decoded.format,
             palette=dominant_colours(image),
             metadata=decoded.metadata,
+            features=extract(image, size=(decoded.width, decoded.height)) if keypoints else None,
         )
     except DecodeError as exc:
         return exc

@@ -30,6 +30,7 @@ from engine.status import StatusReport
 from engine.store_search import StoreFusedSearch
 from engine.thumbnails import Thumbnails
 from engine.uploads import Uploads
+from engine.verification import Verification
 from engine.watch import LibraryWatcher
 
 if TYPE_CHECKING:
@@ -115,8 +116,9 @@ class Lookalike:
             library_dir=self.settings.library_dir,
             embed=self._embed_files,
             vector_tags=self.catalog.vector_tags,
-            sync_mirror=self.mirror_keeper.sync,
+            sync_mirror=self._after_write,
             require_store=self.reader.require_store,
+            keep_features=self.verification.save,
         )
 
     @cached_property
@@ -126,7 +128,7 @@ class Lookalike:
             reader=self.reader,
             keys=self.keys,
             trash_dir=self.settings.data_dir / "trash",
-            sync_mirror=self.mirror_keeper.sync,
+            sync_mirror=self._after_write,
         )
 
     @cached_property
@@ -137,7 +139,7 @@ class Lookalike:
             keys=self.keys,
             library_dir=self.settings.library_dir,
             image=self.library.get,
-            sync_mirror=self.mirror_keeper.sync,
+            sync_mirror=self._after_write,
             max_file_bytes=self.settings.max_upload_mb * 1024 * 1024,
         )
 
@@ -149,6 +151,7 @@ class Lookalike:
             catalog=self.catalog,
             colours=ColourFilter(self.reader),
             file_of=self.library.file_path,
+            verification=self.verification,
         )
 
     @cached_property
@@ -166,12 +169,42 @@ class Lookalike:
             self.duplicates,
             store=self.resources.store,
             library=self.library,
-            sync_mirror=self.mirror_keeper.sync,
+            sync_mirror=self._after_write,
         )
 
     @cached_property
     def reconcile(self) -> Reconcile:
-        return Reconcile(self.indexing, self.mirror_keeper.sync)
+        return Reconcile(
+            self.indexing,
+            self._after_write,
+            store=self.resources.store,
+            verification=self.verification,
+        )
+
+    @cached_property
+    def verification(self) -> Verification:
+        return Verification(
+            self.settings.data_dir,
+            self._image_file,
+            candidates=self.settings.verify_candidates,
+            enabled=self.settings.verify,
+        )
+
+    def _image_file(self, point_id: str) -> Path:
+        """An image's first file that exists (indexing read it; it may lie outside the
+        library when the CLI indexed another folder): to rebuild its keypoints."""
+        for key in self.reader.image(point_id).get("paths") or ():
+            path = self.keys.path(key)
+            if path.is_file():
+                return path
+        raise FileNotFoundError(f"no file of image {point_id} exists any more")
+
+    def _after_write(self, *, full: bool = False, removed: Sequence[str] | set[str] = ()) -> int:
+        """After the store changed: the mirror follows, and deleted images' keypoint
+        records go."""
+        if removed:
+            self.verification.forget(removed)
+        return self.mirror_keeper.sync(full=full, removed=removed)
 
     @cached_property
     def thumbnails(self) -> Thumbnails:
@@ -204,5 +237,7 @@ class Lookalike:
         """Save the mirror and its payload cache, stop the query batcher, close the models
         and the store."""
         self.mirror_keeper.close()
+        if "verification" in self.__dict__:
+            self.verification.close()
         self.queries.close()
         self.resources.close()

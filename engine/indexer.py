@@ -39,6 +39,7 @@ class EmbedResult(Protocol):
     format: str
     palette: list[str]
     metadata: EmbeddedMetadata
+    features: Any  # local features for copy verification, or None
     error: Exception | None
 
 
@@ -95,6 +96,9 @@ class Indexer:
     progress: Progress | None = None
     report: IndexReport = field(default_factory=IndexReport)
     deleted_ids: set[str] = field(default_factory=set)
+    # Keeps a new image's local features (engine.verification), once its point is stored.
+    keep_features: Callable[[str, Any], None] | None = None
+    _features: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, plan: Plan, desired: Mapping[str, FileStat]) -> IndexReport:
         self.report.scanned = len(desired)
@@ -162,6 +166,7 @@ class Indexer:
                     self.report.failed.append((k, str(result.error)))
                 continue
             pending.append(self._new_record(pid, keys, result, desired))
+            self._features[pid] = getattr(result, "features", None)
             if len(pending) >= UPSERT_BATCH:
                 self._flush_new(pending)
         self._flush_new(pending)
@@ -188,6 +193,12 @@ class Indexer:
         if pending:
             self.store.upsert(pending)
             self.report.embedded += sum(len(r.payload["paths"]) for r in pending)
+            # After the point: a crash in between leaves a point without features, which
+            # reconcile rebuilds; never features without a point.
+            for record in pending:
+                features = self._features.pop(record.id, None)
+                if self.keep_features is not None:
+                    self.keep_features(record.id, features)
             pending.clear()
 
     def _drop_stale_claims(

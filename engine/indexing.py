@@ -42,8 +42,10 @@ class Indexing:
         vector_tags: Callable[[], list[str]],
         sync_mirror: Callable[..., Any],
         require_store: Callable[[], None],
+        keep_features: Callable[[str, Any], None] | None = None,
     ) -> None:
         self._store = store
+        self._keep_features = keep_features
         self.keys = keys
         self._library_dir = library_dir
         self._embed = embed
@@ -168,6 +170,7 @@ class Indexing:
                 vector_tags=self._vector_tags,
                 tags=tuple(tags),
                 progress=progress,
+                keep_features=self._keep_features,
             )
             report = indexer.apply(plan, desired)
             report.scanned += len(unnamed)

@@ -37,6 +37,17 @@ Box = tuple[int, int, int, int]  # x, y, width, height in the original image's p
 
 
 @dataclass(frozen=True)
+class QueryPicture:
+    """The picture a query's vectors came from, for copy verification: ``image`` as decoded
+    (maybe smaller than the upload), ``size`` its size in the upload's pixels, ``offset``
+    where it starts in the upload (a crop's corner)."""
+
+    image: Any
+    size: tuple[int, int]
+    offset: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True)
 class BatchSettings:
     max_batch: int = 8
     wait_ms: float = 2.0
@@ -58,8 +69,9 @@ class QueryEncoder:
 
     def image(
         self, data: bytes, *, name: str = "query", box: Box | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """({model name: vector}, {decode_ms, embed_ms}) of a picture, or of a region."""
+    ) -> tuple[dict[str, np.ndarray], dict[str, float], QueryPicture]:
+        """({model name: vector}, {decode_ms, embed_ms}, the picture) of a picture, or of a
+        region of it."""
         from embedder.decode import decode_image
         from embedder.errors import DecodeError
 
@@ -73,12 +85,17 @@ class QueryEncoder:
             except DecodeError as exc:
                 raise UndecodableImage(str(exc)) from exc
             image = decoded.image
+            picture = QueryPicture(image, (decoded.width, decoded.height))
             if box is not None:
                 image = crop(image, box, (decoded.width, decoded.height))
+                x, y, w, h = box
+                size = (min(w, decoded.width - x), min(h, decoded.height - y))
+                picture = QueryPicture(image, size, (x, y))
             t1 = time.perf_counter()
             vectors = submit(self._embedder().prepare(image))
         t2 = time.perf_counter()
-        return vectors, {"decode_ms": (t1 - t0) * 1e3, "embed_ms": (t2 - t1) * 1e3}
+        timings = {"decode_ms": (t1 - t0) * 1e3, "embed_ms": (t2 - t1) * 1e3}
+        return vectors, timings, picture
 
     def text(self, text: str) -> dict[str, np.ndarray]:
         """{clip model name: (512,)} for a sentence; ``ModelUnavailable`` without CLIP."""

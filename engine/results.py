@@ -6,15 +6,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """A verified copy: local features that agree under one geometric transform
+    (engine.verification)."""
+
+    inliers: int  # matching points that fit the transform
+    confidence: float  # 0..1
+    query_polygon: list[tuple[float, float]]  # the matched region, in the query's pixels
+    hit_polygon: list[tuple[float, float]]  # the same region, in the hit's pixels
+    mirrored: bool = False  # the copy is left-right mirrored
+
+    def sentence(self) -> str:
+        """What the UI and the exports say: "312 matching points, same layout: a copy"."""
+        layout = "mirrored layout" if self.mirrored else "same layout"
+        verdict = "a copy" if self.confidence >= 0.5 else "probably a copy, or part of one"
+        return f"{self.inliers} matching points, {layout}: {verdict}"
+
+
 @dataclass
 class SearchHit:
     id: str
     path: str  # first path of the image, as stored (library-relative key)
-    score: float  # fused: sum(w_i * cos_i) / sum(w_i), for the models in use
+    # fused: sum(w_i * cos_i) / sum(w_i) for the models in use; for a verified copy,
+    # fused + (1 - fused) * confidence (engine.verification)
+    score: float
     scores: dict[str, float]  # role -> cosine
     payload: dict[str, Any]
     near_duplicate: bool = False  # by the calibrated fusion and threshold
     query_index: int | None = None  # which query image it matched best (several images)
+    verified: Evidence | None = None  # None: not checked, or no geometric evidence
+    fused: float | None = None  # the fused score before verification moved it
 
 
 @dataclass

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from engine.defaults import SearchDefaults
     from engine.query import QueryEncoder
     from engine.read_policy import ReadPolicy
+    from engine.verification import Verification
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,14 @@ class Search:
         catalog: ModelCatalog,
         colours: ColourFilter,
         file_of: Callable[[str], Path],
+        verification: Verification | None = None,
     ) -> None:
         self._reader = reader
         self._queries = queries
         self._catalog = catalog
         self._colours = colours
         self._file_of = file_of  # a stored image's file, to crop a region of it
+        self._verification = verification  # re-ranks picture queries' best candidates
 
     def defaults(self) -> SearchDefaults:
         return self._catalog.defaults()
@@ -171,6 +174,18 @@ class Search:
     ) -> SearchResult:
         check_count(len(request.queries))
         check_combine(request.combine)
+        if len(request.queries) == 1 and request.queries[0].image_id is None:
+            (q,) = request.queries  # one uploaded picture the several-images way: a plain
+            if q.data is not None:  # search, verification included
+                return self.by_image(
+                    q.data,
+                    name=q.name,
+                    box=q.box,
+                    k=request.k,
+                    weights=request.weights,
+                    flt=flt,
+                    marks=marks,
+                )
         queries = [self._query(q) for q in request.queries]
         if marks is not None:  # each query image moves toward the liked ones
             queries = [Query(marks.refine(q.vectors), q.label, q.timings) for q in queries]
@@ -191,11 +206,11 @@ class Search:
             if q.box is None:
                 return Query(self._reader.vectors(image_id), image_id, {})
             path = self._file_of(image_id)
-            vectors, timings = self._queries.image(path.read_bytes(), name=path.name, box=q.box)
+            vectors, timings, _ = self._queries.image(path.read_bytes(), name=path.name, box=q.box)
             return Query(vectors, image_id, timings)
         if q.data is None or q.image_id is not None:
             raise BadInput("Each query image is an uploaded picture or an image id, not both.")
-        vectors, timings = self._queries.image(q.data, name=q.name, box=q.box)
+        vectors, timings, _ = self._queries.image(q.data, name=q.name, box=q.box)
         return Query(vectors, q.name, timings)
 
     def filter(self, filters: Filters | None) -> Filter | None:
@@ -217,9 +232,26 @@ class Search:
         flt: Filter | None = None,
         marks: Marks | None = None,
     ) -> SearchResult:
-        vectors, timings = self._queries.image(data, name=name, box=box)
-        result = self.by_vectors(vectors, k=k, weights=weights, flt=flt, marks=marks)
-        result.timings = {**timings, **result.timings}
+        vectors, timings, picture = self._queries.image(data, name=name, box=box)
+        verify = self._verification
+        if verify is None or not verify.enabled:
+            result = self.by_vectors(vectors, k=k, weights=weights, flt=flt, marks=marks)
+            result.timings = {**timings, **result.timings}
+            return result
+        defaults = self._catalog.defaults()
+        wanted = check_k(defaults.k if k is None else k, defaults.max_k)
+        deeper = max(wanted, verify.candidates)
+        result = self.by_vectors(vectors, k=deeper, weights=weights, flt=flt, marks=marks)
+        t0 = time.perf_counter()
+        views = verify.query_views(picture.image, picture.size)
+        result.hits, verify_ms = verify.rerank(views, result.hits, wanted, picture.offset)
+        extract_ms = (time.perf_counter() - t0) * 1e3 - verify_ms
+        result.timings = {
+            **timings,
+            **result.timings,
+            "keypoints_ms": extract_ms,
+            "verify_ms": verify_ms,
+        }
         return result
 
     def by_text(

@@ -44,7 +44,13 @@ def test_no_weights_means_the_calibrated_defaults(indexed: Lookalike) -> None:
     assert len(result.hits) == 6 and result.hits[0].path == "red/p1.png"
     assert result.hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert [h.near_duplicate for h in result.hits] == [True] + [False] * 5
-    assert set(result.timings) == {"decode_ms", "embed_ms", "search_ms"}
+    assert set(result.timings) == {
+        "decode_ms",
+        "embed_ms",
+        "search_ms",
+        "keypoints_ms",
+        "verify_ms",
+    }
 
 
 def test_filters_threshold_and_k(indexed: Lookalike) -> None:
