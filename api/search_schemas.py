@@ -75,11 +75,37 @@ class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     disliked: list[str] | None = None
 
 
+class VerifiedMatch(Struct, kw_only=True):
+    """Geometric proof that a hit is a copy of (part of) the query: local features that
+    agree under one transform (engine/verification.py). Polygons are [x, y] points, the
+    query's in the uploaded picture's pixels, the hit's in the library image's."""
+
+    inliers: int
+    confidence: float  # 0..1
+    query_polygon: list[list[float]]
+    hit_polygon: list[list[float]]
+    mirrored: bool
+    sentence: str  # "312 matching points, same layout: a copy"
+
+    @classmethod
+    def from_evidence(cls, proof: Any) -> VerifiedMatch:
+        return cls(
+            inliers=proof.inliers,
+            confidence=proof.confidence,
+            query_polygon=[[x, y] for x, y in proof.query_polygon],
+            hit_polygon=[[x, y] for x, y in proof.hit_polygon],
+            mirrored=proof.mirrored,
+            sentence=proof.sentence(),
+        )
+
+
 class SearchHit(Struct, kw_only=True):
     id: str
     filename: str
     paths: list[str]
-    score: float  # fused, clamped to 0..1
+    # Fused similarity, clamped to 0..1; for a verified copy, moved toward 1 by the
+    # verification's confidence (fused + (1 - fused) * confidence).
+    score: float
     scores: dict[str, float]  # role -> cosine of that model
     thumbnail_url: str
     file_url: str
@@ -92,6 +118,8 @@ class SearchHit(Struct, kw_only=True):
     near_duplicate: bool = False
     # Several query images: the index of the one this hit matched best.
     matched_query: int | None = None
+    # A picture query's best candidates are checked for a copy: the proof, when found.
+    verified: VerifiedMatch | None = None
 
     @classmethod
     def from_hit(cls, hit: Any) -> SearchHit:
@@ -111,6 +139,7 @@ class SearchHit(Struct, kw_only=True):
             palette=image.palette,
             near_duplicate=bool(hit.near_duplicate),
             matched_query=hit.query_index,
+            verified=None if hit.verified is None else VerifiedMatch.from_evidence(hit.verified),
         )
 
 

@@ -37,8 +37,8 @@ from embedder.base import Accelerated, Model, TextEmbedder
 from embedder.config import ModelConfig
 from embedder.decode import decode_image
 from embedder.errors import DecodeError, ModelLoadError
-from embedder.metadata import EmbeddedMetadata
 from embedder.keypoints import Features, extract
+from embedder.metadata import EmbeddedMetadata
 from embedder.palette import dominant_colours
 from embedder.registry import LoadedModels, ModelStatus, load_models, planned_models
 from embedder.roles import NEURAL_ROLES

@@ -1,0 +1,111 @@
+"""engine.verification in the search: real photos, a cropped copy found and proven, records
+kept with the points, damaged ones rebuilt."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from engine.composition import Lookalike
+from engine.search import SearchRequest
+
+MakeLookalike = Callable[..., Lookalike]
+PHOTOS = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea}
+
+
+def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def lk(make_lookalike: MakeLookalike) -> Lookalike:
+    lk = make_lookalike()
+    for name, load in PHOTOS.items():
+        (lk.settings.library_dir / f"{name}.jpg").write_bytes(_jpeg(Image.fromarray(load())))
+    lk.indexing.index()
+    return lk
+
+
+def _id(lk: Lookalike, filename: str) -> str:
+    return next(r.id for r in lk.store.scroll() if r.payload["paths"] == [filename])
+
+
+def test_a_cropped_copy_is_found_and_proven(lk: Lookalike) -> None:
+    ids = {r.id for r in lk.store.scroll()}
+    assert all(lk.verification.records.get(i) is not None for i in ids)  # kept at index time
+    astronaut = Image.fromarray(data.astronaut())
+    box = (100, 20, 380, 400)  # x0, y0, x1, y1: the face and helmet, 55 % of the width
+    query = _jpeg(astronaut.crop(box).rotate(4, expand=True), quality=40)
+
+    result = lk.search.run(SearchRequest(image=query, k=3))
+    top = result.hits[0]
+    assert top.path == "astronaut.jpg" and top.verified is not None
+    assert top.verified.inliers >= 20 and top.verified.confidence > 0.5
+    assert top.verified.sentence().endswith("same layout: a copy")
+    assert top.fused is not None and top.score >= top.fused  # moved up by the evidence
+    # The region in the library image is where the crop came from: the query's outline
+    # (the rotated crop, with the corners rotating added) around the box, centred on it.
+    poly = np.asarray(top.verified.hit_polygon)
+    centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    assert np.abs(poly.mean(axis=0) - centre).max() < 15
+    x, y = poly[:, 0], poly[:, 1]
+    area = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+    assert 1.0 <= area / ((box[2] - box[0]) * (box[3] - box[1])) < 1.3
+    assert all(h.verified is None for h in result.hits[1:])  # other photos prove nothing
+    assert {"keypoints_ms", "verify_ms"} <= set(result.timings)
+
+
+def test_a_region_of_the_query_maps_back_to_the_upload(lk: Lookalike) -> None:
+    # A catalogue page: the coffee photo pasted at a third of its width into noise.
+    page = Image.fromarray(np.random.default_rng(1).integers(0, 255, (900, 1200, 3), np.uint8))
+    coffee = Image.fromarray(data.coffee())
+    page.paste(coffee, (600, 300))
+    result = lk.search.run(SearchRequest(image=_jpeg(page), box=(500, 200, 700, 600), k=3))
+    top = result.hits[0]
+    assert top.path == "coffee.jpg" and top.verified is not None
+    xs = [x for x, _ in top.verified.query_polygon]
+    ys = [y for _, y in top.verified.query_polygon]
+    # In the page's pixels: the pasted photo starts at (600, 300), the box at (500, 200).
+    assert abs(min(xs) - 600) < 25 and abs(min(ys) - 300) < 25
+
+
+def test_records_follow_the_points_and_are_rebuilt(lk: Lookalike) -> None:
+    records = lk.verification.records
+    coffee, chelsea = _id(lk, "coffee.jpg"), _id(lk, "chelsea.jpg")
+    lk.library.delete(chelsea)
+    assert not records.has(chelsea)  # gone with its point
+
+    records.path(coffee).write_bytes(b"LKKP not a record")  # damaged on disk
+    query = _jpeg(Image.fromarray(data.coffee()).crop((100, 50, 500, 350)))
+    hits = lk.search.run(SearchRequest(image=query, k=2)).hits
+    assert hits[0].id == coffee and hits[0].verified is None  # no evidence this time ...
+    deadline = time.monotonic() + 30
+    while records.get(coffee) is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # ... and rebuilt in the background
+    assert lk.search.run(SearchRequest(image=query, k=2)).hits[0].verified is not None
+
+    records.path(coffee).unlink()
+    orphan = str(uuid.uuid4())
+    records.put(orphan, "sift4", 10, 10, np.zeros((0, 2)), np.zeros((0, 64), np.uint8))
+    report = lk.reconcile.run()
+    assert report["keypoints_rebuilt"] == 1 and report["keypoints_dropped"] == 1
+    assert records.get(coffee) is not None and not records.has(orphan)
+
+
+def test_verification_off_keeps_no_records(make_lookalike: MakeLookalike, tmp_path: Path) -> None:
+    lk = make_lookalike(verify=False)
+    (lk.settings.library_dir / "coffee.jpg").write_bytes(_jpeg(Image.fromarray(data.coffee())))
+    lk.indexing.index()
+    assert not (tmp_path / "data" / "keypoints").exists()
+    hits = lk.search.run(SearchRequest(image=_jpeg(Image.fromarray(data.coffee())))).hits
+    assert hits[0].verified is None
