@@ -10,6 +10,7 @@ import {
   addFiles, addLibraryImage, appendMarks, clearMarks, downloadSheet, extras, markButtons, marks, marksJson,
   matchedLabel, renderTray, setCombine, severalRequest, showSheetActions, syncMarks, combine,
 } from "./multi.js";
+import { prepareQuery } from "./shrink.js";
 import { loadStatus, textSearchHint, warnFallbacks } from "./status.js";
 import {
   $, ROLES, banner, clearFieldErrors, debounce, fieldError, guardWindowDrops, h, parseTags, percent, scoreBars,
@@ -85,8 +86,15 @@ function showCrop(box) {
   els.cropText.textContent = box
     ? `Crop ${box[2]} × ${box[3]} px at ${box[0]}, ${box[1]}`
     : stage.width
-      ? `${stage.width} × ${stage.height} px · drag on the image to crop`
+      ? `${sizeText()} · drag on the image to crop`
       : "No preview in this browser; the server can still read it";
+}
+
+/** The picture's size; for a photo shrunk before upload, also the size searched (and cropped) at. */
+function sizeText() {
+  const o = query && query.original;
+  const searched = `${stage.width} × ${stage.height} px`;
+  return o && o.width !== stage.width ? `${o.width} × ${o.height} px, searched at ${searched}` : searched;
 }
 
 function weights() {
@@ -465,10 +473,20 @@ async function useFile(file) {
     fieldError(els.dropzone, `${file.name} is not an image: choose a JPEG, PNG, WebP, GIF, BMP or TIFF file.`);
     return;
   }
-  query = { kind: "file", blob: file, name: file.name || "pasted image" };
-  showQuery(query.name);
-  if (!(await stage.load(file))) {
+  const chosen = { kind: "file", blob: file, name: file.name || "pasted image", original: null };
+  query = chosen;
+  showQuery(chosen.name);
+  // One decode serves the preview and the upload: a large photo goes as a ~1280 px JPEG.
+  const { blob, bitmap, original } = await prepareQuery(file);
+  if (query !== chosen) {
+    if (bitmap) bitmap.close(); // another query was chosen meanwhile
+    return;
+  }
+  Object.assign(chosen, { blob, original });
+  if (bitmap) stage.show(bitmap);
+  else {
     // The browser cannot draw it (a TIFF, say): keep the drop target, the server may read it.
+    stage.clear();
     els.empty.hidden = false;
     els.dropzone.classList.remove("has-image");
   }
@@ -503,6 +521,13 @@ async function useLibraryImage(image, { push = true } = {}) {
     // The preview is a convenience: the search by id has already run without it.
   }
   showCrop(null);
+}
+
+/** An extra query image as it is uploaded (no preview, so no bitmap to keep). */
+async function shrunk(file) {
+  const { blob, bitmap } = await prepareQuery(file);
+  if (bitmap) bitmap.close();
+  return blob;
 }
 
 function clearQuery() {
@@ -589,9 +614,10 @@ function wire() {
     search();
   });
   els.undo.addEventListener("click", undoColourChange);
-  $("#extra-file").addEventListener("change", (e) => {
-    addFiles([...e.target.files], severalChanged);
+  $("#extra-file").addEventListener("change", async (e) => {
+    const files = [...e.target.files];
     e.target.value = "";
+    addFiles(await Promise.all(files.map(shrunk)), severalChanged);
   });
   for (const input of document.querySelectorAll('#combine input[name="combine"]')) {
     input.addEventListener("change", () => search());
