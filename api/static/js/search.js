@@ -10,7 +10,7 @@ import {
   addFiles, addLibraryImage, appendMarks, clearMarks, downloadSheet, extras, markButtons, marks, marksJson,
   matchedLabel, renderTray, setCombine, severalRequest, showSheetActions, syncMarks, combine,
 } from "./multi.js";
-import { prepareQuery } from "./shrink.js";
+import { prepareQuery, uploadable } from "./shrink.js";
 import { loadStatus, textSearchHint, warnFallbacks } from "./status.js";
 import {
   $, ROLES, banner, clearFieldErrors, debounce, fieldError, guardWindowDrops, h, parseTags, percent, scoreBars,
@@ -523,13 +523,6 @@ async function useLibraryImage(image, { push = true } = {}) {
   showCrop(null);
 }
 
-/** An extra query image as it is uploaded (no preview, so no bitmap to keep). */
-async function shrunk(file) {
-  const { blob, bitmap } = await prepareQuery(file);
-  if (bitmap) bitmap.close();
-  return blob;
-}
-
 function clearQuery() {
   if (inFlight) inFlight.abort();
   newQuery();
@@ -617,7 +610,7 @@ function wire() {
   $("#extra-file").addEventListener("change", async (e) => {
     const files = [...e.target.files];
     e.target.value = "";
-    addFiles(await Promise.all(files.map(shrunk)), severalChanged);
+    addFiles(await Promise.all(files.map(uploadable)), severalChanged);
   });
   for (const input of document.querySelectorAll('#combine input[name="combine"]')) {
     input.addEventListener("change", () => search());

@@ -69,6 +69,13 @@ export async function prepareQuery(file, { maxSide = QUERY_MAX_SIDE } = {}) {
   }
 }
 
+/** A query image as it is uploaded, when no preview is drawn (the extra query images). */
+export async function uploadable(file) {
+  const { blob, bitmap } = await prepareQuery(file);
+  if (bitmap) bitmap.close();
+  return blob;
+}
+
 function makeCanvas(width, height) {
   if (typeof OffscreenCanvas !== "undefined") return new OffscreenCanvas(width, height);
   const canvas = document.createElement("canvas");
