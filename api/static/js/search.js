@@ -90,11 +90,10 @@ function showCrop(box) {
       : "No preview in this browser; the server can still read it";
 }
 
-/** The picture's size; for a photo shrunk before upload, also the size searched (and cropped) at. */
+/** The picture's size, as searched (and cropped): a large photo is reduced before upload. */
 function sizeText() {
-  const o = query && query.original;
-  const searched = `${stage.width} × ${stage.height} px`;
-  return o && o.width !== stage.width ? `${o.width} × ${o.height} px, searched at ${searched}` : searched;
+  const size = `${stage.width} × ${stage.height} px`;
+  return query && query.shrunk ? `${size} (reduced for the search)` : size;
 }
 
 function weights() {
@@ -473,16 +472,16 @@ async function useFile(file) {
     fieldError(els.dropzone, `${file.name} is not an image: choose a JPEG, PNG, WebP, GIF, BMP or TIFF file.`);
     return;
   }
-  const chosen = { kind: "file", blob: file, name: file.name || "pasted image", original: null };
+  const chosen = { kind: "file", blob: file, name: file.name || "pasted image", shrunk: false };
   query = chosen;
   showQuery(chosen.name);
-  // One decode serves the preview and the upload: a large photo goes as a ~1280 px JPEG.
-  const { blob, bitmap, original } = await prepareQuery(file);
+  // One decode serves the preview and the upload: a large photo goes as a <= 1280 px JPEG.
+  const { blob, bitmap, shrunk } = await prepareQuery(file);
   if (query !== chosen) {
     if (bitmap) bitmap.close(); // another query was chosen meanwhile
     return;
   }
-  Object.assign(chosen, { blob, original });
+  Object.assign(chosen, { blob, shrunk });
   if (bitmap) stage.show(bitmap);
   else {
     // The browser cannot draw it (a TIFF, say): keep the drop target, the server may read it.
