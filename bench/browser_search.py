@@ -170,6 +170,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=20.0,
         help="also run behind this emulated upload speed (0: loopback only)",
     )
+    ap.add_argument(
+        "--compile",
+        default="off",
+        choices=["on", "auto", "off"],
+        help="LOOKALIKE_COMPILE for the server: 'off' is what 'auto' gives a server that is "
+        "not indexing; 'on' compiles before /ready (minutes on a cold cache), as "
+        "bench/e2e_search.py runs ours",
+    )
     ap.add_argument("--light", action="store_true", help="HSV only (smoke test)")
     args = ap.parse_args(argv)
     models = served.LIGHT if args.light else served.MODELS
@@ -177,8 +185,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         root = Path(tmp_name)
         photo = phone_photo(root / "IMG_0001.jpg")
         build_s = served.build(root, args.n, models)
-        # Compile off: a background compile would compete with the searches being timed.
-        server = served.LiveServer(root, models=models, password=PASSWORD, LOOKALIKE_COMPILE="off")
+        server = served.LiveServer(
+            root, models=models, password=PASSWORD, LOOKALIKE_COMPILE=args.compile
+        )
         t0 = time.perf_counter()
         with server:
             server.start(timeout=600)
@@ -191,7 +200,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "photo_bytes": photo.stat().st_size,
             "photo_px": [4000, 3000],
             **figures,
-            "models": "hsv" if args.light else "clip+resnet50+hsv (random weights), compile off",
+            "models": "hsv" if args.light else "clip+resnet50+hsv (random weights)",
+            "compile": args.compile,
             "uplink_rtt_ms": RTT_MS if args.uplink_mbps else None,
             "build_s": round(build_s, 1),
             "ready_s": round(ready_s, 1),
