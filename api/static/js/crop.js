@@ -3,7 +3,9 @@
 //
 // The image is drawn on a canvas from createImageBitmap(file), so no blob: URL is ever needed
 // (a strict img-src CSP would refuse one). The box is kept in the image's own pixels, which is
-// what the server crops with, and only projected to screen pixels for display.
+// what the server crops with, and only projected to screen pixels for display. A query from
+// this computer is drawn from the bitmap shrink.js made, so "the image's own pixels" are those
+// of the (possibly downscaled) image that is uploaded.
 
 const MIN_SIDE_PX = 8; // in image pixels: smaller crops are not worth embedding
 const CLICK_SLOP_PX = 4; // in screen pixels: a press that moves less than this is a click
@@ -39,17 +41,23 @@ export class CropStage {
   async load(blob) {
     let bitmap;
     try {
-      bitmap = await createImageBitmap(blob);
+      bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
     } catch {
       this.clear(); // never leave the previous query's picture under the new name
       return false;
     }
-    if (this.bitmap) this.bitmap.close();
+    this.show(bitmap);
+    return true;
+  }
+
+  /** Draws a decoded picture (the stage owns it from now on, and closes it); the crop box
+   * is then in this bitmap's pixels, which must be those of the image the server gets. */
+  show(bitmap) {
+    if (this.bitmap && this.bitmap !== bitmap) this.bitmap.close();
     this.bitmap = bitmap;
     this.box = null;
     this.stage.hidden = false;
     this.#layout();
-    return true;
   }
 
   clear() {

@@ -10,6 +10,7 @@ import {
   addFiles, addLibraryImage, appendMarks, clearMarks, downloadSheet, extras, markButtons, marks, marksJson,
   matchedLabel, renderTray, setCombine, severalRequest, showSheetActions, syncMarks, combine,
 } from "./multi.js";
+import { prepareQuery, uploadable } from "./shrink.js";
 import { loadStatus, textSearchHint, warnFallbacks } from "./status.js";
 import {
   $, ROLES, banner, clearFieldErrors, debounce, fieldError, guardWindowDrops, h, parseTags, percent, scoreBars,
@@ -85,8 +86,14 @@ function showCrop(box) {
   els.cropText.textContent = box
     ? `Crop ${box[2]} × ${box[3]} px at ${box[0]}, ${box[1]}`
     : stage.width
-      ? `${stage.width} × ${stage.height} px · drag on the image to crop`
+      ? `${sizeText()} · drag on the image to crop`
       : "No preview in this browser; the server can still read it";
+}
+
+/** The picture's size, as searched (and cropped): a large photo is reduced before upload. */
+function sizeText() {
+  const size = `${stage.width} × ${stage.height} px`;
+  return query && query.shrunk ? `${size} (reduced for the search)` : size;
 }
 
 function weights() {
@@ -465,10 +472,20 @@ async function useFile(file) {
     fieldError(els.dropzone, `${file.name} is not an image: choose a JPEG, PNG, WebP, GIF, BMP or TIFF file.`);
     return;
   }
-  query = { kind: "file", blob: file, name: file.name || "pasted image" };
-  showQuery(query.name);
-  if (!(await stage.load(file))) {
+  const chosen = { kind: "file", blob: file, name: file.name || "pasted image", shrunk: false };
+  query = chosen;
+  showQuery(chosen.name);
+  // One decode serves the preview and the upload: a large photo goes as a <= 1280 px JPEG.
+  const { blob, bitmap, shrunk } = await prepareQuery(file);
+  if (query !== chosen) {
+    if (bitmap) bitmap.close(); // another query was chosen meanwhile
+    return;
+  }
+  Object.assign(chosen, { blob, shrunk });
+  if (bitmap) stage.show(bitmap);
+  else {
     // The browser cannot draw it (a TIFF, say): keep the drop target, the server may read it.
+    stage.clear();
     els.empty.hidden = false;
     els.dropzone.classList.remove("has-image");
   }
@@ -589,9 +606,10 @@ function wire() {
     search();
   });
   els.undo.addEventListener("click", undoColourChange);
-  $("#extra-file").addEventListener("change", (e) => {
-    addFiles([...e.target.files], severalChanged);
+  $("#extra-file").addEventListener("change", async (e) => {
+    const files = [...e.target.files];
     e.target.value = "";
+    addFiles(await Promise.all(files.map(uploadable)), severalChanged);
   });
   for (const input of document.querySelectorAll('#combine input[name="combine"]')) {
     input.addEventListener("change", () => search());
