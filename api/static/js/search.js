@@ -3,6 +3,7 @@
 // A search by a library image or by text lives in the URL (so it can be shared, and Back
 // works); an image from this computer does not (only its weights and filters do).
 
+import { proofBadge, proofLine, proofOverlay } from "./proof.js";
 import { api, itemsOf } from "./api.js";
 import { CropStage } from "./crop.js";
 import { openInspector, wireInspector } from "./inspect.js";
@@ -345,13 +346,15 @@ function card(hit, rank, models) {
   const img = h("img.hit__img", { src: hit.thumbnail_url, alt: "", loading: "lazy", decoding: "async" });
   // No aria-label: the button's own text (name, score, the bars) is what it is called.
   const button = h("button.hit__button", { type: "button", title: `Inspect ${name}` },
-    h("span.hit__thumb", {}, img,
+    h("span.hit__thumb", {}, img, proofOverlay(hit),
       h("span.hit__rank", {}, String(rank)),
-      dup ? h("span.badge.badge--dup.hit__badge", { "data-testid": "near-duplicate" }, "Near-duplicate") : null),
+      proofBadge(hit) ||
+        (dup ? h("span.badge.badge--dup.hit__badge", { "data-testid": "near-duplicate" }, "Near-duplicate") : null)),
     h("span.hit__body", {},
       h("span.hit__row", {},
         h("span.hit__name", { title: name }, name),
         h("span.hit__score", { "data-testid": "score" }, percent(hit.score))),
+      proofLine(hit),
       scoreBars(hit.byRole, { compact: true })));
   button.addEventListener("click", () =>
     openInspector(hit.id, { hit, onSearch: (image) => useLibraryImage(image), onChange: () => search({ push: false }) }));
