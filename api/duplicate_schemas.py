@@ -12,7 +12,7 @@ from msgspec import Meta, Struct
 from api.schemas import Weights
 
 Decision = Literal["not_duplicates", "keep_all", "keep_one"]
-GroupKind = Literal["exact", "similar"]
+GroupKind = Literal["exact", "copy", "similar"]
 ImageRef = Annotated[str, Meta(min_length=1, max_length=64)]
 Signature = Annotated[str, Meta(pattern=r"^[0-9a-f]{20}$")]
 
@@ -35,7 +35,8 @@ class DuplicateGroup(Struct, kw_only=True):
     size: int  # files in the group
     members: list[DuplicateMember]
     # "exact": one content at several paths, or every member scores >= COPY_THRESHOLD;
-    # "similar": above the near-duplicate threshold only.
+    # "copy": every member verified as a copy of the first by local features (a crop, a
+    # resized or re-coloured copy); "similar": above the near-duplicate threshold only.
     kind: GroupKind = "similar"
     signature: str = ""  # the group's identity: a hash of its sorted member ids
     decision: Decision | None = None

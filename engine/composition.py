@@ -170,6 +170,7 @@ class Lookalike:
             store=self.resources.store,
             library=self.library,
             sync_mirror=self._after_write,
+            copies=self.verification.all_copies,
         )
 
     @cached_property

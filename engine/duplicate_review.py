@@ -35,7 +35,9 @@ REVIEW_KEY = "dup_review"
 NOT_DUPLICATES, KEEP_ALL, KEEP_ONE = "not_duplicates", "keep_all", "keep_one"
 DECISIONS = (NOT_DUPLICATES, KEEP_ALL, KEEP_ONE)
 DISMISSED = (NOT_DUPLICATES, KEEP_ALL)  # hidden unless asked for; keep_one waits for apply
-EXACT, SIMILAR = "exact", "similar"
+# exact: one content, or every member >= COPY_THRESHOLD; copy: every member verified as a
+# copy of the best one by local features (engine.verification); similar: look-alikes only.
+EXACT, COPY, SIMILAR = "exact", "copy", "similar"
 
 
 def signature(member_ids: Sequence[str]) -> str:
@@ -47,7 +49,7 @@ def signature(member_ids: Sequence[str]) -> str:
 @dataclass
 class ReviewedGroup:
     group: Group
-    kind: str  # EXACT | SIMILAR
+    kind: str  # EXACT | COPY | SIMILAR
     signature: str
     decision: str | None = None
     kept: str | None = None  # the image kept by a keep_one decision
@@ -87,17 +89,20 @@ class GroupChanged(Conflict):
         self.group = group
 
 
-def kind_of(group: Group) -> str:
+def kind_of(group: Group, copies: Callable[[Sequence[str]], bool] | None = None) -> str:
+    """``copies(ids)``: whether every image is a verified copy of the first."""
     if len(group.members) == 1 or all(m.score >= COPY_THRESHOLD for m in group.members):
         return EXACT
+    if copies is not None and copies([m.id for m in group.members]):
+        return COPY
     return SIMILAR
 
 
-def reviewed(group: Group) -> ReviewedGroup:
+def reviewed(group: Group, copies: Callable[[Sequence[str]], bool] | None = None) -> ReviewedGroup:
     """The group with its kind, signature and the decision its members carry."""
     ids = [m.id for m in group.members]
     sig = signature(ids)
-    out = ReviewedGroup(group=group, kind=kind_of(group), signature=sig)
+    out = ReviewedGroup(group=group, kind=kind_of(group, copies), signature=sig)
     marks = [m.payload.get(REVIEW_KEY) for m in group.members]
     current = [x for x in marks if isinstance(x, Mapping) and x.get("signature") == sig]
     if current and len(current) == len(marks):
@@ -125,8 +130,10 @@ class DuplicateReview:
         library: Library,
         sync_mirror: Callable[..., Any],
         clock: Callable[[], str] = _now,
+        copies: Callable[[Sequence[str]], bool] | None = None,
     ) -> None:
         self._duplicates = duplicates
+        self._copies = copies  # engine.verification: tells true copies from look-alikes
         self._store = store
         self._library = library
         self._sync_mirror = sync_mirror
@@ -147,7 +154,7 @@ class DuplicateReview:
         keep all) left out unless ``include_dismissed``."""
         kw = {"cancelled": cancelled} if cancelled is not None else {}
         report = self._duplicates.report(threshold, weights, **kw)
-        groups = [reviewed(g) for g in report.groups]
+        groups = [reviewed(g, self._copies) for g in report.groups]
         shown = [g for g in groups if include_dismissed or g.decision not in DISMISSED]
         return ReviewReport(report=report, groups=shown, hidden=len(groups) - len(shown))
 
@@ -225,7 +232,7 @@ class DuplicateReview:
         self._sync_mirror()
         for m in group.group.members:
             m.payload[REVIEW_KEY] = dict(mark)
-        return reviewed(group.group)
+        return reviewed(group.group, self._copies)
 
     def pending(
         self, threshold: float | None = None, weights: Mapping[str, float] | None = None

@@ -110,6 +110,25 @@ class Verification:
         ranked = sorted(hits, key=lambda h: (h.verified is None, -h.score if h.verified else 0))
         return ranked[:k], (time.perf_counter() - t0) * 1e3
 
+    def all_copies(self, ids: Sequence[str]) -> bool:
+        """Whether every image of ``ids`` is a verified copy of the first (their stored
+        features only: a duplicates group, told true copies from look-alikes). False when
+        verification is off or a record is missing."""
+        if not self.enabled or len(ids) < 2:
+            return False
+        from embedder.keypoints import Features, mirror
+        from embedder.verify import verify_many
+
+        first = self.records.get(ids[0])
+        others = [self.records.get(i) for i in ids[1:]]
+        if first is None or len(first) < 2 or any(r is None for r in others):
+            return False
+        kind: Any = first.kind  # one of the kinds Features knows: the store wrote it
+        view = Features(
+            kind, first.width, first.height, first.xy.astype("float32"), first.descriptors
+        )
+        return all(v is not None for v in verify_many((view, mirror(view)), others))
+
     # -- keeping the records ----------------------------------------------------------------
     def save(self, point_id: str, features: Features | None) -> None:
         """Keep an image's features (from indexing); None: nothing to keep."""

@@ -21,7 +21,7 @@ const els = {
   csv: $("#dup-csv"),
   confirm: $("#dup-confirm"),
 };
-const KIND = { exact: "Exact copy", similar: "Similar" };
+const KIND = { exact: "Exact copy", copy: "Verified copy", similar: "Similar" };
 let shown = { threshold: null, groups: [] };
 
 function query(extra = {}) {

@@ -27,6 +27,12 @@ def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
 @pytest.fixture
 def lk(make_lookalike: MakeLookalike) -> Lookalike:
     lk = make_lookalike()
@@ -109,3 +115,23 @@ def test_verification_off_keeps_no_records(make_lookalike: MakeLookalike, tmp_pa
     assert not (tmp_path / "data" / "keypoints").exists()
     hits = lk.search.run(SearchRequest(image=_jpeg(Image.fromarray(data.coffee())))).hits
     assert hits[0].verified is None
+
+
+def test_duplicates_tell_true_copies_from_look_alikes(lk: Lookalike) -> None:
+    from PIL import ImageEnhance
+
+    astronaut = Image.fromarray(data.astronaut())
+    copy = ImageEnhance.Color(astronaut.crop((30, 30, 480, 480))).enhance(1.6)
+    (lk.settings.library_dir / "astronaut-edit.jpg").write_bytes(_jpeg(copy, quality=60))
+    palette = np.asarray([[200, 40, 40], [30, 90, 200], [240, 220, 60]], np.uint8)
+    shares = {1: [0.6, 0.3, 0.1], 2: [0.35, 0.35, 0.3]}
+    for seed in (1, 2):  # the same three colours, other layouts and shares: look-alikes
+        rng = np.random.default_rng(seed)
+        blocks = palette[rng.choice(3, (12, 16), p=shares[seed])]
+        tiles = Image.fromarray(blocks).resize((480, 360), Image.Resampling.NEAREST)
+        (lk.settings.library_dir / f"tiles{seed}.png").write_bytes(_png(tiles))
+    lk.indexing.index()
+    groups = lk.duplicate_review.report(threshold=0.5).groups
+    kinds = {frozenset(m.paths[0] for m in g.group.members): g.kind for g in groups}
+    assert kinds[frozenset({"astronaut.jpg", "astronaut-edit.jpg"})] == "copy"
+    assert kinds[frozenset({"tiles1.png", "tiles2.png"})] == "similar"
