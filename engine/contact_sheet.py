@@ -68,6 +68,7 @@ def search_sheet(
                     if h.query_index is not None
                     else []
                 ),
+                *([h.verified.sentence()] if h.verified is not None else []),
             ],
             paths=list(h.payload.get("paths") or [h.path]),
         )

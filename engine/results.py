@@ -19,8 +19,8 @@ class Evidence:
 
     def sentence(self) -> str:
         """What the UI and the exports say: "312 matching points, same layout: a copy"."""
-        layout = "mirrored layout" if self.mirrored else "same layout"
-        verdict = "a copy" if self.confidence >= 0.5 else "probably a copy, or part of one"
+        layout = "mirrored" if self.mirrored else "same layout"
+        verdict = "a copy" if self.confidence >= 0.5 else "likely a copy"
         return f"{self.inliers} matching points, {layout}: {verdict}"
 
 

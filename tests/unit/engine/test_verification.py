@@ -135,3 +135,15 @@ def test_duplicates_tell_true_copies_from_look_alikes(lk: Lookalike) -> None:
     kinds = {frozenset(m.paths[0] for m in g.group.members): g.kind for g in groups}
     assert kinds[frozenset({"astronaut.jpg", "astronaut-edit.jpg"})] == "copy"
     assert kinds[frozenset({"tiles1.png", "tiles2.png"})] == "similar"
+
+
+def test_the_contact_sheet_and_the_csv_carry_the_proof(lk: Lookalike) -> None:
+    from engine.contact_sheet import render_pdf, search_sheet
+
+    query = _jpeg(Image.fromarray(data.coffee()).crop((100, 50, 500, 350)))
+    result = lk.search.run(SearchRequest(image=query, k=3))
+    sheet = search_sheet(result, "query.jpg", lk.thumbnails.path)
+    pdf = render_pdf(sheet, compress=False)
+    proof = result.hits[0].verified
+    assert proof is not None
+    assert proof.sentence().encode() in pdf
