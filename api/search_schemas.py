@@ -58,7 +58,10 @@ class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     uploaded ``images`` first, then ``image_ids``; null leaves one whole).
     ``combine``: ``any`` finds images like one of several query images, ``all`` images like
     all of them. ``liked`` / ``disliked``: image ids marked right or wrong on a result; the
-    search moves toward the liked ones and away from the disliked ones.
+    search moves toward the liked ones and away from the disliked ones. ``inside``: also
+    look for library images inside the picture (a catalogue page, a screenshot): overlapping
+    windows at two scales, each image ranked by its best window; needs a picture of at
+    least 128 px a side, and takes longer (14 embeddings instead of one).
     """
 
     image_id: str | None = None
@@ -73,6 +76,7 @@ class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     combine: Literal["any", "all"] = "any"
     liked: list[str] | None = None
     disliked: list[str] | None = None
+    inside: bool = False
 
 
 class VerifiedMatch(Struct, kw_only=True):

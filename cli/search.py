@@ -72,10 +72,11 @@ def request(args: argparse.Namespace, q: CliQuery) -> SearchRequest:
         several = [QueryImage(data=d, name=n) for n, d in q.files]
         several += [QueryImage(image_id=i, name=i) for i in q.image_ids]
         return SearchRequest(queries=tuple(several), combine=q.combine, weights=weights, **common)
+    inside = bool(getattr(args, "inside", False))
     if q.files:
         ((name, data),) = q.files
-        return SearchRequest(image=data, image_name=name, weights=weights, **common)
-    return SearchRequest(image_id=q.image_ids[0], weights=weights, **common)
+        return SearchRequest(image=data, image_name=name, weights=weights, inside=inside, **common)
+    return SearchRequest(image_id=q.image_ids[0], weights=weights, inside=inside, **common)
 
 
 def remote_body(args: argparse.Namespace, q: CliQuery) -> dict[str, Any]:
@@ -92,6 +93,8 @@ def remote_body(args: argparse.Namespace, q: CliQuery) -> dict[str, Any]:
             body.update(image_ids=q.image_ids, combine=q.combine)
         else:
             body["image_id"] = q.image_ids[0]
+            if getattr(args, "inside", False):
+                body["inside"] = True
         if args.weights and q.text is None:
             from engine.search import parse_weights
 
@@ -102,6 +105,8 @@ def remote_body(args: argparse.Namespace, q: CliQuery) -> dict[str, Any]:
     form: dict[str, str | list[str]] = {"k": str(args.k), **marks}  # a list: repeated parts
     if q.combine is not None:
         form.update(combine=q.combine, image_ids=q.image_ids)
+    elif getattr(args, "inside", False):
+        form["inside"] = "true"
     if args.weights:
         form["weights"] = args.weights
     if filters:
@@ -119,6 +124,9 @@ def answer(result: SearchResult) -> dict[str, Any]:
             "scores": {role: round(s, 6) for role, s in h.scores.items()},
             "near_duplicate": h.near_duplicate,
             "matched_query": h.query_index,
+            "verified": None
+            if h.verified is None
+            else {"inliers": h.verified.inliers, "sentence": h.verified.sentence()},
         }
         for h in result.hits
     ]
@@ -138,6 +146,12 @@ def add_search_arguments(s: argparse.ArgumentParser, default_k: int) -> None:
     )
     s.add_argument("--like", action="append", metavar="ID", help="a right hit (repeatable)")
     s.add_argument("--dislike", action="append", metavar="ID", help="a wrong hit (repeatable)")
+    s.add_argument(
+        "--inside",
+        action="store_true",
+        help="also look for library images inside the picture (a catalogue page, a "
+        "screenshot); slower",
+    )
     s.add_argument("--k", type=int, default=default_k, help=f"hits (default {default_k})")
     s.add_argument("--weights", help="e.g. clip=1,cnn=1,hsv=1 (default: calibrated)")
     s.add_argument("--folder", action="append", help="restrict to a folder (repeatable)")

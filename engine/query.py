@@ -97,6 +97,13 @@ class QueryEncoder:
         timings = {"decode_ms": (t1 - t0) * 1e3, "embed_ms": (t2 - t1) * 1e3}
         return vectors, timings, picture
 
+    def regions(self, picture: QueryPicture, boxes: list[Box]) -> list[dict[str, np.ndarray]]:
+        """The vectors of these regions of a query picture (boxes in ``picture.size``
+        pixels), embedded as one batch."""
+        embedder = self._embedder()
+        crops = [crop(picture.image, b, picture.size) for b in boxes]
+        return embedder.embed_inputs([embedder.prepare(c) for c in crops])
+
     def text(self, text: str) -> dict[str, np.ndarray]:
         """{clip model name: (512,)} for a sentence; ``ModelUnavailable`` without CLIP."""
         from embedder.errors import ModelLoadError

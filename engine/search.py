@@ -23,6 +23,7 @@ from embedder.roles import ROLES
 from engine.errors import BadInput
 from engine.feedback import Marks, check_marks
 from engine.multi_query import MultiImageSearch, Query, check_combine, check_count
+from engine.picture_search import PictureSearch
 from engine.query import TEXT_WEIGHTS, Box
 from engine.results import SearchHit, SearchResult
 from store.base import Filter
@@ -96,6 +97,8 @@ class SearchRequest:
     # Relevance feedback (engine.feedback): image ids marked right or wrong on a result.
     liked: tuple[str, ...] = ()
     disliked: tuple[str, ...] = ()
+    # Look inside the picture for library images (engine.inside): a picture query only.
+    inside: bool = False
 
 
 class Search:
@@ -113,7 +116,9 @@ class Search:
         self._catalog = catalog
         self._colours = colours
         self._file_of = file_of  # a stored image's file, to crop a region of it
-        self._verification = verification  # re-ranks picture queries' best candidates
+        self._pictures = PictureSearch(
+            self.by_vectors, queries, verification, catalog.defaults, check_k
+        )
 
     def defaults(self) -> SearchDefaults:
         return self._catalog.defaults()
@@ -129,6 +134,8 @@ class Search:
         flt = self.filter(request.filters)
         marks = self._marks(request)
         options: dict[str, Any] = {"k": request.k, "flt": flt, "marks": marks}
+        if request.inside and (request.text is not None or len(request.queries) > 1):
+            raise BadInput("'Look inside' searches one picture: not a text, not several images.")
         if request.queries:
             result = self._several(request, flt, marks)
         elif request.text is not None:
@@ -139,19 +146,21 @@ class Search:
                 name=request.image_name,
                 box=request.box,
                 weights=request.weights,
+                inside=request.inside,
                 **options,
             )
         else:
             image_id = check_id(str(request.image_id))
-            if request.box is None:
+            if request.box is None and not request.inside:
                 result = self.by_id(image_id, weights=request.weights, **options)
-            else:  # a region of a stored image: search its pixels
+            else:  # a region of a stored image, or inside it: search its pixels
                 path = self._file_of(image_id)
                 result = self.by_image(
                     path.read_bytes(),
                     name=path.name,
                     box=request.box,
                     weights=request.weights,
+                    inside=request.inside,
                     **options,
                 )
         if request.threshold is not None:
@@ -185,6 +194,7 @@ class Search:
                     weights=request.weights,
                     flt=flt,
                     marks=marks,
+                    inside=request.inside,
                 )
         queries = [self._query(q) for q in request.queries]
         if marks is not None:  # each query image moves toward the liked ones
@@ -231,28 +241,13 @@ class Search:
         weights: Mapping[str, float] | None = None,
         flt: Filter | None = None,
         marks: Marks | None = None,
+        inside: bool = False,
     ) -> SearchResult:
-        vectors, timings, picture = self._queries.image(data, name=name, box=box)
-        verify = self._verification
-        if verify is None or not verify.enabled:
-            result = self.by_vectors(vectors, k=k, weights=weights, flt=flt, marks=marks)
-            result.timings = {**timings, **result.timings}
-            return result
-        defaults = self._catalog.defaults()
-        wanted = check_k(defaults.k if k is None else k, defaults.max_k)
-        deeper = max(wanted, verify.candidates)
-        result = self.by_vectors(vectors, k=deeper, weights=weights, flt=flt, marks=marks)
-        t0 = time.perf_counter()
-        views = verify.query_views(picture.image, picture.size)
-        result.hits, verify_ms = verify.rerank(views, result.hits, wanted, picture.offset)
-        extract_ms = (time.perf_counter() - t0) * 1e3 - verify_ms
-        result.timings = {
-            **timings,
-            **result.timings,
-            "keypoints_ms": extract_ms,
-            "verify_ms": verify_ms,
-        }
-        return result
+        """Images like a picture (or a region of it); ``inside``: also look for images
+        inside it (engine.inside). Picture queries' best candidates are verified."""
+        return self._pictures.run(
+            data, name=name, box=box, k=k, weights=weights, flt=flt, marks=marks, inside=inside
+        )
 
     def by_text(
         self,

@@ -38,7 +38,7 @@ Upload = tuple[str, bytes]  # (filename, bytes) of a query image
 
 # The multipart fields beside the images: SearchQuery's own, so both bodies obey one
 # declaration. Structured ones travel as JSON parts (weights also as 'clip=1,cnn=0.5').
-FORM_FIELDS = ("k", "threshold", "weights", "filters", "box", "boxes", "combine")
+FORM_FIELDS = ("k", "threshold", "weights", "filters", "box", "boxes", "combine", "inside")
 FORM_LISTS = ("image_ids", "liked", "disliked")  # repeated parts, or one JSON array
 JSON_PARTS = ("weights", "filters", "box", "boxes")
 ID_LISTS = {"image_ids": MAX_QUERY_IMAGES, "liked": MAX_MARKS, "disliked": MAX_MARKS}
@@ -251,6 +251,7 @@ def search_request(body: Body) -> SearchRequest:
         combine=query.combine,
         liked=tuple(query.liked or ()),
         disliked=tuple(query.disliked or ()),
+        inside=query.inside,
     )
 
 

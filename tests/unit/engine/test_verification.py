@@ -147,3 +147,26 @@ def test_the_contact_sheet_and_the_csv_carry_the_proof(lk: Lookalike) -> None:
     proof = result.hits[0].verified
     assert proof is not None
     assert proof.sentence().encode() in pdf
+
+
+def test_look_inside_finds_a_design_on_a_busy_page(lk: Lookalike) -> None:
+    from engine.errors import BadInput
+
+    rng = np.random.default_rng(5)
+    page = Image.fromarray(rng.integers(0, 255, (900, 1500, 3), np.uint8))
+    page.paste(Image.fromarray(data.chelsea()).resize((300, 200)), (150, 120))  # a decoy
+    page.paste(Image.fromarray(data.coffee()).resize((450, 300)), (900, 500))  # 30 % wide
+    query = _jpeg(page)
+    lk.verification.candidates = 1  # verification alone cannot reach what ranks last
+    plain = lk.search.run(SearchRequest(image=query, k=3))
+    inside = lk.search.run(SearchRequest(image=query, k=3, inside=True))
+    # As a whole, the page is mostly noise: the design is not first and, checked only as
+    # the first candidate, not proven.
+    assert plain.hits[0].path != "coffee.jpg" and all(h.verified is None for h in plain.hits)
+    assert inside.hits[0].path == "coffee.jpg" and inside.hits[0].verified is not None
+    assert inside.timings["inside_embed_ms"] > 0
+    tiny = _jpeg(Image.fromarray(data.coffee()).resize((120, 80)))
+    with pytest.raises(BadInput, match="at least 128 pixels"):
+        lk.search.run(SearchRequest(image=tiny, inside=True))
+    with pytest.raises(BadInput, match="one picture"):
+        lk.search.run(SearchRequest(text="a cup", inside=True))
