@@ -32,6 +32,10 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     crop = Image.fromarray(skimage.data.astronaut()).crop((100, 20, 380, 400))
     out["crop"] = folder / "crop.jpg"
     crop.save(out["crop"], quality=60)
+    busy = Image.fromarray(np.random.default_rng(5).integers(0, 255, (900, 1500, 3), np.uint8))
+    busy.paste(Image.fromarray(skimage.data.coffee()).resize((450, 300)), (900, 500))
+    out["page"] = folder / "page.jpg"
+    busy.save(out["page"], quality=90)
     return out
 
 
@@ -60,6 +64,15 @@ def test_a_copy_is_shown_with_its_proof(server: Any, browser: Any, photos: dict[
     assert box is not None and thumb is not None
     assert 0.3 < box["width"] / thumb["width"] < 0.8
     expect(page.get_by_test_id("verified")).to_have_count(1)  # the other photos: no claim
+
+    # Look inside: a busy page holding the coffee photo at a third of its width.
+    page.get_by_test_id("query-file").set_input_files(str(photos["page"]))
+    expect(page.get_by_test_id("hit")).to_have_count(3)
+    with page.expect_response("**/api/v1/search") as answered:
+        page.get_by_test_id("inside").check()
+    assert "inside_embed_ms" in answered.value.json()["timings"]  # the windows were searched
+    expect(page.get_by_test_id("hit").first.locator(".hit__name")).to_have_text("coffee.jpg")
+    expect(page.get_by_test_id("hit").first.get_by_test_id("verified")).to_be_visible()
 
     for viewport in (PHONE, DESKTOP):
         page.set_viewport_size(viewport)

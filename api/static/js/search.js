@@ -26,6 +26,7 @@ const HEX = /^#?([0-9a-f]{6}|[0-9a-f]{3})$/i;
 const PHONE = window.matchMedia("(max-width: 640px)");
 
 const els = {
+  inside: $("#inside"),
   dropzone: $("#dropzone"),
   empty: $("#dropzone-empty"),
   file: $("#query-file"),
@@ -275,7 +276,10 @@ function buildRequest() {
   }
   if (query.kind === "id") {
     return {
-      json: { image_id: query.id, k, weights: w, ...(f ? { filters: f } : {}), ...(box ? { box } : {}), ...marksJson() },
+      json: {
+        image_id: query.id, k, weights: w, ...(f ? { filters: f } : {}), ...(box ? { box } : {}), ...marksJson(),
+        ...(els.inside.checked ? { inside: true } : {}),
+      },
     };
   }
   const form = new FormData();
@@ -284,6 +288,7 @@ function buildRequest() {
   form.append("weights", JSON.stringify(w));
   if (f) form.append("filters", JSON.stringify(f));
   if (box) form.append("box", JSON.stringify(box));
+  if (els.inside.checked) form.append("inside", "true");
   appendMarks(form);
   return { form };
 }
@@ -618,6 +623,7 @@ function wire() {
     input.addEventListener("change", () => search());
   }
   $("#search-again").addEventListener("click", () => search());
+  els.inside.addEventListener("change", () => { if (query && query.kind !== "text") search(); });
   for (const button of document.querySelectorAll("#sheet-actions button")) {
     button.addEventListener("click", async () => {
       if (!query) return;
