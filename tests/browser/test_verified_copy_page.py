@@ -64,6 +64,12 @@ def test_a_copy_is_shown_with_its_proof(server: Any, browser: Any, photos: dict[
     assert box is not None and thumb is not None
     assert 0.3 < box["width"] / thumb["width"] < 0.8
     expect(page.get_by_test_id("verified")).to_have_count(1)  # the other photos: no claim
+    first.locator(".hit__button").click()  # the inspector: the region on the large image too
+    inspector = page.get_by_test_id("inspect")
+    expect(inspector.get_by_test_id("matched-region")).to_be_visible()
+    expect(inspector.get_by_test_id("proof")).to_contain_text("same layout: a copy")
+    page.screenshot(path=str(photos["crop"].parent / "inspect.png"))
+    page.keyboard.press("Escape")
 
     # Look inside: a busy page holding the coffee photo at a third of its width.
     page.get_by_test_id("query-file").set_input_files(str(photos["page"]))

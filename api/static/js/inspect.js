@@ -2,6 +2,7 @@
 // Shared by the Search and Library pages; the page passes what "search with this" does.
 
 import { api } from "./api.js";
+import { proofLine, proofOverlay } from "./proof.js";
 import { $, fieldError, formatBytes, formatDate, h, parseTags, percent, scoreBars, toast } from "./ui.js";
 
 const dialog = () => $("#inspect");
@@ -33,9 +34,18 @@ function fill(image, hit) {
   $("#inspect-title").textContent = name;
   const eyebrow = $("#inspect-eyebrow");
   eyebrow.replaceChildren();
+  // A verified copy: the matched region over the image, and the proof in words.
+  const figure = $("#inspect-img").parentElement;
+  for (const old of figure.querySelectorAll(".hit__region")) old.remove();
+  const region = hit && proofOverlay({ ...hit, width: hit.width || image.width, height: hit.height || image.height });
+  if (region) {
+    region.classList.add("inspect__region");
+    figure.append(region);
+  }
   if (hit) {
     eyebrow.append(h("span.score-pill", {}, `${percent(hit.score)} match`));
-    if (hit.near_duplicate) eyebrow.append(h("span.badge.badge--dup", {}, "Near-duplicate"));
+    if (hit.verified) eyebrow.append(h("span.badge.badge--copy", {}, hit.verified.mirrored ? "Mirrored copy" : "Verified copy"));
+    else if (hit.near_duplicate) eyebrow.append(h("span.badge.badge--dup", {}, "Near-duplicate"));
   } else {
     eyebrow.textContent = folders(image) || "Library image";
   }
@@ -43,7 +53,7 @@ function fill(image, hit) {
   const scores = $("#inspect-scores");
   scores.replaceChildren();
   scores.hidden = !hit;
-  if (hit) scores.append(scoreBars(hit.byRole));
+  if (hit) scores.append(...[proofLine(hit), scoreBars(hit.byRole)].filter(Boolean));
 
   const size = image.width && image.height ? `${image.width} × ${image.height} px` : "";
   const format = [String(image.format || "").toUpperCase(), formatBytes(image.bytes)].filter(Boolean).join(" · ");
