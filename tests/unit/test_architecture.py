@@ -58,7 +58,11 @@ def test_the_tree_has_no_import_cycle() -> None:
     ("module", "line", "contract"),
     [
         ("store/base.py", "import engine.search  # noqa: F401", "Layers"),
-        ("engine/defaults.py", "import torch  # noqa: F401", "torch and OpenCV live only in embedder"),
+        (
+            "engine/defaults.py",
+            "import torch  # noqa: F401",
+            "torch and OpenCV live only in embedder",
+        ),
         ("cli/commands.py", "import api.app  # noqa: F401", "Layers"),
         ("engine/search.py", "import qdrant_client  # noqa: F401", "qdrant libraries"),
     ],

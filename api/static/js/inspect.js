@@ -44,8 +44,7 @@ function fill(image, hit) {
   }
   if (hit) {
     eyebrow.append(h("span.score-pill", {}, `${percent(hit.score)} match`));
-    if (hit.verified) eyebrow.append(h("span.badge.badge--copy", {}, hit.verified.mirrored ? "Mirrored copy" : "Verified copy"));
-    else if (hit.near_duplicate) eyebrow.append(h("span.badge.badge--dup", {}, "Near-duplicate"));
+    if (hit.near_duplicate) eyebrow.append(h("span.badge.badge--dup", {}, "Near-duplicate"));
   } else {
     eyebrow.textContent = folders(image) || "Library image";
   }

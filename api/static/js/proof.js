@@ -6,17 +6,12 @@ import { h } from "./ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
-/** The badge on the thumbnail: "Verified copy". */
-export function proofBadge(hit) {
-  if (!hit.verified) return null;
-  return h("span.badge.badge--copy.hit__badge", { "data-testid": "verified", title: hit.verified.sentence },
-    hit.verified.mirrored ? "Mirrored copy" : "Verified copy");
-}
-
-/** The sentence under the name. */
+/** Under the name: a "Verified copy" badge and the server's sentence. */
 export function proofLine(hit) {
   if (!hit.verified) return null;
-  return h("span.hit__proof", { "data-testid": "proof" }, hit.verified.sentence);
+  return h("span.hit__proof", {},
+    h("span.badge.badge--copy", { "data-testid": "verified" }, hit.verified.mirrored ? "Mirrored copy" : "Verified copy"),
+    " ", h("span", { "data-testid": "proof" }, hit.verified.sentence));
 }
 
 /** The matched region over the thumbnail (drawn like the image: contained, centred). */

@@ -3,7 +3,7 @@
 // A search by a library image or by text lives in the URL (so it can be shared, and Back
 // works); an image from this computer does not (only its weights and filters do).
 
-import { proofBadge, proofLine, proofOverlay } from "./proof.js";
+import { proofLine, proofOverlay } from "./proof.js";
 import { api, itemsOf } from "./api.js";
 import { CropStage } from "./crop.js";
 import { openInspector, wireInspector } from "./inspect.js";
@@ -353,8 +353,7 @@ function card(hit, rank, models) {
   const button = h("button.hit__button", { type: "button", title: `Inspect ${name}` },
     h("span.hit__thumb", {}, img, proofOverlay(hit),
       h("span.hit__rank", {}, String(rank)),
-      proofBadge(hit) ||
-        (dup ? h("span.badge.badge--dup.hit__badge", { "data-testid": "near-duplicate" }, "Near-duplicate") : null)),
+      dup ? h("span.badge.badge--dup.hit__badge", { "data-testid": "near-duplicate" }, "Near-duplicate") : null),
     h("span.hit__body", {},
       h("span.hit__row", {},
         h("span.hit__name", { title: name }, name),
