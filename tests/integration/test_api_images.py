@@ -48,7 +48,13 @@ def test_image_lifecycle(make_app_client: Any) -> None:
     hits = client.post("/api/v1/search", files=query, data={"k": "3"}, headers=csrf).json()
     assert hits["hits"][0]["id"] == first["id"]
     assert hits["hits"][0]["score"] >= 0.999
-    assert set(hits["timings"]) == {"decode_ms", "embed_ms", "search_ms"}
+    assert set(hits["timings"]) == {
+        "decode_ms",
+        "embed_ms",
+        "search_ms",
+        "keypoints_ms",
+        "verify_ms",
+    }
     assert hits["models"] == {"cnn": "effnet-lite0", "hsv": "hsv-8x8x8"}
     by_id = client.post("/api/v1/search", json={"image_id": first["id"], "k": 3}, headers=csrf)
     hit = by_id.json()["hits"][0]

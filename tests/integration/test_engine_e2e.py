@@ -90,10 +90,15 @@ def test_each_original_finds_its_edited_copies_in_top5(indexed: Path) -> None:
         stem = Path(query["query"]).stem
         top = {Path(h["path"]).name for h in query["hits"]}
         assert query["hits"][0]["path"].endswith(f"originals/{stem}.jpg")
-        assert set(query["timings"]) == {"decode_ms", "embed_ms", "search_ms"}
+        timings = {"decode_ms", "embed_ms", "search_ms", "keypoints_ms", "verify_ms"}
+        assert set(query["timings"]) == timings
         misses += [(stem, e) for e in STANDARD_EDITS if f"{stem}-{e}.jpg" not in top]
     # Four edits per photo, one slot left for the original itself: allow very few misses.
     assert len(misses) <= len(originals) * len(STANDARD_EDITS) // 20, misses
+    # Each original proves itself a copy, but for a featureless one (the motion-blurred
+    # clock has 5 keypoints: docs/copy-verification.md).
+    unproven = [q["query"] for q in lines if not q["hits"][0]["verified"]]
+    assert len(unproven) <= 1, unproven
 
 
 def test_restart_gives_same_results_and_reembeds_nothing(indexed: Path) -> None:

@@ -16,7 +16,9 @@ T = 0.9  # groups b.png with its JPEG (HSV fused score about 0.92)
 
 @pytest.fixture
 def lk(make_lookalike: Callable[..., Lookalike]) -> Lookalike:
-    lk = make_lookalike()
+    # Verification off: these tests are about kinds by score and decisions. With it, b.jpg
+    # (a JPEG of b.png) is a verified copy: tests/unit/engine/test_verification.py.
+    lk = make_lookalike(verify=False)
     lib = lk.settings.library_dir
     save(picture(1), lib / "a.png")
     save(picture(1), lib / "copy" / "a.png")  # the same bytes: one point, two paths
@@ -49,7 +51,7 @@ def test_a_dismissed_group_stays_dismissed_after_a_restart_and_a_reindex(
     lk.duplicate_review.decide(group.ids, "not_duplicates", threshold=T)  # type: ignore[attr-defined]
     assert ("similar", 2) not in _by_kind(lk)
     lk.close()
-    again = make_lookalike()
+    again = make_lookalike(verify=False)
     again.indexing.index()
     assert ("similar", 2) not in _by_kind(again)
     shown = _by_kind(again, include_dismissed=True)["similar", 2]
