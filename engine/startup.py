@@ -76,9 +76,11 @@ class Background:
 
 
 class EdgeOptimizer:
-    """Edge builds its HNSW graphs and int8 vectors only when asked. While Qdrant may serve
-    searches (``LOOKALIKE_SEARCH`` qdrant or auto), ask it once the images stop changing:
-    the count moved since the last build and held still for one interval."""
+    """Edge builds its HNSW graphs and int8 vectors only when asked. While Qdrant serves
+    searches (``LOOKALIKE_SEARCH=qdrant``, or ``auto`` past the mirror's budget), ask it once
+    the images stop changing: the count moved since the last build and held still for one
+    interval. Not while the mirror serves: a build holds Edge's writes (minutes at 100k
+    images), and the plain segments answer exactly until it is done."""
 
     def __init__(self, lk: Lookalike, interval_s: float = 60.0) -> None:
         self._lk = lk
@@ -99,6 +101,8 @@ class EdgeOptimizer:
         built, seen = None, None
         while not self._stop.wait(self.interval_s):
             try:
+                if self._lk.search_mode.current().mode != "qdrant":
+                    continue
                 store = self._lk.resources.store()
                 count = store.count()
                 if count == seen and count != built:

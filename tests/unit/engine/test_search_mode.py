@@ -142,3 +142,22 @@ def test_without_a_mirror_a_store_outage_is_a_sentence(server_lookalike: Outage)
             call()
         assert str(caught.value.detail) == STORE_DOWN_NO_MIRROR
     assert "cannot be reached" in STORE_DOWN_NO_MIRROR and "Qdrant" in STORE_DOWN_NO_MIRROR
+
+
+def test_edge_builds_its_search_indexes_only_while_qdrant_serves(
+    make_lookalike: MakeLookalike,
+) -> None:
+    import time
+
+    from engine.startup import EdgeOptimizer
+
+    for setting, builds in (("auto", False), ("qdrant", True)):
+        lk = make_lookalike(search=setting)
+        _library(lk)
+        optimizer = EdgeOptimizer(lk, interval_s=0.02).start()
+        deadline = time.monotonic() + (10 if builds else 0.3)
+        while optimizer.runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        optimizer.stop()
+        assert (optimizer.runs > 0) is builds, setting
+        lk.close()
