@@ -170,6 +170,14 @@ def mirror(features: Features) -> Features:
     return replace(features, xy=xy, descriptors=desc, mirrored=not features.mirrored)
 
 
+def warm() -> None:
+    """Import OpenCV and run one detection now (a server's start-up), so the first upload or
+    search does not pay for it (0.2-1 s on a busy machine)."""
+    grey = np.zeros((64, 64), np.uint8)
+    grey[16:48, 16:48] = 255
+    _detect(grey, DEFAULT_KIND, 8)
+
+
 def _detect_scale(size: tuple[int, int], max_side: int, min_side: int) -> float:
     longer, shorter = max(size), min(size)
     if longer > max_side:

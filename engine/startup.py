@@ -43,6 +43,7 @@ def warm_up(lk: Lookalike, done: Callable[[str], None]) -> dict[str, float]:
     step("store", lk.resources.store)
     done("store")
     step("models", lk.resources.embedder)
+    lk.verification.warm()  # OpenCV imported now, not by the first upload or search
     done("models")
     step("mirror", lambda: lk.mirror_keeper.mirror if lk.mirror_keeper.wanted() else None)
     # Before ready: after it, a new upload's temporary file could look stale.

@@ -67,6 +67,13 @@ class Verification:
     def enabled(self) -> bool:
         return self.candidates > 0
 
+    def warm(self) -> None:
+        """Load what verification needs (OpenCV) before the first request does."""
+        if self.enabled:
+            from embedder.keypoints import warm
+
+            warm()
+
     # -- searching ------------------------------------------------------------------------
     def query_views(self, image: Image.Image, size: tuple[int, int]) -> Views:
         """The query's features (as seen, and mirrored), positions in ``size`` pixels."""

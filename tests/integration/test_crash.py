@@ -151,7 +151,7 @@ def test_sigkill_the_api_during_uploads(tmp_path: Path) -> None:
         threads = [threading.Thread(target=uploader, args=(stop,)) for _ in range(4)]
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.3, 1.2))
+        time.sleep(rng.uniform(0.4, 1.6))  # uploads also extract keypoints now
         server.kill()
         kills += 1
         stop.set()
