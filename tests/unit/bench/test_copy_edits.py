@@ -1,0 +1,58 @@
+"""The eight edit families of bench/copy_detection.py: deterministic, RGB, and each does
+what its name says (sizes, where the photo lands)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.copy_edits import THUMB_SIDE, families, pasted_into
+from bench.quality_edits import edit_rng
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, (12, 16, 3), np.uint8)  # blocks: edits keep some structure
+    return Image.fromarray(small).resize((320, 240), Image.Resampling.NEAREST)
+
+
+@pytest.fixture(scope="module")
+def background() -> Image.Image:
+    return Image.new("RGB", (400, 300), (10, 120, 30))
+
+
+def test_every_family_is_deterministic_and_rgb(photo: Image.Image, background: Image.Image) -> None:
+    fams = families([background])
+    assert list(fams) == [
+        "crop25", "geometry", "colour", "overlay", "screenshot", "pasted", "thumb64", "jpeg25",
+    ]  # fmt: skip
+    for name, edit in fams.items():
+        a = edit(photo, edit_rng(f"copy/x/{name}"))
+        b = edit(photo, edit_rng(f"copy/x/{name}"))
+        assert a.mode == "RGB" and min(a.size) >= 8, name
+        assert np.array_equal(np.asarray(a), np.asarray(b)), name
+        assert not np.array_equal(np.asarray(a.resize(photo.size)), np.asarray(photo)), name
+
+
+def test_sizes(photo: Image.Image, background: Image.Image) -> None:
+    fams = families([background])
+    crop = fams["crop25"](photo, edit_rng("c"))
+    assert crop.size == (160, 120)  # a quarter of the area
+    assert max(fams["thumb64"](photo, edit_rng("t")).size) == THUMB_SIDE
+    shot = fams["screenshot"](photo, edit_rng("s"))
+    assert shot.width == 1280 and shot.height > 240  # the photo inside a bigger window
+
+
+def test_pasted_photo_covers_30_to_60_percent_of_the_width(
+    photo: Image.Image, background: Image.Image
+) -> None:
+    for seed in range(5):
+        out = np.asarray(pasted_into([background])(photo, edit_rng(f"p{seed}")))
+        assert out.shape[:2] == (300, 400)  # the background's size
+        changed = np.any(out != np.asarray(background), axis=2)
+        cols = np.flatnonzero(changed.any(axis=0))
+        assert 0.3 * 400 - 2 <= cols[-1] - cols[0] + 1 <= 0.6 * 400 + 2
+    with pytest.raises(ValueError):
+        pasted_into([])
