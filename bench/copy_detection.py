@@ -153,7 +153,13 @@ def throughput(library: Path, n: int, root: Path, rounds: int = 1) -> dict[str, 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     out: Path = args.out
-    ds = build_dataset(out, fm_db=0, fm_queries=0, install=not args.no_install)
+    ds = build_dataset(
+        out,
+        n_distractors=args.distractors,
+        fm_db=0,
+        fm_queries=0,
+        install=not args.no_install,
+    )
     n_src = ds.n_sources
     sources = ds.db[:n_src][: args.sources]
     library = out / "library"
@@ -228,6 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if sweep:
         result["candidates_sweep"] = sweep
     if args.throughput:
+        print(json.dumps(result), file=sys.stderr, flush=True)  # the figures so far
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             result["index_throughput"] = throughput(
                 library, args.throughput, Path(tmp), args.rounds
@@ -268,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--sources", type=int, default=30)
+    parser.add_argument("--distractors", type=int, default=5000)
     parser.add_argument("--family", help="only this family (a quick look)")
     parser.add_argument("--throughput", type=int, default=500, help="files; 0: skip")
     parser.add_argument("--rounds", type=int, default=1, help="throughput: off/on pairs")

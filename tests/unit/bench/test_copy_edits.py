@@ -3,11 +3,17 @@ what its name says (sizes, where the photo lands)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
+import bench.quality_data as qd
+from bench import copy_detection
 from bench.copy_edits import THUMB_SIDE, families, pasted_into
+from bench.photos import package_photos
 from bench.quality_edits import edit_rng
 
 
@@ -56,3 +62,30 @@ def test_pasted_photo_covers_30_to_60_percent_of_the_width(
         assert 0.3 * 400 - 2 <= cols[-1] - cols[0] + 1 <= 0.6 * 400 + 2
     with pytest.raises(ValueError):
         pasted_into([])
+
+
+@pytest.mark.bench
+def test_copy_detection_bench_runs_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bench/copy_detection.py at a tiny size, HSV only (no torch): the real engine indexes
+    the library, searches in the three configurations and reports what issue 18 asks for."""
+    photos = package_photos(debian=False)[:4]  # 3 sources, 1 held out
+    real_build = qd.build_dataset
+    monkeypatch.setattr(
+        copy_detection, "build_dataset", lambda out, **kw: real_build(out, **kw, photos=photos)
+    )
+    monkeypatch.setattr(copy_detection, "MODELS", {"clip_weights": "off", "cnn": "off"})
+    results = tmp_path / "RESULTS.md"
+    args = [
+        *("--out", str(tmp_path / "cd"), "--sources", "2", "--distractors", "6"),
+        *("--throughput", "4", "--no-install", "--sweep", "--results", str(results)),
+    ]
+    assert copy_detection.main(args) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["queries"]["total"] == 2 * 8
+    assert set(out["map"]) == {"off", "verify", "verify+inside"}
+    assert all(0 <= v <= 1 for c in out["map"].values() for v in c.values())
+    assert out["index_throughput"]["files"] == 4
+    assert out["candidates_sweep"]["family"] in out["map"]["off"]
+    assert "| family | off | verify | verify+inside |" in results.read_text()
