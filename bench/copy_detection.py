@@ -182,10 +182,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         aps: dict[str, dict[str, list[float]]] = {c: defaultdict(list) for c in CONFIGS}
         ms: dict[str, list[float]] = {c: [] for c in CONFIGS}
         refused = 0
+        misses: dict[str, list[str]] = {c: [] for c in CONFIGS[1:]}
         for row, fam, data in queries:
             for config in CONFIGS:
                 ranked, took, no = search(lk, data, config, default_n)
                 aps[config][fam].append(ap(ranked, want[row]))
+                if config != "off" and ranked[:1] != [want[row]]:  # rank 0: not in the top K
+                    stem = sources[row].key.split("/", 1)[1]
+                    rank = ranked.index(want[row]) + 1 if want[row] in ranked else 0
+                    misses[config].append(f"{fam}:{stem}@{rank}")
                 ms[config].append(took)
                 refused += no
         sweep: dict[str, Any] = {}
@@ -230,6 +235,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "min_family": {c: min(per_family[c].values()) for c in CONFIGS},
         "latency_ms": {c: {"p50": pct(ms[c], 50), "p90": pct(ms[c], 90)} for c in CONFIGS},
         "inside_refused_small": refused,
+        "not_first": misses,  # family:source@rank of each query whose source is not first
     }
     if sweep:
         result["candidates_sweep"] = sweep
