@@ -116,6 +116,12 @@ def screenshot(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return out
 
 
+def background_index(rng: np.random.Generator, n: int) -> int:
+    """Which of ``n`` backgrounds a pasted query uses: the first draw of its generator, so
+    the bench can tell, from the seed alone, which library picture the query also holds."""
+    return int(rng.integers(0, n))
+
+
 def pasted_into(backgrounds: Sequence[Image.Image]) -> Family:
     """A family that pastes the photo, at 30-60 % of the width, into one of ``backgrounds``
     (chosen per query), at a random position."""
@@ -123,7 +129,7 @@ def pasted_into(backgrounds: Sequence[Image.Image]) -> Family:
         raise ValueError("pasted_into needs at least one background picture")
 
     def paste(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-        back = backgrounds[int(rng.integers(0, len(backgrounds)))].convert("RGB").copy()
+        back = backgrounds[background_index(rng, len(backgrounds))].convert("RGB").copy()
         if max(back.size) > 1280:
             back.thumbnail((1280, 1280), Image.Resampling.BICUBIC)
         share = float(rng.uniform(0.3, 0.6))
