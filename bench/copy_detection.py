@@ -186,6 +186,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     queries = make_queries(sources, backgrounds, args.family)
 
     lk = engine(out / "data", library)
+    if args.exact:  # the mirror's exact scan instead of its int8 first stage (a diagnosis)
+        lk.mirror.exact_below = 10**9
     try:
         lk.resources.embedder()
         t0 = time.perf_counter()
@@ -252,6 +254,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "weights": weights,
         "clip": "off: its weights cannot be had offline",
         "verify_candidates": default_n,
+        "mirror_exact": bool(args.exact),
         "library": {
             "points": points,
             "sources": n_src,
@@ -321,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", help="only this family (a quick look)")
     parser.add_argument("--throughput", type=int, default=500, help="files; 0: skip")
     parser.add_argument("--rounds", type=int, default=1, help="throughput: off/on pairs")
+    parser.add_argument("--exact", action="store_true", help="mirror: exact scan always")
     parser.add_argument("--sweep", action="store_true", help="candidates 30/50/100, weakest")
     parser.add_argument("--no-install", action="store_true", help="no apt: a smaller corpus")
     parser.add_argument("--results", type=Path, default=RESULTS)
