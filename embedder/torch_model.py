@@ -20,7 +20,7 @@ from embedder.base import Model, WeightsInfo, l2_normalise
 from embedder.compiled import CompiledRunner
 from embedder.config import COMPILE_MODES, check_choice
 from embedder.preprocess import InputSpec, to_pixels
-from embedder.runtime import Execution, resolve_precision, tune_for_bf16
+from embedder.runtime import Execution, channels_last_for_cnn, resolve_precision, tune_for_bf16
 from embedder.weights import for_inference
 
 if TYPE_CHECKING:
@@ -99,6 +99,9 @@ class TorchModel(Model):
         self.execution.threads = torch.get_num_threads()
         self.compiled.plan(compile_mode, int8, batch_size)
         if self.precision == "fp32":
+            # 'auto' chose fp32: the CNN's layout still pays (embedder.runtime).
+            if precision == "auto" and channels_last_for_cnn(self._module, self._runner):
+                self.execution.channels_last = True
             return
         if tune_for_bf16(self._module, self._runner):
             self.execution.channels_last = True

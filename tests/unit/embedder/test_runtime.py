@@ -105,7 +105,15 @@ def test_auto_keeps_effnet_lite0_in_fp32(monkeypatch: pytest.MonkeyPatch) -> Non
     auto = EffNetLite0("random")
     auto.load()
     auto.tune("auto", "off")
-    assert auto.precision == "fp32" and not auto.execution.channels_last
+    # fp32, but in the faster channels_last layout, which changes no vector.
+    assert auto.precision == "fp32" and auto.execution.channels_last
+    exact = EffNetLite0("random")
+    exact.load()
+    exact.tune("fp32", "off")  # asked for: the module exactly as built, the reference
+    assert exact.precision == "fp32" and not exact.execution.channels_last
+    pixels = [np.random.default_rng(i).integers(0, 256, (224, 224, 3), np.uint8) for i in range(2)]
+    cos = np.sum(auto.embed(pixels) * exact.embed(pixels), axis=1)
+    assert cos.min() > 0.99999
     asked = EffNetLite0("random")
     asked.load()
     asked.tune("bf16", "off")
