@@ -80,15 +80,20 @@ class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class VerifiedMatch(Struct, kw_only=True):
-    """Geometric proof that a hit is a copy of (part of) the query: local features that
-    agree under one transform (engine/verification.py). Polygons are [x, y] points, the
-    query's in the uploaded picture's pixels, the hit's in the library image's."""
+    """Evidence that a hit is a copy of (part of) the query (engine/verification.py).
+    method "keypoints": geometric proof, local features that agree under one transform.
+    method "thumbnail": a query too small for local features has the hit's layout at 32 x
+    32 pixels, clearly apart from every other candidate; a strong hint, not a proof
+    (confidence below 0.5, inliers 0, polygons the whole pictures). Polygons are [x, y]
+    points, the query's in the uploaded picture's pixels, the hit's in the library
+    image's."""
 
     inliers: int
     confidence: float  # 0..1
     query_polygon: list[list[float]]
     hit_polygon: list[list[float]]
     mirrored: bool
+    method: Literal["keypoints", "thumbnail"] = "keypoints"
     sentence: str  # "312 matching points, same layout: a copy"
 
     @classmethod
@@ -99,6 +104,7 @@ class VerifiedMatch(Struct, kw_only=True):
             query_polygon=[[x, y] for x, y in proof.query_polygon],
             hit_polygon=[[x, y] for x, y in proof.hit_polygon],
             mirrored=proof.mirrored,
+            method=proof.method,
             sentence=proof.sentence(),
         )
 

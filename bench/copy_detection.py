@@ -194,6 +194,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report = lk.indexing.index()
         index_s = time.perf_counter() - t0
         id_of = {Path(p).name: r.id for r in lk.store.scroll() for p in r.payload["paths"]}
+        # Records of an older format (or lost) are rebuilt, as reconcile does after an upgrade.
+        repaired = lk.verification.repair(sorted(set(id_of.values())))
         want = [id_of[file_name(s)] for s in sources]
         default_n = lk.verification.candidates
         search(lk, queries[0][2], "verify+inside", default_n)  # warm-up: cv2, first batches
@@ -264,6 +266,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "distractor_fmnist": ds.composition["distractor_fmnist"],
             "index_s": round(index_s, 1),
             "embedded_this_run": report.embedded,
+            "keypoint_records_rebuilt": repaired,
             "write_files_s": round(write_s, 1),
         },
         "queries": {"sources": len(sources), "families": len(fams), "total": len(queries)},

@@ -83,6 +83,7 @@ def print_search(query: str, answer: dict[str, Any], keys: PathKeys, as_json: bo
             "near_duplicate": h["near_duplicate"],
             "matched_query": h.get("matched_query"),
             "verified": (h.get("verified") or {}).get("sentence"),
+            "verified_by": (h.get("verified") or {}).get("method"),
         }
         for h in answer["hits"]
     ]
@@ -101,7 +102,8 @@ def print_search(query: str, answer: dict[str, Any], keys: PathKeys, as_json: bo
         per_model = [f"{h['scores'].get(r, 0):.3f}" for r in roles]
         mark = "  near duplicate" if h["near_duplicate"] else ""
         if h["verified"]:
-            mark = f"  VERIFIED: {h['verified']}"
+            proof = "LIKELY COPY" if h["verified_by"] == "thumbnail" else "VERIFIED"
+            mark = f"  {proof}: {h['verified']}"
         if h["matched_query"] is not None:
             mark += f"  (query image {h['matched_query'] + 1})"
         table.add_row(str(i), f"{h['score']:.3f}", *per_model, escape(f"{h['path']}{mark}"))

@@ -126,7 +126,11 @@ def answer(result: SearchResult) -> dict[str, Any]:
             "matched_query": h.query_index,
             "verified": None
             if h.verified is None
-            else {"inliers": h.verified.inliers, "sentence": h.verified.sentence()},
+            else {
+                "inliers": h.verified.inliers,
+                "method": h.verified.method,
+                "sentence": h.verified.sentence(),
+            },
         }
         for h in result.hits
     ]

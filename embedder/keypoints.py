@@ -4,9 +4,11 @@ The stored side (one record per indexed image) must stay under ``RECORD_BUDGET``
 only some keypoints are kept: the strongest in each cell of a 4 x 4 grid in turn, so that a
 crop of any quarter of the picture still holds its share. A keypoint costs 4 bytes of
 float16 x, y in the *original* image's pixel space plus its descriptor: 64 bytes for the
-default ``sift4`` (SIFT quantised to 4 bits in the square-root domain: 240 keypoints per
-record), 128 for plain SIFT (123 per record), 32 for ORB (453). The query side has no bound:
-it keeps ``QUERY_KEYPOINTS``, because a copy inside a bigger picture occupies part of it.
+default ``sift4`` (SIFT quantised to 4 bits in the square-root domain: 224 keypoints per
+record), 128 for plain SIFT (115 per record), 32 for ORB (424), beside a 1 KB layout
+thumbnail (``embedder.layout``: the evidence for copies too small for keypoints). The query
+side has no bound: it keeps ``QUERY_KEYPOINTS``, because a copy inside a bigger picture
+occupies part of it.
 
 Detection runs on a greyscale copy whose longer side is at most ``max_side`` (SIFT doubles
 it internally): its cost grows with the pixel count, and copies are judged by layout, not
@@ -29,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from embedder.decode import decode_image
+from embedder.layout import THUMB_BYTES, thumb
 
 Kind = Literal["sift", "sift4", "orb"]
 KINDS: tuple[Kind, ...] = ("sift", "sift4", "orb")
@@ -52,8 +55,9 @@ OVERSAMPLE = 4  # detect this many times the kept number, to choose from
 
 
 def max_keypoints(kind: Kind, budget: int = RECORD_BUDGET) -> int:
-    """How many keypoints of ``kind`` fit in one stored record."""
-    return (budget - RECORD_HEADER) // (DESCRIPTOR_BYTES[kind] + XY_BYTES)
+    """How many keypoints of ``kind`` fit in one stored record, beside its layout
+    thumbnail (``embedder.layout``)."""
+    return (budget - RECORD_HEADER - THUMB_BYTES) // (DESCRIPTOR_BYTES[kind] + XY_BYTES)
 
 
 @dataclass(frozen=True)
@@ -69,14 +73,16 @@ class Features:
     xy: np.ndarray  # (n, 2) float32 (float16 when read from the store)
     descriptors: np.ndarray  # (n, 128) or (n, 32) uint8
     mirrored: bool = False
+    thumb: np.ndarray | None = None  # the layout thumbnail (embedder.layout), uint8
 
     def __len__(self) -> int:
         return int(self.xy.shape[0])
 
     @property
     def nbytes(self) -> int:
-        """Stored size without the header: float16 xy + uint8 descriptors."""
-        return len(self) * (XY_BYTES + DESCRIPTOR_BYTES[self.kind])
+        """Stored size without the header: float16 xy + uint8 descriptors + thumbnail."""
+        size = len(self) * (XY_BYTES + DESCRIPTOR_BYTES[self.kind])
+        return size + (0 if self.thumb is None else int(self.thumb.size))
 
 
 def empty(kind: Kind, width: int, height: int) -> Features:
@@ -118,8 +124,9 @@ def extract(
     smaller; ``mirrored`` extracts from the left-right mirror (a query's second look)."""
     width, height = size or image.size
     limit = max_keypoints(kind) if limit is None else limit
+    layout = None if mirrored else thumb(image)
     if min(image.size) < 8:
-        return replace(empty(kind, width, height), mirrored=mirrored)
+        return replace(empty(kind, width, height), mirrored=mirrored, thumb=layout)
     grey = image.convert("L")
     if mirrored:
         grey = grey.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -131,7 +138,7 @@ def extract(
     # Back to the original pixel space (not just the decoded one).
     xy[:, 0] *= width / grey.width
     xy[:, 1] *= height / grey.height
-    return Features(kind, width, height, xy, desc, mirrored)
+    return Features(kind, width, height, xy, desc, mirrored, layout)
 
 
 def extract_query(

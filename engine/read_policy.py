@@ -86,8 +86,11 @@ class ReadPolicy:
         weights: dict[str, float],
         k: int,
         flt: Filter | None,
+        *,
+        exact: bool = False,
     ) -> Found:
-        """The top ``k`` by fused score (``weights`` by model name), with their payloads."""
+        """The top ``k`` by fused score (``weights`` by model name), with their payloads.
+        ``exact``: no approximate first stage in the mirror (Qdrant's plan is exact)."""
         if self.mode.current().mode == QDRANT:
             return self._search_store(vectors, weights, k, flt)
         filtered = flt is not None and not flt.is_empty()
@@ -98,7 +101,7 @@ class ReadPolicy:
                 allowed = None
                 if filtered:
                     allowed = [r.id for r in store.scroll(flt, with_payload=False)]
-                hits = mirror.search(vectors, weights, k, allowed=allowed)
+                hits = mirror.search(vectors, weights, k, allowed=allowed, exact=exact)
                 records = store.retrieve([h.id for h in hits])
             except StoreUnavailable as exc:
                 self.health.failed(exc)
@@ -110,7 +113,7 @@ class ReadPolicy:
                 return Found(hits, {r.id: r.payload for r in records}, degraded=False)
         payloads = self._keeper.payloads
         allowed = payloads.matching(flt) if filtered else None
-        hits = mirror.search(vectors, weights, k, allowed=allowed)
+        hits = mirror.search(vectors, weights, k, allowed=allowed, exact=exact)
         return Found(hits, payloads.get(h.id for h in hits), degraded=True)
 
     def _search_store(

@@ -5,20 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+KEYPOINTS = "keypoints"  # how a copy was recognised (Evidence.method)
+THUMBNAIL = "thumbnail"
+
 
 @dataclass(frozen=True)
 class Evidence:
-    """A verified copy: local features that agree under one geometric transform
-    (engine.verification)."""
+    """Why a hit is a copy (engine.verification): local features that agree under one
+    geometric transform (``method`` "keypoints"), or, for a thumbnail query too small for
+    them, the same layout at 32 x 32 pixels, clearly apart from every other candidate
+    ("thumbnail": never more than "likely a copy")."""
 
-    inliers: int  # matching points that fit the transform
+    inliers: int  # matching points that fit the transform (0 for a thumbnail match)
     confidence: float  # 0..1
     query_polygon: list[tuple[float, float]]  # the matched region, in the query's pixels
     hit_polygon: list[tuple[float, float]]  # the same region, in the hit's pixels
     mirrored: bool = False  # the copy is left-right mirrored
+    method: str = KEYPOINTS
 
     def sentence(self) -> str:
         """What the UI and the exports say: "312 matching points, same layout: a copy"."""
+        if self.method == THUMBNAIL:
+            return "Same picture at thumbnail size, too small to compare details: likely a copy"
         layout = "mirrored" if self.mirrored else "same layout"
         verdict = "a copy" if self.confidence >= 0.5 else "likely a copy"
         return f"{self.inliers} matching points, {layout}: {verdict}"

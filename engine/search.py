@@ -286,7 +286,10 @@ class Search:
         weights: Mapping[str, float] | None = None,
         flt: Filter | None = None,
         marks: Marks | None = None,
+        exact: bool = False,
     ) -> SearchResult:
+        """``exact``: the mirror scans every full vector instead of its compact first stage
+        (see store.mirror.index); Qdrant's fused search is exact anyway."""
         if marks is not None:
             vectors = marks.refine(vectors)
         defaults = self._catalog.defaults()
@@ -300,7 +303,8 @@ class Search:
                 f"({', '.join(models) or 'none'}): give at least one a positive weight."
             )
         t0 = time.perf_counter()
-        found = self._reader.search(vectors, {models[r]: w for r, w in used.items()}, k, flt)
+        named = {models[r]: w for r, w in used.items()}
+        found = self._reader.search(vectors, named, k, flt, exact=exact)
         t1 = time.perf_counter()
         role_of = {name: role for role, name in models.items()}
         hits = []

@@ -11,6 +11,15 @@ different photos on that bench none verified, so the evidence outweighs any embe
 score. Verified hits are ordered by ``fused + (1 - fused) * confidence``, which stays in
 0..1 and is that hit's reported score; unverified hits keep their fused score and order.
 
+**Thumbnails.** A query too small for local features (at most ``embedder.layout.SMALL``
+pixels on its longer side: a blurred 64 px thumbnail keeps a few dozen keypoints) is also
+compared by layout with the best ``LAYOUT_CANDIDATES``: the one candidate whose 32 x 32
+thumbnail correlates with the query's, clearly above every other candidate and with the same
+shape, ranks right after the verified hits, its evidence saying "likely a copy" (never a
+proof: ``embedder.layout`` says why). The vector search for such a query is exact (the
+mirror's compact first stage loses true hits of tiny, blurred queries: measured on the copy
+detection bench).
+
 **Features** are extracted at index time from the image the embedder decodes anyway
 (``embedder.pipeline``) and kept by ``store.keypoints``: one small file per image under the
 data directory (at most 16 KB), memory-mapped when read, never in RAM or the Qdrant
@@ -29,7 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.results import Evidence, SearchHit
+import numpy as np
+
+from engine.results import THUMBNAIL, Evidence, SearchHit
 from store.keypoints import KeypointStore
 
 if TYPE_CHECKING:
@@ -38,6 +49,8 @@ if TYPE_CHECKING:
     from embedder.keypoints import Features
 
 log = logging.getLogger(__name__)
+
+LAYOUT_CANDIDATES = 100  # candidates a thumbnail query is compared with by layout
 
 Views = tuple[Any, ...]  # a query's features, as seen and mirrored (embedder.keypoints)
 
@@ -87,18 +100,28 @@ class Verification:
         hits: list[SearchHit],
         k: int,
         offset: tuple[float, float] = (0.0, 0.0),
+        *,
+        check: int | None = None,
+        layout: tuple[np.ndarray, tuple[int, int]] | None = None,
     ) -> tuple[list[SearchHit], float]:
-        """The best ``k`` of ``hits`` once the first ``candidates`` are verified, and the
-        milliseconds it took. ``offset``: where the query's pixels start in the picture
-        the user gave (a crop's corner), so the query polygon lands on that picture."""
+        """The best ``k`` of ``hits`` once the first ``check`` (default ``candidates``) are
+        verified, and the milliseconds it took. ``offset``: where the query's pixels start
+        in the picture the user gave (a crop's corner), so the query polygon lands on that
+        picture. ``layout``: a thumbnail query's layout thumbnail and size (see above)."""
         from embedder.verify import verify_many
 
         t0 = time.perf_counter()
-        checked = hits[: self.candidates]
-        records = [self.records.get(h.id) for h in checked]
-        self._rebuild([h.id for h, r in zip(checked, records, strict=True) if r is None])
-        found = verify_many(tuple(views), records)
+        depth = self.candidates if check is None else check
+        if layout is not None:
+            depth = max(depth, LAYOUT_CANDIDATES)
+        pool = hits[:depth]
+        records = [self.records.get(h.id) for h in pool]
+        self._rebuild([h.id for h, r in zip(pool, records, strict=True) if r is None])
+        checked = pool if check is not None else pool[: self.candidates]
+        found = verify_many(tuple(views), records[: len(checked)])
         dx, dy = offset
+        if layout is not None:
+            self._compare_layout(pool, records, layout, offset)
         for hit, proof in zip(checked, found, strict=True):
             if proof is None:
                 continue
@@ -113,9 +136,40 @@ class Verification:
                 hit_polygon=[(round(x, 1), round(y, 1)) for x, y in proof.hit_polygon],
                 mirrored=proof.mirrored,
             )
-        # Stable: unverified hits keep the vector search's order among themselves.
-        ranked = sorted(hits, key=lambda h: (h.verified is None, -h.score if h.verified else 0))
+        # Stable: unverified hits keep the vector search's order among themselves; a layout
+        # match (a thumbnail's) comes after the proven copies.
+        ranked = sorted(hits, key=_rank)
         return ranked[:k], (time.perf_counter() - t0) * 1e3
+
+    @staticmethod
+    def _compare_layout(
+        pool: list[SearchHit],
+        records: list[Any],
+        layout: tuple[np.ndarray, tuple[int, int]],
+        offset: tuple[float, float],
+    ) -> None:
+        """Give the one candidate whose layout matches the thumbnail query's its evidence."""
+        from embedder import layout as lay
+
+        query, (qw, qh) = layout
+        ncc = lay.correlations(query, [None if r is None else r.thumb for r in records])
+        best = lay.distinct_match(ncc)
+        if best is None or records[best] is None:
+            return
+        hit, record = pool[best], records[best]
+        if not lay.same_shape((qw, qh), (record.width, record.height)):
+            return
+        dx, dy = offset
+        hit.fused = hit.score
+        confidence = lay.confidence(float(ncc[best]))
+        hit.score = round(combine(hit.score, confidence), 6)
+        hit.verified = Evidence(
+            inliers=0,
+            confidence=confidence,
+            query_polygon=_frame(qw, qh, dx, dy),
+            hit_polygon=_frame(record.width, record.height),
+            method=THUMBNAIL,
+        )
 
     def all_copies(self, ids: Sequence[str]) -> bool:
         """Whether every image of ``ids`` is a verified copy of the first (their stored
@@ -149,6 +203,7 @@ class Verification:
                 features.height,
                 features.xy,
                 features.descriptors,
+                features.thumb,
             )
         except (OSError, ValueError) as exc:  # search then treats it as no evidence
             log.warning("could not keep the keypoints of %s: %s", point_id, exc)
@@ -211,3 +266,18 @@ class Verification:
         self.save(point_id, features)
         log.info("rebuilt the keypoints of %s", point_id)
         return True
+
+
+def _rank(hit: SearchHit) -> tuple[int, float]:
+    """Proven copies first (best score first), then a thumbnail's layout match, then the
+    rest in the vector search's order (a stable sort keeps it)."""
+    if hit.verified is None:
+        return (2, 0.0)
+    return (1 if hit.verified.method == THUMBNAIL else 0, -hit.score)
+
+
+def _frame(
+    width: float, height: float, dx: float = 0.0, dy: float = 0.0
+) -> list[tuple[float, float]]:
+    """A whole picture's outline: what a layout match covers."""
+    return [(dx, dy), (dx + width, dy), (dx + width, dy + height), (dx, dy + height)]

@@ -17,16 +17,20 @@ shard folders, rather than one packed file with an offset index, because:
   record read here against ~9 us for a slice of one packed mmap (the CRC dominates), i.e.
   ~2 ms for 50 candidates, beside ~2-4 ms per candidate for the matching itself.
 
-Record: a 24-byte little-endian header (magic ``LKKP``, version, descriptor kind, descriptor
-width, count, width, height, CRC-32 of the rest of the header and the body), then ``count``
-float16 (x, y) pairs in the original image's pixel space, then ``count`` descriptors of
-``width`` bytes. Writes skip fsync: the data can be rebuilt, and a record torn by a power
-cut fails its checksum and is rebuilt like a missing one.
+Record (version 2): a 28-byte little-endian header (magic ``LKKP``, version, descriptor
+kind, descriptor width, count, width, height, thumbnail side, a reserved zero, CRC-32 of the
+rest of the header and the body), then ``count`` float16 (x, y) pairs in the original
+image's pixel space, then ``count`` descriptors of ``width`` bytes, then the greyscale
+layout thumbnail (side x side bytes, ``embedder.layout``; side 0: none). Writes skip fsync:
+the data can be rebuilt, and a record torn by a power cut fails its checksum and is rebuilt
+like a missing one. A record of another version (version 1 had no thumbnail) is rebuilt
+the same way, so an upgrade needs no migration step.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import mmap
 import os
 import struct
@@ -43,8 +47,9 @@ from common.atomic import atomic_write
 log = logging.getLogger(__name__)
 
 MAGIC = b"LKKP"
-VERSION = 1
-HEADER = struct.Struct("<4sHBBIIII")  # magic, version, kind, desc width, count, w, h, crc
+VERSION = 2
+# magic, version, kind, desc width, count, w, h, thumbnail side, reserved, crc
+HEADER = struct.Struct("<4sHBBIIIHHI")
 KIND_CODES = {"sift": 1, "orb": 2, "sift4": 3}
 KIND_NAMES = {code: name for name, code in KIND_CODES.items()}
 MAX_RECORD = 16 * 1024  # issue 18: at most 16 KiB per image
@@ -53,6 +58,10 @@ SUFFIX = ".kp"
 
 class KeypointStoreError(ValueError):
     """A record that cannot be written (unknown kind, over the size bound, bad id)."""
+
+
+class OtherVersion(ValueError):
+    """A record written by another version of Lookalike: rebuilt, as a damaged one is."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +73,20 @@ class StoredKeypoints:
     height: int
     xy: np.ndarray  # (n, 2) float16
     descriptors: np.ndarray  # (n, d) uint8
+    thumb: np.ndarray | None = None  # (side * side,) uint8 layout thumbnail
 
     def __len__(self) -> int:
         return int(self.xy.shape[0])
 
 
-def encode(kind: str, width: int, height: int, xy: np.ndarray, descriptors: np.ndarray) -> bytes:
+def encode(
+    kind: str,
+    width: int,
+    height: int,
+    xy: np.ndarray,
+    descriptors: np.ndarray,
+    thumb: np.ndarray | None = None,
+) -> bytes:
     """The bytes of one record. Raises ``KeypointStoreError`` when it cannot be stored."""
     if kind not in KIND_CODES:
         raise KeypointStoreError(f"unknown descriptor kind {kind!r}")
@@ -81,28 +98,35 @@ def encode(kind: str, width: int, height: int, xy: np.ndarray, descriptors: np.n
         raise KeypointStoreError("descriptors and positions disagree in number or width")
     if not np.all(np.isfinite(xy16)):
         raise KeypointStoreError("keypoint positions must be finite (float16 overflows at 65504)")
-    body = xy16.tobytes() + desc.tobytes()
+    small = b"" if thumb is None else np.ascontiguousarray(thumb, dtype=np.uint8).tobytes()
+    side = math.isqrt(len(small))
+    if side * side != len(small) or side > 255:
+        raise KeypointStoreError(f"a thumbnail of {len(small)} bytes is not a square, side <= 255")
+    body = xy16.tobytes() + desc.tobytes() + small
     if HEADER.size + len(body) > MAX_RECORD:
         raise KeypointStoreError(
             f"{count} keypoints take {HEADER.size + len(body)} bytes, over {MAX_RECORD}"
         )
-    head = HEADER.pack(MAGIC, VERSION, KIND_CODES[kind], dwidth, count, width, height, 0)
+    head = HEADER.pack(MAGIC, VERSION, KIND_CODES[kind], dwidth, count, width, height, side, 0, 0)
     crc = zlib.crc32(body, zlib.crc32(head[: HEADER.size - 4]))
     return head[: HEADER.size - 4] + struct.pack("<I", crc) + body
 
 
 def decode(buf: bytes | mmap.mmap | memoryview) -> StoredKeypoints:
     """A record from its bytes (zero-copy views). Raises ``ValueError`` saying what is wrong."""
-    if len(buf) < HEADER.size:
+    if len(buf) < 6:
         raise ValueError(f"truncated header ({len(buf)} bytes)")
-    magic, version, code, dwidth, count, width, height, crc = HEADER.unpack_from(buf, 0)
+    magic, version = struct.unpack_from("<4sH", buf, 0)
     if magic != MAGIC:
         raise ValueError("not a keypoint record (bad magic)")
     if version != VERSION:
-        raise ValueError(f"record version {version}, this Lookalike reads {VERSION}")
+        raise OtherVersion(f"record version {version}, this Lookalike reads {VERSION}")
+    if len(buf) < HEADER.size:
+        raise ValueError(f"truncated header ({len(buf)} bytes)")
+    _, _, code, dwidth, count, width, height, side, _, crc = HEADER.unpack_from(buf, 0)
     if code not in KIND_NAMES:
         raise ValueError(f"unknown descriptor kind code {code}")
-    body_len = count * (4 + dwidth)
+    body_len = count * (4 + dwidth) + side * side
     if len(buf) != HEADER.size + body_len:
         raise ValueError(f"{len(buf)} bytes where {HEADER.size + body_len} were written")
     with memoryview(buf) as view:  # released at once: a damaged mapping is closed after
@@ -110,8 +134,11 @@ def decode(buf: bytes | mmap.mmap | memoryview) -> StoredKeypoints:
     if actual != crc:
         raise ValueError("checksum mismatch")
     xy = np.frombuffer(buf, dtype="<f2", count=count * 2, offset=HEADER.size).reshape(count, 2)
-    desc = np.frombuffer(buf, dtype=np.uint8, count=count * dwidth, offset=HEADER.size + count * 4)
-    return StoredKeypoints(KIND_NAMES[code], width, height, xy, desc.reshape(count, dwidth))
+    at = HEADER.size + count * 4
+    desc = np.frombuffer(buf, dtype=np.uint8, count=count * dwidth, offset=at)
+    at += count * dwidth
+    thumb = np.frombuffer(buf, dtype=np.uint8, count=side * side, offset=at) if side else None
+    return StoredKeypoints(KIND_NAMES[code], width, height, xy, desc.reshape(count, dwidth), thumb)
 
 
 class KeypointStore:
@@ -141,9 +168,10 @@ class KeypointStore:
         height: int,
         xy: np.ndarray,
         descriptors: np.ndarray,
+        thumb: np.ndarray | None = None,
     ) -> int:
         """Write (or atomically replace) the record of ``point_id``; returns its size."""
-        data = encode(kind, width, height, xy, descriptors)
+        data = encode(kind, width, height, xy, descriptors, thumb)
         path = self.path(point_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, data, durable=False)
@@ -168,6 +196,10 @@ class KeypointStore:
             os.close(fd)  # the mapping stays valid without the descriptor
         try:
             return decode(mapped)  # the arrays keep the mapping alive
+        except OtherVersion as exc:  # expected once after an upgrade: not worth a warning
+            mapped.close()
+            log.info("keypoints of %s: %s; they will be rebuilt", point_id, exc)
+            return None
         except ValueError as exc:
             mapped.close()
             log.warning("keypoints of %s are damaged (%s); they will be rebuilt", point_id, exc)

@@ -6,11 +6,14 @@ import { h } from "./ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
-/** Under the name: a "Verified copy" badge and the server's sentence. */
+/** Under the name: a "Verified copy" badge (or "Likely copy" for a thumbnail query's
+ * layout match, which is no proof) and the server's sentence. */
 export function proofLine(hit) {
   if (!hit.verified) return null;
+  const v = hit.verified;
+  const label = v.method === "thumbnail" ? "Likely copy" : v.mirrored ? "Mirrored copy" : "Verified copy";
   return h("span.hit__proof", {},
-    h("span.badge.badge--copy", { "data-testid": "verified" }, hit.verified.mirrored ? "Mirrored copy" : "Verified copy"),
+    h("span.badge.badge--copy", { "data-testid": "verified" }, label),
     " ", h("span", { "data-testid": "proof" }, hit.verified.sentence));
 }
 

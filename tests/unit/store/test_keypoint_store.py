@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import struct
 import uuid
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +78,42 @@ def test_damaged_records_read_as_missing_with_a_log_line(
     store.put(PID, "sift", 100, 100, *_record(20))
     path = store.path(PID)
     path.write_bytes(damage(path.read_bytes()))
-    with caplog.at_level(logging.WARNING, logger="store.keypoints"):
+    with caplog.at_level(logging.INFO, logger="store.keypoints"):
         assert store.get(PID) is None
     assert PID in caplog.text and "rebuilt" in caplog.text
+
+
+def test_the_layout_thumbnail_round_trips_and_fits_the_budget(store: KeypointStore) -> None:
+    from embedder.keypoints import max_keypoints
+
+    thumb = np.arange(1024, dtype=np.uint8)
+    xy, desc = _record(max_keypoints("sift4"), width=64)
+    size = store.put(PID, "sift4", 640, 480, xy, desc, thumb)
+    assert size <= MAX_RECORD
+    got = store.get(PID)
+    assert got is not None and got.thumb is not None
+    assert np.array_equal(got.thumb, thumb) and np.array_equal(got.descriptors, desc)
+    store.put(PID, "sift4", 640, 480, xy[:3], desc[:3])  # no thumbnail: none comes back
+    assert store.get(PID).thumb is None  # type: ignore[union-attr]
+    with pytest.raises(KeypointStoreError, match="square"):
+        store.put(PID, "sift4", 640, 480, xy[:3], desc[:3], np.zeros(1000, np.uint8))
+
+
+def test_a_record_from_before_thumbnails_is_rebuilt_quietly(
+    store: KeypointStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Version 1 (no thumbnail, a 24-byte header): read as missing, so search rebuilds it,
+    logged at INFO (every record is rebuilt once after the upgrade: no warning flood)."""
+    xy, desc = _record(4)
+    body = xy.astype("<f2").tobytes() + desc.tobytes()
+    head = struct.pack("<4sHBBIII", b"LKKP", 1, 1, 128, 4, 100, 100)
+    crc = zlib.crc32(body, zlib.crc32(head))
+    path = store.path(PID)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(head + struct.pack("<I", crc) + body)
+    with caplog.at_level(logging.INFO, logger="store.keypoints"):
+        assert store.get(PID) is None
+    assert "version 1" in caplog.text and not [r for r in caplog.records if r.levelno > 20]
 
 
 def test_overwrite_is_atomic_and_old_readers_keep_their_view(store: KeypointStore) -> None:
