@@ -5,7 +5,10 @@ The server (bench/served.py) runs ``lookalike serve`` over a data directory fill
 store with synthetic vectors of the three seed models (random weights: same compute); the
 queries are real photos (bench/jpeg_corpus.py, ~1.2 MP JPEGs) sent as multipart uploads with
 a read-scoped API key (``lookalike apikey create --scope read --json``). Each request decodes,
-embeds (CLIP + ResNet-50 + HSV), searches the mirror (k=10) and reads the hits' payloads.
+embeds (CLIP + ResNet-50 + HSV), searches the mirror (k=10), reads the hits' payloads and
+verifies the best 50 candidates as copies (issue 18): every point has a full keypoint record
+(``served.write_keypoints``), so verification reads and matches what it would on an indexed
+library where the query has no copy. ``--verify off`` measures without it.
 
 Ours runs with LOOKALIKE_COMPILE=on, so the models are compiled before /ready; the first 64
 queries then calibrate int8, then 8 clients send full batches until both models have also
@@ -143,13 +146,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--compile", default="on", choices=["on", "auto", "off"])
     ap.add_argument("--light", action="store_true", help="HSV only (smoke test)")
+    ap.add_argument("--verify", default="on", choices=["on", "off"], help="copy verification")
     args = ap.parse_args(argv)
+    verify = "true" if args.verify == "on" else "false"
     with tempfile.TemporaryDirectory() as tmp_name:
         root = Path(tmp_name)
         corpus = jpeg_corpus.make(root / "queries", args.images, seed=7, small=args.light)
         images = [p.read_bytes() for p in corpus.paths]
         build_s = served.build(root, args.n, served.LIGHT if args.light else served.MODELS)
-        ours = measure(root, images, args, LOOKALIKE_COMPILE=args.compile)
+        t0 = time.perf_counter()
+        records = 0
+        if args.verify == "on":
+            records = served.write_keypoints(root / "data", args.n)
+        keypoints_s = time.perf_counter() - t0
+        ours = measure(root, images, args, LOOKALIKE_COMPILE=args.compile, LOOKALIKE_VERIFY=verify)
         base = (
             {}
             if args.no_baseline
@@ -160,6 +170,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 LOOKALIKE_PRECISION="fp32",
                 LOOKALIKE_COMPILE="off",
                 LOOKALIKE_SEARCH_BATCH_MAX="1",
+                LOOKALIKE_VERIFY=verify,
             )
         )
     result: dict[str, Any] = {
@@ -168,6 +179,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **{f"baseline_{k}": v for k, v in base.items() if k != "ready_s"},
         "query_megapixels": round(corpus.megapixels, 2),
         "build_s": round(build_s, 1),
+        "verify": args.verify,
+        "keypoint_records_mb": round(records / 2**20, 1),
+        "keypoints_write_s": round(keypoints_s, 1),
         # Other tenants of the cores, at the end: the figures drift with this.
         "loadavg_1m": round(os.getloadavg()[0], 2),
     }

@@ -236,3 +236,38 @@ def write_points(engine: Any, n: int) -> None:
                 for i in range(len(fused))
             ]
         )
+
+
+def write_keypoints(data_dir: Path, n: int, kinds: int = 20) -> int:
+    """Keypoint records (copy verification, issue 18) for the ``n`` synthetic points, as an
+    index run keeps them: the features of ``kinds`` synthetic pictures in turn (shapes over
+    textured noise: a full record of keypoints each, like a photo's), so that reading and
+    matching a candidate costs what it costs on a real library. None of them is a copy of
+    a query photo: like a search for a design that does not exist yet, nothing verifies.
+    Returns the bytes written."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter
+
+    from embedder.keypoints import extract
+    from store.keypoints import KeypointStore
+
+    store = KeypointStore.under(data_dir)
+    feats = []
+    for seed in range(kinds):
+        rng = np.random.default_rng(1000 + seed)
+        noise = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+        img = Image.fromarray(noise).resize((640, 480), Image.Resampling.BICUBIC)
+        img = img.filter(ImageFilter.GaussianBlur(2))
+        draw = ImageDraw.Draw(img)
+        for _ in range(40):
+            x, y = int(rng.integers(0, 600)), int(rng.integers(0, 440))
+            w, h = int(rng.integers(10, 120)), int(rng.integers(10, 120))
+            fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+            shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+            shape((x, y, x + w, y + h), fill=fill)
+        feats.append(extract(img))
+    total = 0
+    for i in range(n):
+        f = feats[i % len(feats)]
+        total += store.put(point_id(i), f.kind, f.width, f.height, f.xy, f.descriptors, f.thumb)
+    return total

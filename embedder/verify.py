@@ -100,15 +100,19 @@ def verify_many(
     descriptor kind (a record from before a change of ``DEFAULT_KIND``: the caller rebuilds
     it), gives None: it keeps its fused score."""
     best: list[Verified | None] = [None] * len(candidates)
+    unpacked: dict[str, tuple[list[tuple[int, KeypointSet]], np.ndarray]] = {}
     for view in views:
-        usable = [
-            (i, c)
-            for i, c in enumerate(candidates)
-            if c is not None and len(c.xy) >= 2 and c.kind == view.kind
-        ]
+        if view.kind not in unpacked:  # every view is usually of one kind: unpack once
+            usable = [
+                (i, c)
+                for i, c in enumerate(candidates)
+                if c is not None and len(c.xy) >= 2 and c.kind == view.kind
+            ]
+            rows = [vectors(c.kind, c.descriptors) for _, c in usable]
+            unpacked[view.kind] = (usable, np.concatenate(rows) if rows else np.zeros((0, 1)))
+        usable, stacked = unpacked[view.kind]
         if len(view) < 2 or not usable:
             continue
-        stacked = np.concatenate([vectors(c.kind, c.descriptors) for _, c in usable])
         q_vec = vectors(view.kind, view.descriptors)
         nearest, good = ratio_matches(stacked, q_vec, view.kind, ratio)
         q_xy = np.asarray(view.xy, np.float32)
