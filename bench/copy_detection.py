@@ -10,9 +10,11 @@ one of the eight families of bench/copy_edits.py (deterministic per source and f
 as PNG bytes through ``Lookalike.search.run(SearchRequest(image=..., k=100))``. Its one
 relevant item is its source: AP = 1 / rank within the top 100, else 0.
 
-Configurations: ``off`` (``verification.candidates = 0``), ``verify`` (the defaults),
-``verify+inside`` (``inside=True``; a query under 128 px is refused with a 400 by the
-engine, so it counts with its ``verify`` answer, as a user would search again without it).
+Configurations: ``off`` (``verification.candidates = 0``), ``verify`` (verification, never
+looking inside), ``verify+inside`` (``inside=True``; a query under 128 px is refused with a
+400 by the engine, so it counts with its ``verify`` answer, as a user would search again
+without it) and ``default`` (the shipped settings: look inside only when the whole picture
+proves no copy, ``LOOKALIKE_INSIDE=auto``).
 
 Models: the weights that install offline, EfficientNet-Lite0 (ImageNet) + HSV histograms.
 CLIP is off: its weights cannot be had offline.
@@ -50,7 +52,10 @@ MODELS: dict[str, Any] = {
     "hsv": True,
 }
 K = 100
-CONFIGS = ("off", "verify", "verify+inside")
+CONFIGS = ("off", "verify", "verify+inside", "default")
+# What each configuration asks of 'look inside': never, never, always, the setting (auto).
+INSIDE = {"off": False, "verify": False, "verify+inside": True, "default": None}
+LOOKED = [0]  # queries the default configuration looked inside (auto)
 
 
 def file_name(item: Item) -> str:
@@ -117,11 +122,13 @@ def search(lk: Any, data: bytes, config: str, candidates: int) -> tuple[list[str
     t0 = time.perf_counter()
     refused = False
     try:
-        result = lk.search.run(SearchRequest(image=data, k=K, inside=config == "verify+inside"))
+        result = lk.search.run(SearchRequest(image=data, k=K, inside=INSIDE[config]))
     except BadInput:
         refused = True
-        result = lk.search.run(SearchRequest(image=data, k=K))
+        result = lk.search.run(SearchRequest(image=data, k=K, inside=False))
     ms = (time.perf_counter() - t0) * 1e3
+    if config == "default" and "inside_embed_ms" in result.timings:
+        LOOKED[0] += 1  # auto looked inside this one
     return [h.id for h in result.hits], ms, refused
 
 
@@ -276,6 +283,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_ms": {c: {"p50": pct(ms[c], 50), "p90": pct(ms[c], 90)} for c in CONFIGS},
         "pasted_strict": {c: round(float(np.mean(v)), 4) if v else None for c, v in strict.items()},
         "inside_refused_small": refused,
+        "default_looked_inside": LOOKED[0],
         "not_first": misses,  # family:source@rank of each query whose source is not first
     }
     if sweep:
@@ -302,8 +310,8 @@ def markdown(r: dict[str, Any], command: str) -> str:
         "(no weights offline). "
         f"Verification checks the best {r['verify_candidates']}. AP of the source in the top {K}.",
         "",
-        "| family | off | verify | verify+inside |",
-        "|---|---|---|---|",
+        "| family | off | verify | verify+inside | default (auto) |",
+        "|---|---|---|---|---|",
     ]
     for fam in r["map"]["off"]:
         lines.append(f"| {fam} | " + " | ".join(f"{r['map'][c][fam]:.3f}" for c in CONFIGS) + " |")

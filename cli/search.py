@@ -72,7 +72,7 @@ def request(args: argparse.Namespace, q: CliQuery) -> SearchRequest:
         several = [QueryImage(data=d, name=n) for n, d in q.files]
         several += [QueryImage(image_id=i, name=i) for i in q.image_ids]
         return SearchRequest(queries=tuple(several), combine=q.combine, weights=weights, **common)
-    inside = bool(getattr(args, "inside", False))
+    inside = getattr(args, "inside", None)  # None: the server's setting
     if q.files:
         ((name, data),) = q.files
         return SearchRequest(image=data, image_name=name, weights=weights, inside=inside, **common)
@@ -93,8 +93,8 @@ def remote_body(args: argparse.Namespace, q: CliQuery) -> dict[str, Any]:
             body.update(image_ids=q.image_ids, combine=q.combine)
         else:
             body["image_id"] = q.image_ids[0]
-            if getattr(args, "inside", False):
-                body["inside"] = True
+            if getattr(args, "inside", None) is not None:
+                body["inside"] = args.inside
         if args.weights and q.text is None:
             from engine.search import parse_weights
 
@@ -105,8 +105,8 @@ def remote_body(args: argparse.Namespace, q: CliQuery) -> dict[str, Any]:
     form: dict[str, str | list[str]] = {"k": str(args.k), **marks}  # a list: repeated parts
     if q.combine is not None:
         form.update(combine=q.combine, image_ids=q.image_ids)
-    elif getattr(args, "inside", False):
-        form["inside"] = "true"
+    elif getattr(args, "inside", None) is not None:
+        form["inside"] = "true" if args.inside else "false"
     if args.weights:
         form["weights"] = args.weights
     if filters:
@@ -152,9 +152,11 @@ def add_search_arguments(s: argparse.ArgumentParser, default_k: int) -> None:
     s.add_argument("--dislike", action="append", metavar="ID", help="a wrong hit (repeatable)")
     s.add_argument(
         "--inside",
-        action="store_true",
-        help="also look for library images inside the picture (a catalogue page, a "
-        "screenshot); slower",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="look for library images inside the picture (a catalogue page, a screenshot): "
+        "--inside always (slower), --no-inside never; by default only when the whole "
+        "picture proves no copy (LOOKALIKE_INSIDE)",
     )
     s.add_argument("--k", type=int, default=default_k, help=f"hits (default {default_k})")
     s.add_argument("--weights", help="e.g. clip=1,cnn=1,hsv=1 (default: calibrated)")

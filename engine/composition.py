@@ -152,6 +152,7 @@ class Lookalike:
             colours=ColourFilter(self.reader),
             file_of=self.library.file_path,
             verification=self.verification,
+            inside=self.settings.inside,
         )
 
     @cached_property

@@ -8,17 +8,28 @@ windows) and ranks each library image by its best window, or the whole picture's
 that is higher (combined by max). Verification then checks the candidates against the whole
 picture's local features, which find the copy wherever it sits.
 
-It costs one embedding per window (14 in all), so it is an option (``inside`` in the API,
-``--inside`` in the CLI, "Look inside" in the page), not the default.
+Windows only bring candidates: a library image found by a window moves up only once
+verification proves it a copy; otherwise the whole picture's order stands (ranking by window
+scores let unprovable look-alikes of a window push true hits down).
+
+It costs one embedding per window (13 more) and the verification of up to 50 more
+candidates, so by default (``LOOKALIKE_INSIDE=auto``) it runs only when the whole picture
+proves no copy and is at least ``AUTO_MIN_SIDE`` on each side (a design at a third of its
+width then still has ~85 px). ``on`` always looks inside a picture query (under 128 px:
+400), ``off`` never; a query's own ``inside`` (the API's field, ``--inside`` in the CLI,
+"Look inside" in the page) overrides the setting.
 """
 
 from __future__ import annotations
 
 from engine.errors import BadInput
 
+AUTO, ON, OFF = "auto", "on", "off"
+MODES = (AUTO, ON, OFF)
 SCALES = (0.5, 0.75)  # window side, as a share of the picture's side
 STEP = 0.25  # windows start this share of the side apart
 MIN_SIDE = 128  # a picture smaller than this has no inside worth searching
+AUTO_MIN_SIDE = 256  # auto looks inside pictures at least this large on each side
 
 Box = tuple[int, int, int, int]  # x, y, width, height
 
@@ -43,3 +54,14 @@ def windows(width: int, height: int) -> list[Box]:
                 x, y = min(round(fx * width), width - w), min(round(fy * height), height - h)
                 out.append((x, y, w, h))
     return out
+
+
+def worth_looking(width: int, height: int) -> bool:
+    """Whether ``auto`` looks inside a picture of this size."""
+    return min(width, height) >= AUTO_MIN_SIDE
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"'Look inside' is one of {', '.join(MODES)}, not {mode!r}")
+    return mode

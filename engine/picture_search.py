@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from embedder.layout import is_small, thumb
-from engine.inside import windows
-from engine.verification import LAYOUT_CANDIDATES, Verification
+from engine.inside import AUTO, OFF, ON, check_mode, windows, worth_looking
+from engine.verification import LAYOUT_CANDIDATES, Verification, proven, rank_key
 
 if TYPE_CHECKING:
     from engine.defaults import SearchDefaults
@@ -29,12 +29,14 @@ class PictureSearch:
         verification: Verification | None,
         defaults: Callable[[], SearchDefaults],
         check_k: Callable[[int, int], int],
+        inside: str = AUTO,
     ) -> None:
         self._by_vectors = by_vectors
         self._queries = queries
         self._verification = verification
         self._defaults = defaults
         self._check_k = check_k
+        self.inside = check_mode(inside)  # what a query that does not say gets
 
     def run(
         self,
@@ -46,76 +48,92 @@ class PictureSearch:
         weights: Mapping[str, float] | None = None,
         flt: Filter | None = None,
         marks: Marks | None = None,
-        inside: bool = False,
+        inside: bool | None = None,
     ) -> SearchResult:
+        """``inside``: True looks inside the picture, False does not, None: the setting
+        (``auto``: only when the whole picture proves no copy, engine.inside)."""
         vectors, timings, picture = self._queries.image(data, name=name, box=box)
+        mode = self.inside if inside is None else ON if inside else OFF
         verify = self._verification
-        verifying = verify is not None and verify.enabled
-        if not verifying and not inside:
-            result = self._by_vectors(vectors, k=k, weights=weights, flt=flt, marks=marks)
-            result.timings = {**timings, **result.timings}
-            return result
+        if verify is None or not verify.enabled:
+            return self._unverified(vectors, timings, picture, mode == ON, k, weights, flt, marks)
         defaults = self._defaults()
         wanted = self._check_k(defaults.k if k is None else k, defaults.max_k)
-        deeper = max(wanted, verify.candidates) if verify is not None and verifying else wanted
-        small = verifying and is_small(*picture.size)
-        if small:  # a thumbnail: exact first stage, and deep enough for the layout check
-            deeper = max(deeper, LAYOUT_CANDIDATES)
+        small = is_small(*picture.size)
+        deeper = max(wanted, verify.candidates, LAYOUT_CANDIDATES if small else 0)
+        # A thumbnail: exact first stage, and deep enough for the layout check.
         options = {"k": deeper, "weights": weights, "flt": flt, "marks": marks, "exact": small}
-        check: int | None = None
-        whole: list[SearchHit] = []  # with inside: the whole picture's hits, in order
-        if inside:
-            boxes = windows(*picture.size)  # 400 for a picture too small to look inside
+        boxes = windows(*picture.size) if mode == ON else []  # 400: too small to look inside
+        result = self._by_vectors(vectors, **options)
+        whole = result.hits
+        t0 = time.perf_counter()
+        views = verify.query_views(picture.image, picture.size)
+        timings["keypoints_ms"] = (time.perf_counter() - t0) * 1e3
+        layout = (thumb(picture.image), picture.size) if small else None
+        ranked, verify_ms = verify.rerank(views, whole, len(whole), picture.offset, layout=layout)
+        if mode == AUTO and not any(proven(h) for h in ranked) and worth_looking(*picture.size):
+            boxes = windows(*picture.size)
+        if boxes:
+            # Windows only bring candidates to verification: the best of them not already
+            # checked. A window hit moves up only once verified; unverified ones keep the
+            # whole picture's order (window scores are not comparable with it: ranking by
+            # them lost true hits that cannot be verified, bench/RESULTS_copy_detection.md).
             t0 = time.perf_counter()
             regions = self._queries.regions(picture, boxes)
             timings["inside_embed_ms"] = (time.perf_counter() - t0) * 1e3
-            result = self._by_vectors(vectors, **options)
             found = [self._by_vectors(v, **options) for v in regions]
-            search_ms = sum(r.timings["search_ms"] for r in (result, *found))
-            result.timings = {"search_ms": search_ms}
-            if verifying and verify is not None:
-                # Windows only bring candidates to verification: the best of them not
-                # already among the whole picture's. A window hit moves up only once
-                # verified; unverified ones keep the whole picture's order (window scores
-                # are not comparable with it: ranking by them lost true hits that cannot be
-                # verified, bench/RESULTS_copy_detection.md).
-                whole = result.hits
-                head = whole[: verify.candidates]
-                seen = {h.id for h in head}
-                extra = [h for h in _best_of(r.hits for r in found) if h.id not in seen]
-                extra = extra[: verify.candidates]
-                check = len(head) + len(extra)
-                result.hits = [*head, *extra]
-            else:
-                result.hits = _best_of(r.hits for r in (result, *found))[:deeper]
-        else:
-            result = self._by_vectors(vectors, **options)
-        if verifying and verify is not None:
-            t0 = time.perf_counter()
-            views = verify.query_views(picture.image, picture.size)
-            layout = (thumb(picture.image), picture.size) if small else None
-            depth = len(result.hits) if whole else wanted
-            result.hits, verify_ms = verify.rerank(
-                views, result.hits, depth, picture.offset, check=check, layout=layout
-            )
-            if whole:
-                result.hits = _whole_order(result.hits, whole)[:wanted]
-            timings["keypoints_ms"] = (time.perf_counter() - t0) * 1e3 - verify_ms
-            timings["verify_ms"] = verify_ms
-        else:
-            result.hits = result.hits[:wanted]
+            result.timings["search_ms"] += sum(r.timings["search_ms"] for r in found)
+            checked = {h.id for h in whole[: verify.candidates]}
+            extra = [h for h in _best_of(r.hits for r in found) if h.id not in checked]
+            extra = extra[: verify.candidates]
+            more, ms = verify.rerank(views, extra, len(extra), picture.offset, check=len(extra))
+            verify_ms += ms
+            ranked = _whole_order([*ranked, *more], whole)
+        timings["verify_ms"] = verify_ms
+        result.hits = ranked[:wanted]
         result.timings = {**timings, **result.timings}
+        return result
+
+    def _unverified(
+        self,
+        vectors: dict[str, Any],
+        timings: dict[str, float],
+        picture: Any,
+        inside: bool,
+        k: int | None,
+        weights: Mapping[str, float] | None,
+        flt: Filter | None,
+        marks: Marks | None,
+    ) -> SearchResult:
+        """Verification off: the vector search alone; looking inside (only when asked)
+        ranks each image by its best window (combined by max): nothing else can."""
+        if not inside:
+            result = self._by_vectors(vectors, k=k, weights=weights, flt=flt, marks=marks)
+            result.timings = {**timings, **result.timings}
+            return result
+        boxes = windows(*picture.size)
+        defaults = self._defaults()
+        wanted = self._check_k(defaults.k if k is None else k, defaults.max_k)
+        t0 = time.perf_counter()
+        regions = self._queries.regions(picture, boxes)
+        timings["inside_embed_ms"] = (time.perf_counter() - t0) * 1e3
+        options = {"k": wanted, "weights": weights, "flt": flt, "marks": marks}
+        results = [self._by_vectors(v, **options) for v in (vectors, *regions)]
+        result = results[0]
+        result.hits = _best_of(r.hits for r in results)[:wanted]
+        search_ms = sum(r.timings["search_ms"] for r in results)
+        result.timings = {**timings, "search_ms": search_ms}
         return result
 
 
 def _whole_order(ranked: list[SearchHit], whole: list[SearchHit]) -> list[SearchHit]:
-    """Verified hits (as ranked), then the whole picture's unverified hits in its order,
-    then unverified window hits it did not have."""
-    proven = [h for h in ranked if h.verified is not None]
-    done = {h.id for h in proven}
+    """Hits with evidence (proven copies first, engine.verification), then the whole
+    picture's other hits in its order, then other window hits it did not have."""
+    evident = sorted((h for h in ranked if h.verified is not None), key=rank_key)
+    done = {h.id for h in evident}
     rest = [h for h in whole if h.id not in done]
     done.update(h.id for h in rest)
-    return [*proven, *rest, *(h for h in ranked if h.id not in done)]
+    return [*evident, *rest, *(h for h in ranked if h.id not in done)]
 
 
 def _best_of(lists: object) -> list[SearchHit]:

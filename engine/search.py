@@ -98,7 +98,8 @@ class SearchRequest:
     liked: tuple[str, ...] = ()
     disliked: tuple[str, ...] = ()
     # Look inside the picture for library images (engine.inside): a picture query only.
-    inside: bool = False
+    # None: the setting (LOOKALIKE_INSIDE, 'auto' by default).
+    inside: bool | None = None
 
 
 class Search:
@@ -110,6 +111,7 @@ class Search:
         colours: ColourFilter,
         file_of: Callable[[str], Path],
         verification: Verification | None = None,
+        inside: str = "auto",
     ) -> None:
         self._reader = reader
         self._queries = queries
@@ -117,7 +119,7 @@ class Search:
         self._colours = colours
         self._file_of = file_of  # a stored image's file, to crop a region of it
         self._pictures = PictureSearch(
-            self.by_vectors, queries, verification, catalog.defaults, check_k
+            self.by_vectors, queries, verification, catalog.defaults, check_k, inside
         )
 
     def defaults(self) -> SearchDefaults:
@@ -241,10 +243,11 @@ class Search:
         weights: Mapping[str, float] | None = None,
         flt: Filter | None = None,
         marks: Marks | None = None,
-        inside: bool = False,
+        inside: bool | None = None,
     ) -> SearchResult:
         """Images like a picture (or a region of it); ``inside``: also look for images
-        inside it (engine.inside). Picture queries' best candidates are verified."""
+        inside it (engine.inside; None: as the setting says). Picture queries' best
+        candidates are verified."""
         return self._pictures.run(
             data, name=name, box=box, k=k, weights=weights, flt=flt, marks=marks, inside=inside
         )

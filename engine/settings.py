@@ -227,6 +227,14 @@ class Settings(BaseSettings):
         description="Copy verification: how many of a search's best candidates are checked "
         "(0: none). More finds copies the embeddings rank lower, at about 2 ms each.",
     )
+    inside: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="'Look inside' a picture query (find a library image inside a catalogue "
+        "page or a screenshot: 13 overlapping windows embedded and searched, their best "
+        "candidates verified). 'auto': only when the whole picture proves no copy and is at "
+        "least 256 px on each side; 'on': always; 'off': only when a query asks. Costs about "
+        "13 more embeddings and 50 more verifications where it runs.",
+    )
     search: Literal["mirror", "qdrant", "auto"] = Field(
         "auto",
         description="Who serves a search: 'mirror' (the FAISS mirror in this process: fast, "

@@ -138,7 +138,7 @@ class Verification:
             )
         # Stable: unverified hits keep the vector search's order among themselves; a layout
         # match (a thumbnail's) comes after the proven copies.
-        ranked = sorted(hits, key=_rank)
+        ranked = sorted(hits, key=rank_key)
         return ranked[:k], (time.perf_counter() - t0) * 1e3
 
     @staticmethod
@@ -268,7 +268,12 @@ class Verification:
         return True
 
 
-def _rank(hit: SearchHit) -> tuple[int, float]:
+def proven(hit: SearchHit) -> bool:
+    """Whether local features proved the hit a copy (a thumbnail's layout match is not)."""
+    return hit.verified is not None and hit.verified.method != THUMBNAIL
+
+
+def rank_key(hit: SearchHit) -> tuple[int, float]:
     """Proven copies first (best score first), then a thumbnail's layout match, then the
     rest in the vector search's order (a stable sort keeps it)."""
     if hit.verified is None:

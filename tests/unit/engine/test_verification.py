@@ -164,13 +164,19 @@ def test_look_inside_finds_a_design_on_a_busy_page(lk: Lookalike) -> None:
     page.paste(Image.fromarray(data.coffee()).resize((450, 300)), (900, 500))  # 30 % wide
     query = _jpeg(page)
     lk.verification.candidates = 1  # verification alone cannot reach what ranks last
-    plain = lk.search.run(SearchRequest(image=query, k=3))
+    plain = lk.search.run(SearchRequest(image=query, k=3, inside=False))
     inside = lk.search.run(SearchRequest(image=query, k=3, inside=True))
+    auto = lk.search.run(SearchRequest(image=query, k=3))  # the default: LOOKALIKE_INSIDE=auto
     # As a whole, the page is mostly noise: the design is not first and, checked only as
     # the first candidate, not proven.
     assert plain.hits[0].path != "coffee.jpg" and all(h.verified is None for h in plain.hits)
-    assert inside.hits[0].path == "coffee.jpg" and inside.hits[0].verified is not None
-    assert inside.timings["inside_embed_ms"] > 0
+    assert "inside_embed_ms" not in plain.timings
+    for found in (inside, auto):  # auto looks inside: the whole picture proved nothing
+        assert found.hits[0].path == "coffee.jpg" and found.hits[0].verified is not None
+        assert found.timings["inside_embed_ms"] > 0
+    # A picture whose whole proves a copy is not looked inside by default.
+    whole = lk.search.run(SearchRequest(image=_jpeg(Image.fromarray(data.coffee())), k=3))
+    assert whole.hits[0].verified is not None and "inside_embed_ms" not in whole.timings
     tiny = _jpeg(Image.fromarray(data.coffee()).resize((120, 80)))
     with pytest.raises(BadInput, match="at least 128 pixels"):
         lk.search.run(SearchRequest(image=tiny, inside=True))
