@@ -4,20 +4,21 @@ screenshot, a shop photo holding one of our designs at a third of its width).
 An embedding of the whole picture is mostly about everything else in it, so the design may
 rank too low to reach verification. Inside search also embeds overlapping windows of the
 picture at two scales (half and three quarters of each side, a quarter apart: 9 + 4
-windows) and ranks each library image by its best window, or the whole picture's score if
-that is higher (combined by max). Verification then checks the candidates against the whole
-picture's local features, which find the copy wherever it sits.
+windows) and searches each. Windows only bring candidates: the best 50 not already checked
+are verified against the whole picture's local features, which find the copy wherever it
+sits, and a window's candidate moves up only once verified; otherwise the whole picture's
+order stands (ranking by window scores let unprovable look-alikes of a window push true
+hits down: bench/RESULTS_copy_detection.md).
 
-Windows only bring candidates: a library image found by a window moves up only once
-verification proves it a copy; otherwise the whole picture's order stands (ranking by window
-scores let unprovable look-alikes of a window push true hits down).
-
-It costs one embedding per window (13 more) and the verification of up to 50 more
-candidates, so by default (``LOOKALIKE_INSIDE=auto``) it runs only when the whole picture
-proves no copy and is at least ``AUTO_MIN_SIDE`` on each side (a design at a third of its
-width then still has ~85 px). ``on`` always looks inside a picture query (under 128 px:
-400), ``off`` never; a query's own ``inside`` (the API's field, ``--inside`` in the CLI,
-"Look inside" in the page) overrides the setting.
+It costs 13 more embeddings and up to 50 more verifications, so by default
+(``LOOKALIKE_INSIDE=auto``) it runs unless a proven copy is the whole picture
+(``Verification.is_whole_copy``: its layout matches the query's), for pictures at least
+``AUTO_MIN_SIDE`` on each side (a design at a third of its width then still has ~85 px).
+"Nothing proven" alone is not enough: a catalogue page whose background, or one of whose
+designs, is in the library proves that copy, and the design beside it would be missed
+(measured: the copy bench's pasted family, 0.74 instead of 1.0). ``on`` always looks inside
+a picture query (under 128 px: 400), ``off`` never; a query's own ``inside`` (the API's
+field, ``--inside`` in the CLI, "Look inside" in the page) overrides the setting.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from embedder.layout import is_small, thumb
 from engine.inside import AUTO, OFF, ON, check_mode, windows, worth_looking
-from engine.verification import LAYOUT_CANDIDATES, Verification, proven, rank_key
+from engine.verification import LAYOUT_CANDIDATES, Verification, rank_key
 
 if TYPE_CHECKING:
     from engine.defaults import SearchDefaults
@@ -69,9 +69,14 @@ class PictureSearch:
         t0 = time.perf_counter()
         views = verify.query_views(picture.image, picture.size)
         timings["keypoints_ms"] = (time.perf_counter() - t0) * 1e3
-        layout = (thumb(picture.image), picture.size) if small else None
+        query_thumb = thumb(picture.image)
+        layout = (query_thumb, picture.size) if small else None
         ranked, verify_ms = verify.rerank(views, whole, len(whole), picture.offset, layout=layout)
-        if mode == AUTO and not any(proven(h) for h in ranked) and worth_looking(*picture.size):
+        if (
+            mode == AUTO
+            and worth_looking(*picture.size)
+            and not verify.is_whole_copy(ranked[: verify.candidates], query_thumb)
+        ):
             boxes = windows(*picture.size)
         if boxes:
             # Windows only bring candidates to verification: the best of them not already
