@@ -202,3 +202,15 @@ def test_a_thumbnail_too_small_for_keypoints_is_recognised_by_its_layout(
     assert top.verified.hit_polygon == [(0, 0), (451, 0), (451, 300), (0, 300)]
     assert top.fused is not None and top.score > top.fused
     assert all(h.verified is None for h in result.hits[1:])
+
+
+def test_auto_looks_inside_a_page_whose_background_is_a_library_image(lk: Lookalike) -> None:
+    """The page's background (the astronaut photo) is a proven copy, but not the whole
+    picture: a design beside it (coffee, half the width) is still found by default."""
+    page = Image.fromarray(data.astronaut()).resize((1200, 900))
+    page.paste(Image.fromarray(data.coffee()).resize((600, 400)), (560, 460))
+    lk.verification.candidates = 1  # as a whole, only the background is checked
+    result = lk.search.run(SearchRequest(image=_jpeg(page), k=3))
+    assert result.timings["inside_embed_ms"] > 0
+    proven = {h.path for h in result.hits if h.verified is not None}
+    assert proven == {"astronaut.jpg", "coffee.jpg"}
