@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LAYOUT_CANDIDATES = 100  # candidates a thumbnail query is compared with by layout
-WHOLE_NCC = 0.9  # a proven copy this close in layout to the query *is* the whole picture
 
 Views = tuple[Any, ...]  # a query's features, as seen and mirrored (embedder.keypoints)
 
@@ -174,16 +173,18 @@ class Verification:
 
     def is_whole_copy(self, hits: Sequence[SearchHit], query_thumb: np.ndarray) -> bool:
         """Whether a proven copy among ``hits`` is the whole query picture (its layout
-        thumbnail correlates at WHOLE_NCC or more with the query's): then nothing else is
-        hidden inside the picture. A copy that covers only part of it (a crop, a design on
-        a page, the page's own background) leaves the rest to look inside."""
-        from embedder.layout import correlations
+        thumbnail matches the query's everywhere, ``embedder.layout.same_picture``): then
+        nothing else is hidden inside it. A copy that covers only part of the picture (a
+        crop, a design on a page, the page's own background) leaves the rest to look
+        inside."""
+        from embedder.layout import same_picture
 
-        copies = [h for h in hits if proven(h)]
-        records = [self.records.get(h.id) for h in copies]
-        thumbs = [None if r is None else r.thumb for r in records]
-        ncc = correlations(query_thumb, thumbs)
-        return bool(len(ncc)) and bool(np.nanmax(np.append(ncc, -1.0)) >= WHOLE_NCC)
+        for hit in hits:
+            if proven(hit):
+                record = self.records.get(hit.id)
+                if record is not None and same_picture(query_thumb, record.thumb):
+                    return True
+        return False
 
     def all_copies(self, ids: Sequence[str]) -> bool:
         """Whether every image of ``ids`` is a verified copy of the first (their stored

@@ -58,3 +58,21 @@ def test_shape_and_confidence() -> None:
     assert layout.is_small(64, 48) and not layout.is_small(300, 100)
     assert layout.confidence(layout.MIN_NCC) == 0.0
     assert 0 < layout.confidence(0.95) < layout.confidence(1.0) == layout.MAX_CONFIDENCE < 0.5
+
+
+def test_the_same_picture_and_a_picture_with_something_pasted_on_it() -> None:
+    import io
+
+    photo = Image.fromarray(data.astronaut())
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=25)
+    recoded = Image.open(io.BytesIO(buf.getvalue()))
+    page = photo.copy()
+    page.paste(Image.fromarray(data.coffee()).resize((200, 140)), (280, 340))  # 11 % of it
+    stored = layout.thumb(photo)
+    assert layout.same_picture(layout.thumb(recoded), stored)
+    assert layout.same_picture(layout.thumb(photo.convert("L")), stored)  # greyscale
+    # The pasted design leaves the photo's layout correlated, but one part of it differs.
+    assert float(layout.correlations(layout.thumb(page), [stored])[0]) > 0.8
+    assert not layout.same_picture(layout.thumb(page), stored)
+    assert not layout.same_picture(layout.thumb(page), None)
