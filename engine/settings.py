@@ -310,6 +310,8 @@ class Settings(BaseSettings):
             hsv=self.hsv,
             strict=self.models_strict,
             cache_dir=self.model_cache_dir,
+            # Compiled code is kept with the data (embedder.compile_cache), not in /tmp.
+            compile_dir=(self.model_cache_dir or self.data_dir) / "compiled",
             device=self.device,
             batch_size=self.batch_size,
             query_batch=self.search_batch_max,
