@@ -97,6 +97,12 @@ class ArtifactStore:
         """Where inductor's own cache goes (TORCHINDUCTOR_CACHE_DIR), when writable."""
         return self.root / "inductor" if self.root is not None and self.writable else None
 
+    def use_inductor_dir(self) -> None:
+        """Point inductor's cache here (unless TORCHINDUCTOR_CACHE_DIR is set): before anything
+        asks torch for its cache directory, which fixes it for the process (/tmp otherwise)."""
+        if self.inductor_dir is not None:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.inductor_dir))
+
     def _paths(self, key: ArtifactKey) -> tuple[Path, Path]:
         assert self.root is not None
         return self.root / f"{key.stem}.bin", self.root / f"{key.stem}.json"
@@ -141,6 +147,7 @@ class ArtifactStore:
         if hashlib.sha256(blob).hexdigest() != record["sha256"]:
             self.discard(key, "the artifact file is corrupt (checksum mismatch)")
             return False
+        self.use_inductor_dir()  # loading writes into inductor's cache
         try:
             import torch
 
@@ -168,9 +175,9 @@ class ArtifactStore:
                     return
                 _write(blob_path, blob)
                 record.update(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
-                record["cold_s"] = round(cold_s, 2)
+                record["cold_s"] = round(max(cold_s, 0.01), 2)
             if warm_s is not None:
-                record["warm_s"] = round(warm_s, 2)
+                record["warm_s"] = round(max(warm_s, 0.01), 2)
             record["saved_at"] = round(time.time())
             _write(meta_path, json.dumps(record, indent=1).encode())
         except OSError as exc:

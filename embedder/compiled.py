@@ -33,7 +33,6 @@ search batch (add_batch_size).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -270,9 +269,8 @@ class CompiledRunner(Int8Compiles):
         import torch
         import torch._inductor.config as inductor_config
 
-        if self.artifacts.inductor_dir is not None:
-            # inductor's own cache (the built C++ kernels) with the artifacts, not in /tmp.
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.artifacts.inductor_dir))
+        # inductor's own cache (the built C++ kernels) with the artifacts, not in /tmp.
+        self.artifacts.use_inductor_dir()
         # freezing: weights become constants, so oneDNN gets pre-packed bf16 (or int8)
         # weights; one compile worker: the cores are busy embedding meanwhile.
         with inductor_config.patch(freezing=True, compile_threads=1):

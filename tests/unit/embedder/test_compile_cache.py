@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,14 @@ class TorchCache:
         return object()
 
 
+@pytest.fixture(autouse=True)
+def inductor_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading and compiling point inductor's cache at the test's directory (a process-wide
+    variable): restored after each test."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unset")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+
+
 @pytest.fixture
 def cache(monkeypatch: pytest.MonkeyPatch) -> TorchCache:
     return TorchCache(monkeypatch)
@@ -84,7 +93,9 @@ def test_a_rewritten_weights_file_gets_a_new_tag(tmp_path: Path) -> None:
     assert weights_tag("imagenet", "imagenet") == "imagenet:imagenet"
 
 
-def test_saved_artifacts_load_back_with_their_times(tmp_path: Path, cache: TorchCache) -> None:
+def test_saved_artifacts_load_back_with_their_times(
+    tmp_path: Path, cache: TorchCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = ArtifactStore(tmp_path / "compiled")
     assert store.times(KEY) == compile_cache.CompileTimes() and not store.load(KEY)
     store.save(KEY, cold_s=61.234, warm_s=None)
@@ -93,6 +104,7 @@ def test_saved_artifacts_load_back_with_their_times(tmp_path: Path, cache: Torch
     assert again.times(KEY) == compile_cache.CompileTimes(cold_s=61.23, warm_s=20.5)
     assert again.load(KEY) and cache.loaded == [cache.blob]
     assert again.inductor_dir == tmp_path / "compiled" / "inductor"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(again.inductor_dir)
     assert not again.load(dataclasses.replace(KEY, threads=4))  # another key: nothing
 
 
