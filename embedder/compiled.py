@@ -17,9 +17,10 @@ so it is never on the start-up path. It compiles once per model with a dynamic b
 which serves every batch of 2 or more as fast as a static compile (batch 8, ms: CLIP
 120 -> 91, ResNet 129 -> 74); batch 1 stays eager (no gain there, and a size-1 call would
 force a second, specialised compile). With ``compile='auto'`` it runs in a background thread
-when a bulk index run starts or when concurrent searches first share a batch; until it is
-ready, the eager bf16 module answers. Fidelity: cosine to the fp32 vector >= 0.9995 (random
-weights); bench/index_throughput.py checks every image of its set.
+when an index run is long enough for it to pay (embedder.compile_rule) or under sustained
+concurrent search load; until it is ready, the eager bf16 module answers. Fidelity: cosine
+to the fp32 vector >= 0.9995 (random weights); bench/index_throughput.py checks every image
+of its set.
 
 int8 (``int8='auto'``, the default, with compiling on a CPU with VNNI and native bf16) goes
 past the bf16 peak: the compile quantizes the model instead, calibrated and checked on the
@@ -28,6 +29,26 @@ compiles bf16 and is upgraded once they have been embedded. int8 compiles twice:
 batch, and for exactly ``batch_size`` rows, which indexing sends (see _build_int8: a
 dynamic-batch int8 compile repacks weights on every call); a server under load adds its full
 search batch (add_batch_size).
+
+Kept with the data (embedder.compile_cache): torch's portable cache artifacts, keyed by model,
+weights, torch, CPU, precision, batch, threads and int8, and inductor's cache directory (the
+built C++ kernels, which the artifacts do not carry), both under ``<data>/compiled``, so a
+reboot does not start from nothing. Whatever it came from, a compiled module is used only
+if a probe batch's vectors keep a cosine >= 0.995 to the eager fp32 module's. EffNet-Lite0
+(fp32, random weights), one fresh process each, 2 cores shared with other work (load 2-3.5),
+two series (bench/compile_times.py), s:
+
+    cold: empty data directory, empty $TMPDIR             75.7 / 82.4
+    artifacts only (inductor/ deleted, empty $TMPDIR)     57.5 / 65.4
+    artifacts + inductor/ (a reboot: empty $TMPDIR)       44.4 / 44.6
+
+What stays is torch's own work, which no cache covers with freezing on: Dynamo's trace,
+AOTAutograd's capture (its cache refuses frozen graphs) and the freezing passes (~45 s of the
+cold compile under load, by cProfile). Why not AOTInductor, which loads in seconds: its bf16
+CLIP ran at 14 img/s (table above) and it cannot run the int8 build as checked here;
+without freezing (so AOTAutograd's cache works) the compiled module loses oneDNN's pre-packed
+weights. int8 artifacts are reused only where calibration gave the same scales (inlined
+constants are part of inductor's key), so mostly a second run over the same first images.
 """
 
 from __future__ import annotations
