@@ -90,7 +90,13 @@ class ArtifactStore:
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
-        self.writable = root is not None and _ensure_writable(root)
+        self._writable: bool | None = None  # found out at the first compile, not at load
+
+    @property
+    def writable(self) -> bool:
+        if self._writable is None:
+            self._writable = self.root is not None and _ensure_writable(self.root)
+        return self._writable
 
     @property
     def inductor_dir(self) -> Path | None:
@@ -181,7 +187,7 @@ class ArtifactStore:
             record["saved_at"] = round(time.time())
             _write(meta_path, json.dumps(record, indent=1).encode())
         except OSError as exc:
-            self.writable = False
+            self._writable = False
             log.warning(
                 "%s: cannot keep compile artifacts in %s (%s); compiling in memory",
                 key.model,

@@ -258,8 +258,10 @@ def test_without_a_directory_the_runner_compiles_in_memory(cache: TorchCache, sp
     assert model.compiled.artifacts.inductor_dir is None
 
 
-def test_compile_off_expects_no_compile(tmp_path: Path) -> None:
-    model = Tiny("random", compile_dir=tmp_path)
+def test_compile_off_expects_no_compile_and_leaves_no_directory(tmp_path: Path) -> None:
+    model = Tiny("random", compile_dir=tmp_path / "compiled")
     model.load()
     model.tune("fp32", "off", "off")
     assert model.expected_compile_s() == 0.0
+    model.start_compile(background=False)
+    assert not (tmp_path / "compiled").exists()
