@@ -213,6 +213,17 @@ def begin() -> None:
         CacheArtifactManager.clear()
 
 
+def cache_hits() -> int:
+    """Inductor graphs served from its cache so far in this process (-1: unknown): a load
+    whose compile hit nothing left stale artifacts, which the caller saves afresh."""
+    try:
+        from torch._dynamo.utils import counters
+
+        return int(counters["inductor"]["fxgraph_cache_hit"])
+    except Exception:  # a private counter: without it, artifacts are trusted as loaded
+        return -1
+
+
 def _serialized() -> bytes | None:
     import torch
 

@@ -68,6 +68,7 @@ from embedder.compile_cache import (
     ArtifactKey,
     ArtifactStore,
     begin,
+    cache_hits,
     machine_tag,
 )
 from embedder.compiled_int8 import Int8Compiles
@@ -246,9 +247,11 @@ class CompiledRunner(Int8Compiles):
             with BUILD_LOCK:
                 begin()
                 loaded = self.from_artifacts = self.artifacts.load(key)
-                started = time.perf_counter()
+                hits, started = cache_hits(), time.perf_counter()
                 compiled, outputs = self._torch_compile(self.eager, [probe])
                 elapsed = time.perf_counter() - started
+                if loaded and cache_hits() == hits:  # stale: nothing in them was used
+                    loaded = self.from_artifacts = False
                 with torch.inference_mode():  # the reference: the module as built
                     want = self.eager(probe).float().cpu().numpy()
                 cosine = min_cosine(outputs[0].float().cpu().numpy(), want)

@@ -9,9 +9,13 @@ stubbed: no real compile here (a real round trip is the slow test at the end).""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ import pytest
 import torch
 from embedder_tiny_models import Spy, Tiny, pixels
 
-from embedder import compile_cache, compile_rule
+from embedder import compile_cache, compile_rule, compiled
 from embedder.compile_cache import ArtifactKey, ArtifactStore, weights_tag
 from embedder.torch_model import TorchModel
 
@@ -63,6 +67,8 @@ def inductor_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def cache(monkeypatch: pytest.MonkeyPatch) -> TorchCache:
+    # Every compile after a load 'hits' inductor's cache (the counter moves on each read).
+    monkeypatch.setattr(compiled, "cache_hits", itertools.count().__next__)
     return TorchCache(monkeypatch)
 
 
@@ -221,6 +227,20 @@ def test_the_second_process_compiles_from_the_artifacts(
     assert model_in(tmp_path).expected_compile_s() == times.warm_s
 
 
+def test_artifacts_the_compile_did_not_use_are_saved_afresh(
+    tmp_path: Path, cache: TorchCache, spy: Spy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_in(tmp_path).start_compile(background=False)
+    cache.blob = b"what this torch compiled now"
+    monkeypatch.setattr(compiled, "cache_hits", lambda: 7)  # loaded, then no hit at all
+    model = model_in(tmp_path)
+    model.start_compile(background=False)
+    assert model.wait_compiled(timeout=5) and not model.compiled.from_artifacts
+    key = model.compiled.key(int8=False)
+    assert (tmp_path / f"{key.stem}.bin").read_bytes() == cache.blob
+    assert model.compiled.artifacts.times(key).warm_s is None  # its time counts as cold
+
+
 def test_a_compile_that_fails_the_probe_check_stays_eager_and_drops_its_artifacts(
     tmp_path: Path,
     cache: TorchCache,
@@ -265,3 +285,46 @@ def test_compile_off_expects_no_compile_and_leaves_no_directory(tmp_path: Path) 
     assert model.expected_compile_s() == 0.0
     model.start_compile(background=False)
     assert not (tmp_path / "compiled").exists()
+
+
+CHILD = r"""
+import json, sys
+from pathlib import Path
+from embedder_tiny_models import TinyResNet
+model = TinyResNet("random", compile_dir=Path(sys.argv[1]))
+model.load()
+model.tune("fp32", "on", "off", batch_size=4)
+model.start_compile(background=False)
+done = {"compiled": model.wait_compiled(), "from_artifacts": model.compiled.from_artifacts}
+print(json.dumps(done))
+"""
+
+
+@pytest.mark.slow
+def test_a_real_compile_reloads_from_its_artifacts_in_a_new_process(tmp_path: Path) -> None:
+    """Two fresh processes, each with an empty $TMPDIR and the inductor cache deleted in
+    between: the second one compiles from the artifacts, and passes the probe check."""
+    here = Path(__file__).parent
+    root = here.parents[2]
+    runs = []
+    for i in range(2):
+        shutil.rmtree(tmp_path / "compiled" / "inductor", ignore_errors=True)
+        (tmp_path / f"tmp{i}").mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+        env.update(TMPDIR=str(tmp_path / f"tmp{i}"), PYTHONPATH=f"{root}{os.pathsep}{here}")
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(tmp_path / "compiled")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    assert runs == [
+        {"compiled": True, "from_artifacts": False},
+        {"compiled": True, "from_artifacts": True},
+    ]
+    (record,) = (tmp_path / "compiled").glob("tiny-resnet-fp32-*.json")
+    times = json.loads(record.read_text())
+    assert times["cold_s"] > 0 and times["warm_s"] > 0 and times["bytes"] > 0
