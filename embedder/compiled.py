@@ -237,24 +237,32 @@ class CompiledRunner(Int8Compiles):
 
     def _compile_plain(self) -> None:
         """Compile for any batch of 2 or more, from the stored artifacts when they are there;
-        used only when its vectors for a probe batch match the eager fp32 module's."""
+        used only when its vectors for the probe batches match the eager fp32 module's.
+
+        Traced at 4 rows, then run at ``batch_size`` rows too, inside the compile: a network
+        whose graph depends on the batch size recompiles there, frozen, instead of at the
+        index's first full batch, unfrozen, in the embedding thread (EffNet-Lite0: its
+        depthwise convolutions pick their kernel by batch size, a guard of 2-15 rows)."""
         import torch
 
         assert self.eager is not None
         key = self.key(int8=False)
-        probe = self.execution.to_device(probe_pixels(self.crop))
+        sizes = sorted({PROBE_ROWS, self.batch_size} - {0, 1})
+        probes = [self.execution.to_device(probe_pixels(self.crop, rows)) for rows in sizes]
         try:
             with BUILD_LOCK:
                 begin()
                 loaded = self.from_artifacts = self.artifacts.load(key)
                 hits, started = cache_hits(), time.perf_counter()
-                compiled, outputs = self._torch_compile(self.eager, [probe])
+                compiled, outputs = self._torch_compile(self.eager, probes)
                 elapsed = time.perf_counter() - started
                 if loaded and cache_hits() == hits:  # stale: nothing in them was used
                     loaded = self.from_artifacts = False
                 with torch.inference_mode():  # the reference: the module as built
-                    want = self.eager(probe).float().cpu().numpy()
-                cosine = min_cosine(outputs[0].float().cpu().numpy(), want)
+                    cosine = min(
+                        min_cosine(out.float().cpu().numpy(), self.eager(p).float().cpu().numpy())
+                        for out, p in zip(outputs, probes, strict=True)
+                    )
                 if cosine >= PROBE_MIN_COSINE:
                     self.artifacts.save(
                         key, cold_s=None if loaded else elapsed, warm_s=elapsed if loaded else None
