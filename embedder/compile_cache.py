@@ -206,7 +206,7 @@ class ArtifactStore:
 
 def begin() -> None:
     """Forget the artifacts recorded so far in this process, so that the next ``save``
-    holds one model's (compiles run one at a time: compiled._BUILD_LOCK)."""
+    holds one model's (compiles run one at a time: BUILD_LOCK)."""
     with contextlib.suppress(Exception):  # a private API: without it, artifacts hold more
         from torch.compiler._cache import CacheArtifactManager
 

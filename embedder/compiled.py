@@ -256,7 +256,7 @@ class CompiledRunner(Int8Compiles):
                 hits, started = cache_hits(), time.perf_counter()
                 compiled, outputs = self._torch_compile(self.eager, probes)
                 elapsed = time.perf_counter() - started
-                if loaded and cache_hits() == hits:  # stale: nothing in them was used
+                if loaded and 0 <= hits == cache_hits():  # stale: nothing in them was used
                     loaded = self.from_artifacts = False
                 with torch.inference_mode():  # the reference: the module as built
                     cosine = min(
