@@ -42,6 +42,9 @@ two series (bench/compile_times.py), s:
     artifacts only (inductor/ deleted, empty $TMPDIR)     57.5 / 65.4
     artifacts + inductor/ (a reboot: empty $TMPDIR)       44.4 / 44.6
 
+(Those traced one graph. EffNet-Lite0 now compiles a second, for batches of 16 and more (see
+_compile_plain): in the whole-process bench at load 4.5, cold 98.7 s, from the data 74.9 s.)
+
 What stays is torch's own work, which no cache covers with freezing on: Dynamo's trace,
 AOTAutograd's capture (its cache refuses frozen graphs) and the freezing passes (~45 s of the
 cold compile under load, by cProfile). Why not AOTInductor, which loads in seconds: its bf16
