@@ -21,6 +21,13 @@ as reference). Near-duplicate retrieval: for each edited copy in the set, whethe
 nearest other image (fused, equal weights) is its source or another copy of it.
 
     python -m bench.index_throughput [--n 500]
+
+``--whole``: the whole-process figures instead (bench/whole_process.py): ``lookalike index``
+in child processes, cold (fresh data directory, empty compiler cache), warm (a second
+folder into the same data directory, empty ``$TMPDIR``) and the naive baseline, each over N
+images, with ``--compile auto`` (the default there: the compile rule decides) or ``on``.
+
+    python -m bench.index_throughput --whole [--n 600] [--light] [--compile auto|on]
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import jpeg_corpus
+from bench import jpeg_corpus, whole_process
 from embedder import int8, pipeline
 from engine.composition import Lookalike
 from engine.settings import Settings
@@ -101,10 +108,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--compile", default="on", choices=["on", "off"])
+    ap.add_argument("--compile", default=None, choices=["on", "off", "auto"])
     ap.add_argument("--light", action="store_true", help="EffNet-Lite0 + HSV (smoke test)")
+    ap.add_argument("--whole", action="store_true", help="whole-process figures (issue 16)")
     args = ap.parse_args(argv)
     models = LIGHT if args.light else MODELS
+    if args.whole:
+        return whole(args.n, models, args.compile or "auto", small=args.light)
+    args.compile = args.compile or "on"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         corpus = jpeg_corpus.make(tmp / "library", args.n, small=args.light)
@@ -172,6 +183,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # Other tenants of the cores, at the end: the figures drift with this.
         "loadavg_1m": round(os.getloadavg()[0], 2),
     }
+    print(json.dumps(result))
+    return result
+
+
+def whole(n: int, models: dict[str, Any], compile_mode: str, *, small: bool) -> dict[str, Any]:
+    """The whole-process figures (bench/whole_process.py), and the cold run's fidelity."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        folders = (tmp / "library" / "first", tmp / "library" / "second")
+        jpeg_corpus.make(folders[0], n, seed=0, small=small)
+        jpeg_corpus.make(folders[1], n, seed=1, small=small)
+        result = {**whole_process.run(tmp, folders, models, compile_mode), "n": n}
+        ours, base = (engine(tmp / d, tmp / "library", models) for d in ("data", "base"))
+        cold_vectors = {k: v for k, v in stored(ours).items() if k.startswith("img00-")}
+        result["min_cosine_vs_fp32"] = round(min_cosine(cold_vectors, stored(base)), 5)
+        ours.close()
+        base.close()
+    result["loadavg_1m"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result))
     return result
 

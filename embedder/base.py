@@ -73,6 +73,9 @@ class Accelerated(Protocol):
     def start_compile(self, *, background: bool = True) -> None:
         """Compile, once; a no-op with compile 'off'."""
 
+    def expected_compile_s(self) -> float:
+        """Seconds a compile started now is expected to take here (0: none would run)."""
+
     def wait_compiled(self, timeout: float | None = None) -> bool:
         """Wait for compiles under way; True when a compiled module is in use."""
 

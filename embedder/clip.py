@@ -116,9 +116,14 @@ class ClipViTB32(TorchModel):
     )
 
     def __init__(
-        self, weights: str = PRETRAINED_TAG, *, cache_dir: Path | None = None, device: str = "cpu"
+        self,
+        weights: str = PRETRAINED_TAG,
+        *,
+        cache_dir: Path | None = None,
+        device: str = "cpu",
+        compile_dir: Path | None = None,
     ) -> None:
-        super().__init__(weights, cache_dir=cache_dir, device=device)
+        super().__init__(weights, cache_dir=cache_dir, device=device, compile_dir=compile_dir)
         self._clip: Any = None
         self._tokenizer: Any = None
 

@@ -46,9 +46,14 @@ class ResNet50Gem(TorchModel):
     input_spec = InputSpec(resize=232, crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
     def __init__(
-        self, weights: str = "imagenet", *, cache_dir: Path | None = None, device: str = "cpu"
+        self,
+        weights: str = "imagenet",
+        *,
+        cache_dir: Path | None = None,
+        device: str = "cpu",
+        compile_dir: Path | None = None,
     ) -> None:
-        super().__init__(weights, cache_dir=cache_dir, device=device)
+        super().__init__(weights, cache_dir=cache_dir, device=device, compile_dir=compile_dir)
 
     def _build(self) -> tuple[nn.Module, WeightsInfo]:
         from torch import nn
@@ -118,9 +123,14 @@ class EffNetLite0(TorchModel):
     auto_bf16 = False
 
     def __init__(
-        self, weights: str = "imagenet", *, cache_dir: Path | None = None, device: str = "cpu"
+        self,
+        weights: str = "imagenet",
+        *,
+        cache_dir: Path | None = None,
+        device: str = "cpu",
+        compile_dir: Path | None = None,
     ) -> None:
-        super().__init__(weights, cache_dir=cache_dir, device=device)
+        super().__init__(weights, cache_dir=cache_dir, device=device, compile_dir=compile_dir)
 
     def _build(self) -> tuple[nn.Module, WeightsInfo]:
         from torch import nn

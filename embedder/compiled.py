@@ -17,9 +17,10 @@ so it is never on the start-up path. It compiles once per model with a dynamic b
 which serves every batch of 2 or more as fast as a static compile (batch 8, ms: CLIP
 120 -> 91, ResNet 129 -> 74); batch 1 stays eager (no gain there, and a size-1 call would
 force a second, specialised compile). With ``compile='auto'`` it runs in a background thread
-when a bulk index run starts or when concurrent searches first share a batch; until it is
-ready, the eager bf16 module answers. Fidelity: cosine to the fp32 vector >= 0.9995 (random
-weights); bench/index_throughput.py checks every image of its set.
+when an index run is long enough for it to pay (embedder.compile_rule) or under sustained
+concurrent search load; until it is ready, the eager bf16 module answers. Fidelity: cosine
+to the fp32 vector >= 0.9995 (random weights); bench/index_throughput.py checks every image
+of its set.
 
 int8 (``int8='auto'``, the default, with compiling on a CPU with VNNI and native bf16) goes
 past the bf16 peak: the compile quantizes the model instead, calibrated and checked on the
@@ -28,13 +29,34 @@ compiles bf16 and is upgraded once they have been embedded. int8 compiles twice:
 batch, and for exactly ``batch_size`` rows, which indexing sends (see _build_int8: a
 dynamic-batch int8 compile repacks weights on every call); a server under load adds its full
 search batch (add_batch_size).
+
+Kept with the data (embedder.compile_cache): torch's portable cache artifacts, keyed by model,
+weights, torch, CPU, precision, batch, threads and int8, and inductor's cache directory (the
+built C++ kernels, which the artifacts do not carry), both under ``<data>/compiled``, so a
+reboot does not start from nothing. Whatever it came from, a compiled module is used only
+if a probe batch's vectors keep a cosine >= 0.995 to the eager fp32 module's. EffNet-Lite0
+(fp32, random weights), one fresh process each, 2 cores shared with other work (load 2-3.5),
+two series (bench/compile_times.py), s:
+
+    cold: empty data directory, empty $TMPDIR             75.7 / 82.4
+    artifacts only (inductor/ deleted, empty $TMPDIR)     57.5 / 65.4
+    artifacts + inductor/ (a reboot: empty $TMPDIR)       44.4 / 44.6
+
+(Those traced one graph. EffNet-Lite0 now compiles a second, for batches of 16 and more (see
+_compile_plain): in the whole-process bench at load 4.5, cold 98.7 s, from the data 74.9 s.)
+
+What stays is torch's own work, which no cache covers with freezing on: Dynamo's trace,
+AOTAutograd's capture (its cache refuses frozen graphs) and the freezing passes (~45 s of the
+cold compile under load, by cProfile). Why not AOTInductor, which loads in seconds: its bf16
+CLIP ran at 14 img/s (table above) and it cannot run the int8 build as checked here;
+without freezing (so AOTAutograd's cache works) the compiled module loses oneDNN's pre-packed
+weights. int8 artifacts are reused only where calibration gave the same scales (inlined
+constants are part of inductor's key), so mostly a second run over the same first images.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -43,7 +65,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embedder.config import INT8_MODES, check_choice
+from embedder import compile_rule
+from embedder.compile_cache import (
+    BUILD_LOCK,
+    ArtifactKey,
+    ArtifactStore,
+    begin,
+    cache_hits,
+    machine_tag,
+)
+from embedder.compiled_int8 import Int8Compiles
+from embedder.int8 import min_cosine
 from embedder.runtime import Execution
 
 if TYPE_CHECKING:
@@ -54,22 +86,27 @@ log = logging.getLogger(__name__)
 # How long a background compile waits for the images int8 calibrates on (embedder.int8)
 # before it compiles without int8 (and upgrades once they arrive).
 INT8_SAMPLE_WAIT_S = 60.0
-# One compile or int8 build at a time in the process: torch.export and dynamo keep global
-# tracing state (two int8 builds in parallel threads failed, measured), and the cores are
-# busy embedding meanwhile anyway.
-_BUILD_LOCK = threading.Lock()
+# The compiled module's vectors for the probe batch against the eager fp32 module's: below
+# this, the compile (from artifacts or not) is not used, and its artifacts are discarded.
+PROBE_MIN_COSINE = 0.995
+PROBE_ROWS = 4  # a batch of 4: sizes 0 and 1 would be specialised, not traced as dynamic
+# int8 quantizes and compiles twice (embedder.compiled_int8): never recorded, it is
+# expected to take this many plain compiles.
+INT8_COMPILES = 2.0
 
 
-class CompiledRunner:
-    """One model's (``name``: logs, thread names); its inputs are crop x crop uint8 pixels."""
+class CompiledRunner(Int8Compiles):
+    """One model's (``name``: logs, thread names); its inputs are crop x crop uint8 pixels.
+    ``compile_dir``: where compile artifacts are kept (embedder.compile_cache), or None."""
 
     def __init__(
-        self, name: str, execution: Execution, *, crop: int, cache_dir: Path | None = None
+        self, name: str, execution: Execution, *, crop: int, compile_dir: Path | None = None
     ) -> None:
         self.name = name
         self.execution = execution
         self.crop = crop
-        self.cache_dir = cache_dir
+        self.artifacts = ArtifactStore(compile_dir)
+        self.weights_tag = "unknown"  # set at load (compile_cache.weights_tag)
         # The model's module behind PixelInput, set at load: what is compiled, and as built
         # (no autocast), the fp32 reference int8 is checked against.
         self.eager: nn.Module | None = None
@@ -86,6 +123,7 @@ class CompiledRunner:
         self._compile_lock = threading.Lock()
         self._compile_started = False
         self.compile_s: float | None = None  # how long compiling took, once it finished
+        self.from_artifacts = False  # whether the plain compile started from stored artifacts
         # int8 (embedder.int8): asked for, and whether the compiled module runs it.
         self.int8_mode = "off"
         self.int8 = False
@@ -101,6 +139,36 @@ class CompiledRunner:
         self.compile_mode = compile_mode
         self.batch_size = batch_size
         self._plan_int8(int8)
+
+    def key(self, *, int8: bool) -> ArtifactKey:
+        """What this model's compiled code depends on (embedder.compile_cache)."""
+        import torch
+
+        return ArtifactKey(
+            model=self.name,
+            weights=self.weights_tag,
+            torch=torch.__version__,
+            machine=machine_tag(self.execution.device),
+            device=self.execution.device,
+            precision=self.execution.precision,
+            batch_size=self.batch_size,
+            threads=self.execution.threads,
+            int8=int8,
+        )
+
+    def expected_compile_s(self) -> float:
+        """Seconds compiling is expected to take now, from this machine's records (warm from
+        artifacts when they are there, else cold); 0 when it will not run or already has."""
+        if self.compile_mode == "off" or self.eager is None or self._compile_started:
+            return 0.0
+        int8 = self.int8_mode == "auto"
+        record = self.artifacts.record(self.key(int8=int8)) or {}
+        times = self.artifacts.times(self.key(int8=int8))
+        if record.get("sha256") and times.warm_s is not None:
+            return times.warm_s
+        if times.cold_s is not None:
+            return times.cold_s
+        return compile_rule.DEFAULT_COMPILE_S * (INT8_COMPILES if int8 else 1.0)
 
     def pick(self, rows: int) -> Callable[[Any], Any] | None:
         """The compiled module for a batch of ``rows``, or None: the eager one serves it."""
@@ -171,18 +239,60 @@ class CompiledRunner:
             self._build_int8()
 
     def _compile_plain(self) -> None:
+        """Compile for any batch of 2 or more, from the stored artifacts when they are there;
+        used only when its vectors for the probe batches match the eager fp32 module's.
+
+        Traced at 4 rows, then run at ``batch_size`` rows too, inside the compile: a network
+        whose graph depends on the batch size recompiles there, frozen, instead of at the
+        index's first full batch, unfrozen, in the embedding thread (EffNet-Lite0: its
+        depthwise convolutions pick their kernel by batch size, a guard of 2-15 rows)."""
+        import torch
+
         assert self.eager is not None
-        started = time.perf_counter()
-        # A batch of 4: sizes 0 and 1 would be specialised, not traced as a dynamic size.
-        dummy = self.execution.to_device(np.zeros((4, self.crop, self.crop, 3), np.uint8))
+        key = self.key(int8=False)
+        sizes = sorted({PROBE_ROWS, self.batch_size} - {0, 1})
+        probes = [self.execution.to_device(probe_pixels(self.crop, rows)) for rows in sizes]
         try:
-            with _BUILD_LOCK:
-                compiled, _ = self._torch_compile(self.eager, [dummy])
+            with BUILD_LOCK:
+                begin()
+                loaded = self.from_artifacts = self.artifacts.load(key)
+                hits, started = cache_hits(), time.perf_counter()
+                compiled, outputs = self._torch_compile(self.eager, probes)
+                elapsed = time.perf_counter() - started
+                if loaded and 0 <= hits == cache_hits():  # stale: nothing in them was used
+                    loaded = self.from_artifacts = False
+                with torch.inference_mode():  # the reference: the module as built
+                    cosine = min(
+                        min_cosine(out.float().cpu().numpy(), self.eager(p).float().cpu().numpy())
+                        for out, p in zip(outputs, probes, strict=True)
+                    )
+                if cosine >= PROBE_MIN_COSINE:
+                    self.artifacts.save(
+                        key, cold_s=None if loaded else elapsed, warm_s=elapsed if loaded else None
+                    )
         except Exception as exc:  # no C++ compiler, unsupported op...: eager still works
             log.warning("%s: torch.compile failed, staying eager (%s)", self.name, exc)
             return
+        if cosine < PROBE_MIN_COSINE:
+            log.warning(
+                "%s: the compiled module%s moved the vectors (min cosine to eager fp32 %.4f < "
+                "%s on a probe batch); staying eager",
+                self.name,
+                " (from stored artifacts)" if loaded else "",
+                cosine,
+                PROBE_MIN_COSINE,
+            )
+            if loaded:
+                self.artifacts.discard(key, "its compiled module failed the probe check")
+            return
         self.dynamic = compiled
-        log.info("%s: compiled in %.1f s", self.name, time.perf_counter() - started)
+        log.info(
+            "%s: compiled in %.1f s%s (probe cosine to eager fp32 %.4f)",
+            self.name,
+            elapsed,
+            " from stored artifacts" if loaded else "",
+            cosine,
+        )
 
     def _torch_compile(
         self, module: nn.Module, examples: list[Any], *, dynamic: bool = True
@@ -194,9 +304,8 @@ class CompiledRunner:
         import torch
         import torch._inductor.config as inductor_config
 
-        if self.cache_dir is not None:
-            # Keep inductor's cache with the model weights, where it survives /tmp cleaning.
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.cache_dir / "inductor"))
+        # inductor's own cache (the built C++ kernels) with the artifacts, not in /tmp.
+        self.artifacts.use_inductor_dir()
         # freezing: weights become constants, so oneDNN gets pre-packed bf16 (or int8)
         # weights; one compile worker: the cores are busy embedding meanwhile.
         with inductor_config.patch(freezing=True, compile_threads=1):
@@ -205,190 +314,11 @@ class CompiledRunner:
                 outputs = [compiled(x) for x in examples]
         return compiled, outputs
 
-    # -- int8 -------------------------------------------------------------------------------
-    def _plan_int8(self, int8: str) -> None:
-        """Decide, at tune(), whether compiling this model may go int8 (embedder.int8)."""
-        check_choice(int8, INT8_MODES, what="int8 mode", setting="LOOKALIKE_INT8")
-        self.int8_mode = "off"
-        self.int8_note = None
-        if int8 == "off" or self.compile_mode == "off":
-            return
-        from embedder import int8 as int8_lib
 
-        reason = int8_lib.unavailable_reason(self.execution.device, self.execution.precision)
-        if reason is not None:
-            self.int8_note = reason
-            log.info("%s: no int8 (%s)", self.name, reason)
-            return
-        self.int8_mode = "auto"
-
-    def _collect(self, batch: list[np.ndarray]) -> None:
-        """Keep the first inputs embedded, to calibrate and check int8 on."""
-        from embedder.int8 import SAMPLES
-
-        with self._compile_lock:
-            self._samples.extend(batch[: SAMPLES - len(self._samples)])
-            full = len(self._samples) >= SAMPLES
-        if not full:
-            return
-        self._samples_ready.set()
-        # The plain compile may have finished before there was anything to calibrate on.
-        if self.compile_s is not None and self._claim_int8():
-            threading.Thread(target=self._build_int8, name=f"int8-{self.name}", daemon=True).start()
-
-    def _claim_int8(self) -> bool:
-        """True once per model: the caller builds int8 (and must call _build_int8)."""
-        with self._compile_lock:
-            if (
-                self._int8_claimed
-                or self.int8_mode != "auto"
-                or not self._compile_started
-                or not self._samples_ready.is_set()
-            ):
-                return False
-            self._int8_claimed = self._int8_busy = True
-            return True
-
-    def _build_int8(self) -> bool:
-        """Quantize, compile and check against fp32; swap the result in when it passes.
-        Never raises: any failure leaves the model as it was, with a warning.
-
-        The quantized model is compiled twice: for any batch of 2 or more, and for exactly
-        ``batch_size`` rows, the batch that indexing sends. Compiled for a dynamic batch,
-        the int8 weights are packed without knowing it, and oneDNN repacks some of them on
-        every call to suit the real one: on ResNet-50 at batch 16, 47 of 116 ms a batch
-        (124 img/s). Compiled for the batch, it runs at ~200 img/s (CLIP 128 -> 137).
-        """
-        import torch
-
-        from embedder import int8 as int8_lib
-
-        assert self.eager is not None
-        self.execution.pin_threads()
-        started = time.perf_counter()
-        static: Callable[[Any], Any] | None = None
-        try:
-            samples = self.execution.to_device(np.stack(self._samples))
-            calibration = samples[: int8_lib.CALIBRATION_IMAGES]
-            check = samples[int8_lib.CALIBRATION_IMAGES :]
-            # Made here, outside inference mode, as embed() makes its input (see _torch_compile).
-            checks = [c.clone() for c in check.split(16)]
-            with _BUILD_LOCK:
-                quantized = int8_lib.quantize(self.eager, calibration)
-                compiled, outputs = self._torch_compile(quantized, checks)
-                got = [torch.cat([out.float() for out in outputs]).cpu().numpy()]
-                if self.batch_size >= 2:  # a batch of 1 is never compiled (see pick)
-                    static, static_got = self._compile_static(quantized, check, self.batch_size)
-                    got.append(static_got)
-            with torch.inference_mode():  # the fp32 reference: the module as built
-                want = torch.cat([self.eager(c).float() for c in checks]).cpu().numpy()
-            cosine = min(int8_lib.min_cosine(g, want) for g in got)
-        except Exception as exc:
-            self.int8_note = f"int8 failed ({type(exc).__name__}: {str(exc)[:200]})"
-            log.warning("%s: %s; staying %s", self.name, self.int8_note, self.execution.precision)
-            return False
-        finally:
-            self._samples = []  # ~150 KB an image: not kept once used
-            self._int8_busy = False
-        self.int8_s = time.perf_counter() - started
-        if cosine < int8_lib.MIN_COSINE:
-            self.int8_note = (
-                f"int8 changed the vectors too much (min cosine to fp32 {cosine:.4f} < "
-                f"{int8_lib.MIN_COSINE} on {len(want)} check images)"
-            )
-            log.warning("%s: %s; staying %s", self.name, self.int8_note, self.execution.precision)
-            return False
-        self.dynamic = compiled
-        self._static_asked.add(self.batch_size)
-        if static is not None:
-            self.static[self.batch_size] = static
-        self._int8_source = (quantized, check, want)
-        self.int8 = True
-        log.info(
-            "%s: int8 in %.1f s (min cosine to fp32 %.4f on %d check images)",
-            self.name,
-            self.int8_s,
-            cosine,
-            len(want),
-        )
-        return True
-
-    def _compile_static(
-        self, quantized: nn.Module, check: Any, batch: int
-    ) -> tuple[Callable[[Any], Any], np.ndarray]:
-        """Compile ``quantized`` for exactly ``batch`` rows (a copy: the dynamic compile keeps
-        its own); returns it and its vectors for ``check``, whose rows are repeated to fill
-        whole batches (indexing with a tensor copies: no views, see _torch_compile)."""
-        import torch
-
-        rows = torch.arange(-(-len(check) // batch) * batch) % len(check)
-        examples = [check[r] for r in rows.split(batch)]
-        compiled, outputs = self._torch_compile(copy.deepcopy(quantized), examples, dynamic=False)
-        got = torch.cat([out.float() for out in outputs])[: len(check)].cpu().numpy()
-        return compiled, got
-
-    def add_batch_size(self, batch: int, *, background: bool = True) -> None:
-        """int8 only: compile for exactly ``batch`` rows too, once per size, checked against
-        fp32 as the first compiles were. For a batch size that keeps coming: a server's full
-        search batches (``Embedder.embed_inputs``). Until it is ready, the dynamic compile
-        serves that size. No-op when int8 is not in use."""
-        with self._compile_lock:
-            if (
-                not self.int8
-                or self._int8_source is None
-                or batch < 2
-                or batch in self._static_asked
-            ):
-                return
-            self._static_asked.add(batch)
-            self._static_pending += 1
-        if background:
-            threading.Thread(
-                target=self._add_static,
-                args=(batch,),
-                name=f"int8-{self.name}-{batch}",
-                daemon=True,
-            ).start()
-        else:
-            self._add_static(batch)
-
-    def _add_static(self, batch: int) -> None:
-        from embedder import int8 as int8_lib
-
-        assert self._int8_source is not None
-        quantized, check, want = self._int8_source
-        self.execution.pin_threads()
-        started = time.perf_counter()
-        try:
-            with _BUILD_LOCK:
-                compiled, got = self._compile_static(quantized, check, batch)
-            cosine = int8_lib.min_cosine(got, want)
-        except Exception as exc:
-            log.warning(
-                "%s: int8 for batches of %d failed (%s: %s); they keep the dynamic compile",
-                self.name,
-                batch,
-                type(exc).__name__,
-                str(exc)[:200],
-            )
-            return
-        finally:
-            with self._compile_lock:
-                self._static_pending -= 1
-        if cosine < int8_lib.MIN_COSINE:
-            log.warning(
-                "%s: int8 for batches of %d moved the vectors too far (min cosine to fp32 "
-                "%.4f); they keep the dynamic compile",
-                self.name,
-                batch,
-                cosine,
-            )
-            return
-        self.static[batch] = compiled
-        log.info(
-            "%s: int8 for batches of %d in %.1f s (min cosine to fp32 %.4f)",
-            self.name,
-            batch,
-            time.perf_counter() - started,
-            cosine,
-        )
+def probe_pixels(crop: int, rows: int = PROBE_ROWS) -> np.ndarray:
+    """A fixed batch of smooth random images (uint8, rows x crop x crop x 3): the same in
+    every process, unlike anything an index run embeds first."""
+    rng = np.random.default_rng(1234)
+    coarse = rng.integers(0, 256, (rows, 8, 8, 3), dtype=np.uint8)
+    step = -(-crop // 8)
+    return np.ascontiguousarray(coarse.repeat(step, 1).repeat(step, 2)[:, :crop, :crop])

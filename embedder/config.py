@@ -21,6 +21,8 @@ class ModelConfig:
     hsv: bool = True
     strict: bool = False  # any weight failure is fatal instead of a fallback
     cache_dir: Path | None = None
+    # Compile artifacts and inductor's cache (embedder.compile_cache); None: in memory only.
+    compile_dir: Path | None = None
     device: str = "auto"  # 'auto' | 'cpu' | 'cuda'
     batch_size: int = 16
     query_batch: int = 8  # the most query images one search batch holds (search_batch_max)

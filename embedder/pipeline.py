@@ -11,9 +11,11 @@ worker thread (the API: ``anyio.to_thread.run_sync``); on a loop it raises inste
 Speed settings (``ModelConfig.precision``, ``.compile`` and ``.int8``) are applied after
 loading to each model that has them (``embedder.base.Accelerated``: the neural ones). With
 compile 'auto', the models compile in the background, while the eager ones keep working,
-once the work is worth it: an ``embed_files`` run of at least ``COMPILE_MIN_ITEMS`` files,
-or ``COMPILE_AFTER_SHARED_BATCHES`` batches of concurrent queries in ``embed_inputs`` (a
-server under sustained load). int8 models compile once more for the full query batch
+once the work is worth it: an ``embed_files`` run long enough that compiling makes it
+faster, by the rule in embedder.compile_rule (timed on its first batches, against the
+compile time recorded on this machine), or ``COMPILE_AFTER_SHARED_BATCHES`` batches of
+concurrent queries in ``embed_inputs`` (a server under sustained load). Single uploads and
+small jobs stay eager. int8 models compile once more for the full query batch
 (``ModelConfig.query_batch``) after ``STATIC_AFTER_FULL_BATCHES`` of them
 (``Accelerated.add_batch_size``).
 """
@@ -33,7 +35,9 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from PIL import Image
 
+from embedder import compile_rule
 from embedder.base import Accelerated, Model, TextEmbedder
+from embedder.compile_rule import CompileGate
 from embedder.config import ModelConfig
 from embedder.decode import decode_image
 from embedder.errors import DecodeError, ModelLoadError
@@ -44,11 +48,6 @@ from embedder.registry import LoadedModels, ModelStatus, load_models, planned_mo
 from embedder.roles import NEURAL_ROLES
 from embedder.runtime import set_torch_threads
 
-# Files an embed_files run must have before 'auto' compiles. Compiling takes 15-35 s, during
-# which it slows the eager embedding it will replace (~1.5x faster afterwards): the break-even
-# is around 1,000 files on 2 cores. Below this an index run (or a test) never compiles, and a
-# run this long outlasts its compile, so the process never exits in the middle of one.
-COMPILE_MIN_ITEMS = 2000
 # Query batches of 2 or more that must have been embedded before 'auto' compiles for serving:
 # sustained concurrent load, not a test or a burst that the compile would only slow down.
 COMPILE_AFTER_SHARED_BATCHES = 50
@@ -256,9 +255,8 @@ class Embedder:
                     )
                 )
 
-        bulk = isinstance(items, Sized) and len(items) >= COMPILE_MIN_ITEMS
-        if bulk and self.config.compile == "auto":
-            self.compile(background=True)
+        gate = self._compile_gate(items)
+        done = 0
         try:
             fill()
             while pending:
@@ -266,9 +264,22 @@ class Embedder:
                 fill()  # readers start on the next batch while this one is embedded
                 prepared = [(key, future.result()) for key, future in batch]
                 yield from self._embed_prepared(models, prepared)
+                done += len(batch)
+                if gate is not None and gate.after_batch(done):
+                    self.compile(background=True)
         finally:
             # Reached also when the caller stops early: drop queued work, wait for running.
             readers.shutdown(wait=True, cancel_futures=True)
+
+    def _compile_gate(self, items: Iterable[Any]) -> CompileGate | None:
+        """For a run of known size with compile 'auto' and something left to compile: the
+        gate that decides, after the first batches, whether compiling pays (compile_rule)."""
+        if self.config.compile != "auto" or not isinstance(items, Sized):
+            return None
+        if len(items) < compile_rule.MEASURE_AFTER + compile_rule.MEASURE_IMAGES:
+            return None  # a single upload or a small job: eager, and no compile
+        expected = sum(m.expected_compile_s() for m in _accelerated(self.models))
+        return CompileGate(len(items), expected) if expected > 0 else None
 
     def _embed_prepared(
         self, models: list[Model], prepared: list[tuple[K, _Prepared | DecodeError]]

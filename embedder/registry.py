@@ -107,7 +107,12 @@ def load_models(config: ModelConfig) -> LoadedModels:
 
 
 def _load_clip(name: str, config: ModelConfig, device: str, out: LoadedModels) -> None:
-    clip = ClipViTB32(config.clip_weights, cache_dir=config.cache_dir, device=device)
+    clip = ClipViTB32(
+        config.clip_weights,
+        cache_dir=config.cache_dir,
+        device=device,
+        compile_dir=config.compile_dir,
+    )
     failure = _try_load(clip, config, out)
     if failure is None:
         _add(out, clip)
@@ -123,7 +128,12 @@ def _load_hsv(name: str, config: ModelConfig, device: str, out: LoadedModels) ->
 
 
 def _load_cnn(name: str, config: ModelConfig, device: str, out: LoadedModels) -> None:
-    cnn = CNN_CLASSES[name](config.cnn_weights, cache_dir=config.cache_dir, device=device)
+    cnn = CNN_CLASSES[name](
+        config.cnn_weights,
+        cache_dir=config.cache_dir,
+        device=device,
+        compile_dir=config.compile_dir,
+    )
     failure = _try_load(cnn, config, out)
     if failure is None:
         _add(out, cnn)
@@ -132,7 +142,9 @@ def _load_cnn(name: str, config: ModelConfig, device: str, out: LoadedModels) ->
         _warn(out, f"cnn: {failure} The cnn is off ({STRICT_HINT})")
         _off(out, "cnn", failure, fallback=True)
         return
-    fallback = EffNetLite0("imagenet", cache_dir=config.cache_dir, device=device)
+    fallback = EffNetLite0(
+        "imagenet", cache_dir=config.cache_dir, device=device, compile_dir=config.compile_dir
+    )
     try:
         fallback.load()
     except ModelLoadError as exc:

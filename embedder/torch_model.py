@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from embedder.base import Model, WeightsInfo, l2_normalise
+from embedder.compile_cache import weights_tag
 from embedder.compiled import CompiledRunner
 from embedder.config import COMPILE_MODES, check_choice
 from embedder.preprocess import InputSpec, to_pixels
@@ -32,7 +33,14 @@ class TorchModel(Model):
     # Whether precision 'auto' may pick bf16 for this network (where the hardware has it).
     auto_bf16: ClassVar[bool] = True
 
-    def __init__(self, weights: str, *, cache_dir: Path | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        weights: str,
+        *,
+        cache_dir: Path | None = None,
+        device: str = "cpu",
+        compile_dir: Path | None = None,
+    ) -> None:
         self.requested = weights  # the setting as given: a named source, a path or 'random'
         self.cache_dir = cache_dir
         self.weights = WeightsInfo(source="not loaded")
@@ -40,7 +48,7 @@ class TorchModel(Model):
         self._runner: nn.Module | None = None  # _module behind PixelInput (normalisation)
         self.execution = Execution(device)
         self.compiled = CompiledRunner(
-            self.name, self.execution, crop=self.input_spec.crop, cache_dir=cache_dir
+            self.name, self.execution, crop=self.input_spec.crop, compile_dir=compile_dir
         )
 
     @abstractmethod
@@ -71,6 +79,7 @@ class TorchModel(Model):
         module, info = self._build()
         self._module, self._runner = for_inference(module, self.input_spec, self.device)
         self.compiled.eager = self._runner
+        self.compiled.weights_tag = weights_tag(self.requested, info.source)
         self.weights = info
 
     def tune(
@@ -142,6 +151,10 @@ class TorchModel(Model):
     def start_compile(self, *, background: bool = True) -> None:
         """Compile once, in the background or now; embed() stays eager until it is ready."""
         self.compiled.start(background=background)
+
+    def expected_compile_s(self) -> float:
+        """Seconds a compile started now is expected to take (0: none would run)."""
+        return self.compiled.expected_compile_s()
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
         """Wait for compiles under way; True when a compiled module is in use."""

@@ -164,10 +164,12 @@ class Settings(BaseSettings):
     )
     compile: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="torch.compile the neural models: 'auto' compiles in the background once "
-        "an index run is under way (it takes 15-35 s and speeds bulk embedding up ~1.5x); 'on' "
-        "compiles while loading the models (slower start); 'off' never. Needs a C++ compiler; "
-        "without one the models stay eager.",
+        description="torch.compile the neural models: 'auto' compiles in the background when "
+        "an index run is long enough that compiling makes it faster (docs/performance.md; it "
+        "takes 30-75 s a model on 2 cores and speeds bulk embedding up ~1.5x), or under "
+        "sustained search load; 'on' compiles while loading the models (slower start); 'off' "
+        "never. Compiled code is kept in <data_dir or model_cache_dir>/compiled. Needs a C++ "
+        "compiler; without one the models stay eager.",
     )
     int8: Literal["auto", "off"] = Field(
         "auto",
@@ -318,6 +320,8 @@ class Settings(BaseSettings):
             hsv=self.hsv,
             strict=self.models_strict,
             cache_dir=self.model_cache_dir,
+            # Compiled code is kept with the data (embedder.compile_cache), not in /tmp.
+            compile_dir=(self.model_cache_dir or self.data_dir) / "compiled",
             device=self.device,
             batch_size=self.batch_size,
             query_batch=self.search_batch_max,

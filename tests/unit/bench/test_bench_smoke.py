@@ -58,3 +58,13 @@ def test_startup(capsys: pytest.CaptureFixture[str]) -> None:
     startup.main(["--n", "300", "--runs", "1", "--light"])
     out = printed(capsys)
     assert {"ready_s", "model_load_s"} <= set(out) and out["n"] == 300
+
+
+def test_index_throughput_whole_process(capsys: pytest.CaptureFixture[str]) -> None:
+    """Three child processes (cold, warm, baseline) of `lookalike index` at a tiny size."""
+    index_throughput.main(["--n", "8", "--light", "--whole"])
+    out = printed(capsys)
+    keys = {"cold_whole_img_s", "warm_whole_img_s", "baseline_whole_img_s", "peak_rss_mb"}
+    assert keys <= set(out) and out["n"] == 8
+    assert out["min_cosine_vs_fp32"] > 0.99  # type: ignore[operator]
+    assert out["compile_records"] == {}  # 8 images: the rule never compiles

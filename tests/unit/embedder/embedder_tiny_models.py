@@ -148,6 +148,7 @@ class FakeNeural(Model):
     batch_sizes: list[int] = field(default_factory=list)  # add_batch_size
     waits: int = 0
     on_embed: Any = None
+    compile_estimate: float = 60.0  # what expected_compile_s answers (embedder.compile_rule)
 
     def load(self) -> None:
         """Nothing to load."""
@@ -167,6 +168,9 @@ class FakeNeural(Model):
 
     def start_compile(self, *, background: bool = True) -> None:
         self.compiles.append(background)
+
+    def expected_compile_s(self) -> float:
+        return 0.0 if self.compiles else self.compile_estimate
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
         self.waits += 1

@@ -332,3 +332,30 @@ def test_readers_hold_back_while_an_int8_model_infers(
         for r in results
     )
     assert gate.is_set()
+
+
+@pytest.mark.parametrize(
+    ("compile_s", "files", "compiles"), [(1e-6, 60, [True]), (1e6, 60, []), (1e-6, 40, [])]
+)
+def test_an_index_run_compiles_only_where_the_rule_says_it_pays(
+    fake: FakeNeural, tmp_path: Path, compile_s: float, files: int, compiles: list[bool]
+) -> None:
+    """Decided once, after the run's first batches (embedder.compile_rule): a negligible
+    compile pays on 60 files; an endless one never; 40 files are too few to even ask."""
+    fake.compile_estimate = compile_s
+    path = tmp_path / "red.png"
+    path.write_bytes(encode(solid((220, 20, 20), (16, 16)), "PNG"))
+    with Embedder(HSV_ONLY) as embedder:
+        results = list(embedder.embed_files([(str(i), path) for i in range(files)]))
+        assert len(results) == files and all(r.ok for r in results)
+        assert fake.compiles == compiles
+
+
+def test_an_upload_never_compiles(fake: FakeNeural, tmp_path: Path) -> None:
+    fake.compile_estimate = 1e-6
+    path = tmp_path / "red.png"
+    path.write_bytes(encode(solid((220, 20, 20), (16, 16)), "PNG"))
+    with Embedder(HSV_ONLY) as embedder:
+        list(embedder.embed_files([("upload", path)]))
+        list(embedder.embed_files(iter([(str(i), path) for i in range(80)])))  # size unknown
+        assert fake.compiles == []
