@@ -124,9 +124,13 @@ def measure(
             int8_models = server.log_count(r"int8 in [0-9.]+ s")
             while server.log_count(r"int8 for batches of \d+ (in|moved|failed)") < int8_models:
                 if time.perf_counter() - started > 600:
-                    raise TimeoutError("no int8 compile for the search batch size in 600 s")
+                    # With verification and look inside, most of a request happens outside
+                    # the embedding batcher, so full batches may never come often enough:
+                    # measure what there is rather than fail (static_wait_s stays None).
+                    break
                 many_clients(server.url, key, images, 5.0)
-            static_wait_s = time.perf_counter() - started
+            else:
+                static_wait_s = time.perf_counter() - started
         single = one_client(server.url, key, images, args.requests)
         # The queries have no copy in the library, so by default (auto) every one also looks
         # inside; the same requests asking not to, as a search that finds its copy costs.
