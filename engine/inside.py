@@ -16,7 +16,10 @@ It costs 13 more embeddings and up to 50 more verifications, so by default
 ``AUTO_MIN_SIDE`` on each side (a design at a third of its width then still has ~85 px).
 "Nothing proven" alone is not enough: a catalogue page whose background, or one of whose
 designs, is in the library proves that copy, and the design beside it would be missed
-(measured: the copy bench's pasted family, 0.74 instead of 1.0). ``on`` always looks inside
+(measured: the copy bench's pasted family, 0.74 instead of 1.0). Auto also stands back while
+another picture search runs in the process: at 100k points with three models, 8 clients
+whose queries all looked inside got 0.5 searches/s (bench/e2e_search.py), so under
+concurrent load a search answers from the whole picture. ``on`` always looks inside
 a picture query (under 128 px: 400), ``off`` never; a query's own ``inside`` (the API's
 field, ``--inside`` in the CLI, "Look inside" in the page) overrides the setting.
 """

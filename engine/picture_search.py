@@ -5,6 +5,7 @@ features) is searched exactly and compared by layout as well."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ class PictureSearch:
         self._defaults = defaults
         self._check_k = check_k
         self.inside = check_mode(inside)  # what a query that does not say gets
+        self._lock = threading.Lock()
+        self._running = 0  # picture searches under way in this process
 
     def run(
         self,
@@ -52,6 +55,25 @@ class PictureSearch:
     ) -> SearchResult:
         """``inside``: True looks inside the picture, False does not, None: the setting
         (``auto``: only when the whole picture proves no copy, engine.inside)."""
+        with self._lock:
+            self._running += 1
+        try:
+            return self._run(data, name, box, k, weights, flt, marks, inside)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _run(
+        self,
+        data: bytes,
+        name: str,
+        box: Box | None,
+        k: int | None,
+        weights: Mapping[str, float] | None,
+        flt: Filter | None,
+        marks: Marks | None,
+        inside: bool | None,
+    ) -> SearchResult:
         vectors, timings, picture = self._queries.image(data, name=name, box=box)
         mode = self.inside if inside is None else ON if inside else OFF
         verify = self._verification
@@ -75,6 +97,7 @@ class PictureSearch:
         if (
             mode == AUTO
             and worth_looking(*picture.size)
+            and self._running <= 1  # under concurrent load, auto answers from the whole
             and not verify.is_whole_copy(ranked[: verify.candidates], query_thumb)
         ):
             boxes = windows(*picture.size)

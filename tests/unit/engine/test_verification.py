@@ -214,3 +214,21 @@ def test_auto_looks_inside_a_page_whose_background_is_a_library_image(lk: Lookal
     assert result.timings["inside_embed_ms"] > 0
     proven = {h.path for h in result.hits if h.verified is not None}
     assert proven == {"astronaut.jpg", "coffee.jpg"}
+
+
+def test_auto_stands_back_while_another_picture_search_runs(lk: Lookalike) -> None:
+    """Under concurrent load a default search answers from the whole picture; asking for
+    'look inside' still looks."""
+    page = Image.fromarray(np.random.default_rng(5).integers(0, 255, (900, 1500, 3), np.uint8))
+    page.paste(Image.fromarray(data.coffee()).resize((450, 300)), (900, 500))
+    pictures = lk.search._pictures
+    with pictures._lock:
+        pictures._running += 1  # another search is under way
+    try:
+        busy = lk.search.run(SearchRequest(image=_jpeg(page), k=3))
+        forced = lk.search.run(SearchRequest(image=_jpeg(page), k=3, inside=True))
+    finally:
+        with pictures._lock:
+            pictures._running -= 1
+    assert "inside_embed_ms" not in busy.timings and "inside_embed_ms" in forced.timings
+    assert pictures._running == 0
