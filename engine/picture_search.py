@@ -157,8 +157,12 @@ class PictureSearch:
 def _whole_order(ranked: list[SearchHit], whole: list[SearchHit]) -> list[SearchHit]:
     """Hits with evidence (proven copies first, engine.verification), then the whole
     picture's other hits in its order, then other window hits it did not have."""
-    evident = sorted((h for h in ranked if h.verified is not None), key=rank_key)
-    done = {h.id for h in evident}
+    evident: list[SearchHit] = []
+    done: set[str] = set()
+    for hit in sorted((h for h in ranked if h.verified is not None), key=rank_key):
+        if hit.id not in done:  # one image found twice (whole and window): its best evidence
+            evident.append(hit)
+            done.add(hit.id)
     rest = [h for h in whole if h.id not in done]
     done.update(h.id for h in rest)
     return [*evident, *rest, *(h for h in ranked if h.id not in done)]
