@@ -120,8 +120,6 @@ class Verification:
         checked = pool if check is not None else pool[: self.candidates]
         found = verify_many(tuple(views), records[: len(checked)])
         dx, dy = offset
-        if layout is not None:
-            self._compare_layout(pool, records, layout, offset)
         for hit, proof in zip(checked, found, strict=True):
             if proof is None:
                 continue
@@ -136,6 +134,8 @@ class Verification:
                 hit_polygon=[(round(x, 1), round(y, 1)) for x, y in proof.hit_polygon],
                 mirrored=proof.mirrored,
             )
+        if layout is not None:  # after the proofs: a proven copy needs no layout hint
+            self._compare_layout(pool, records, layout, offset)
         # Stable: unverified hits keep the vector search's order among themselves; a layout
         # match (a thumbnail's) comes after the proven copies.
         ranked = sorted(hits, key=rank_key)
@@ -157,7 +157,7 @@ class Verification:
         if best is None or records[best] is None:
             return
         hit, record = pool[best], records[best]
-        if not lay.same_shape((qw, qh), (record.width, record.height)):
+        if hit.verified is not None or not lay.same_shape((qw, qh), (record.width, record.height)):
             return
         dx, dy = offset
         hit.fused = hit.score
