@@ -26,7 +26,7 @@ import asyncio
 import os
 import threading
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Sequence, Sized
+from collections.abc import Collection, Generator, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,17 +180,19 @@ class Embedder:
             for m in models
         }
 
-    def prepare(self, image: Image.Image) -> dict[str, Any]:
-        """One image's model inputs (thread-safe, no inference): for ``embed_inputs``."""
-        return {m.name: m.preprocess(image) for m in self._require().models}
+    def prepare(self, image: Image.Image, roles: Collection[str] | None = None) -> dict[str, Any]:
+        """One image's model inputs (thread-safe, no inference): for ``embed_inputs``.
+        ``roles``: only the models of these roles ('clip', 'cnn', 'hsv'); None: all."""
+        models = self._require().models
+        return {m.name: m.preprocess(image) for m in models if roles is None or m.role in roles}
 
     def embed_inputs(self, items: Sequence[dict[str, Any]]) -> list[dict[str, np.ndarray]]:
         """Inputs from ``prepare`` -> one {model name: (dim,) vector} per item, embedded as
         one batch (callers batch concurrent queries this way: engine.batching)."""
         _refuse_event_loop("embed_inputs")
-        models = self._require().models
         if not items:
             return []
+        models = [m for m in self._require().models if m.name in items[0]]  # as prepared
         if len(items) >= 2 and self.config.compile == "auto":
             self._shared_batches += 1
             if self._shared_batches == COMPILE_AFTER_SHARED_BATCHES:

@@ -359,3 +359,16 @@ def test_an_upload_never_compiles(fake: FakeNeural, tmp_path: Path) -> None:
         list(embedder.embed_files([("upload", path)]))
         list(embedder.embed_files(iter([(str(i), path) for i in range(80)])))  # size unknown
         assert fake.compiles == []
+
+
+def test_prepare_for_some_roles_embeds_only_their_models(
+    embedder: Embedder, photos: dict[str, Image.Image]
+) -> None:
+    """'Look inside' embeds its windows with some models only (engine.query.regions)."""
+    images = list(photos.values())[:2]
+    some = embedder.embed_inputs([embedder.prepare(im, {"hsv"}) for im in images])
+    every = embedder.embed_inputs([embedder.prepare(im) for im in images])
+    assert [set(v) for v in some] == [{"hsv-8x8x8"}] * 2
+    assert [set(v) for v in every] == [{"effnet-lite0", "hsv-8x8x8"}] * 2
+    for a, b in zip(some, every, strict=True):
+        np.testing.assert_allclose(a["hsv-8x8x8"], b["hsv-8x8x8"], atol=1e-6)
