@@ -71,15 +71,17 @@ def test_a_copy_is_shown_with_its_proof(server: Any, browser: Any, photos: dict[
     page.screenshot(path=str(photos["crop"].parent / "inspect.png"))
     page.keyboard.press("Escape")
 
-    # Look inside: a busy page holding the coffee photo at a third of its width.
-    with page.expect_response("**/api/v1/search") as plain:
+    # Look inside: a busy page holding the coffee photo at a third of its width. By default
+    # the search looks inside it (no copy is the whole page); the box forces it.
+    with page.expect_response("**/api/v1/search") as auto:
         page.get_by_test_id("query-file").set_input_files(str(photos["page"]))
-    assert "inside_embed_ms" not in plain.value.json()["timings"]
-    with page.expect_response("**/api/v1/search") as answered:
-        page.get_by_test_id("inside").check()
-    assert "inside_embed_ms" in answered.value.json()["timings"]  # the windows were searched
+    assert "inside_embed_ms" in auto.value.json()["timings"]  # the windows were searched
     expect(page.get_by_test_id("hit").first.locator(".hit__name")).to_have_text("coffee.jpg")
     expect(page.get_by_test_id("hit").first.get_by_test_id("verified")).to_be_visible()
+    with page.expect_response("**/api/v1/search") as answered:
+        page.get_by_test_id("inside").check()
+    assert "inside_embed_ms" in answered.value.json()["timings"]
+    expect(page.get_by_test_id("hit").first.locator(".hit__name")).to_have_text("coffee.jpg")
 
     for viewport in (PHONE, DESKTOP):
         page.set_viewport_size(viewport)
