@@ -69,7 +69,7 @@ def test_copy_detection_bench_runs_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """bench/copy_detection.py at a tiny size, HSV only (no torch): the real engine indexes
-    the library, searches in the three configurations and reports what issue 18 asks for."""
+    the library, searches in the four configurations and reports what issue 18 asks for."""
     photos = package_photos(debian=False)[:4]  # 3 sources, 1 held out
     real_build = qd.build_dataset
     monkeypatch.setattr(
@@ -84,8 +84,9 @@ def test_copy_detection_bench_runs_end_to_end(
     assert copy_detection.main(args) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["queries"]["total"] == 2 * 8
-    assert set(out["map"]) == {"off", "verify", "verify+inside"}
+    assert set(out["map"]) == {"off", "verify", "verify+inside", "default"}
+    assert 0 <= out["default_looked_inside"] <= out["queries"]["total"]
     assert all(0 <= v <= 1 for c in out["map"].values() for v in c.values())
     assert out["index_throughput"]["files"] == 4
     assert out["candidates_sweep"]["family"] in out["map"]["off"]
-    assert "| family | off | verify | verify+inside |" in results.read_text()
+    assert "| family | off | verify | verify+inside | default (auto) |" in results.read_text()
