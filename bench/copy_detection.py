@@ -174,6 +174,7 @@ def throughput(library: Path, n: int, root: Path, rounds: int = 1) -> dict[str, 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    LOOKED[0] = 0
     out: Path = args.out
     ds = build_dataset(
         out,
