@@ -83,6 +83,7 @@ class PictureSearch:
         wanted = self._check_k(defaults.k if k is None else k, defaults.max_k)
         small = is_small(*picture.size)
         deeper = max(wanted, verify.candidates, LAYOUT_CANDIDATES if small else 0)
+        deeper = min(deeper, defaults.max_k)  # a lower configured ceiling still holds
         # A thumbnail: exact first stage, and deep enough for the layout check.
         options = {"k": deeper, "weights": weights, "flt": flt, "marks": marks, "exact": small}
         boxes = windows(*picture.size) if mode == ON else []  # 400: too small to look inside
