@@ -59,9 +59,9 @@ class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     ``combine``: ``any`` finds images like one of several query images, ``all`` images like
     all of them. ``liked`` / ``disliked``: image ids marked right or wrong on a result; the
     search moves toward the liked ones and away from the disliked ones. ``inside``: also
-    look for library images inside the picture (a catalogue page, a screenshot): 13
-    overlapping windows at two scales bring more candidates, and those verified as copies
-    move up; true needs a picture of at least 128 px a side and takes longer (13 more
+    look for library images inside the picture (a catalogue page, a screenshot): five
+    windows (its quarters and centre) bring more candidates, and those verified as copies
+    move up; true needs a picture of at least 128 px a side and takes longer (five more
     embeddings); false never looks inside; left out, the server's setting decides (by
     default: only when the whole picture proves no copy).
     """

@@ -2,7 +2,8 @@
 holding N points (default 100k), with 1 and with 8 concurrent clients. Prints one JSON object.
 
 The server (bench/served.py) runs ``lookalike serve`` over a data directory filled through the
-store with synthetic vectors of the three seed models (random weights: same compute); the
+store with synthetic vectors of the three seed models (random weights: same compute; with
+``--models offline``, EfficientNet-Lite0 + HSV, the weights that install offline); the
 queries are real photos (bench/jpeg_corpus.py, ~1.2 MP JPEGs) sent as multipart uploads with
 a read-scoped API key (``lookalike apikey create --scope read --json``). Each request decodes,
 embeds (CLIP + ResNet-50 + HSV), searches the mirror (k=10), reads the hits' payloads and
@@ -39,12 +40,19 @@ from bench import jpeg_corpus, served
 from embedder import int8
 
 CLIENTS = 8
+MODELS = {"seed": served.MODELS, "offline": served.OFFLINE, "light": served.LIGHT}
 
 
 def search(
-    client: httpx.Client, url: str, key: str, image: bytes, inside: bool | None = None
+    client: httpx.Client,
+    url: str,
+    key: str,
+    image: bytes,
+    inside: bool | None = None,
+    stages: dict[str, list[float]] | None = None,
 ) -> float:
-    """One search; ``inside`` None leaves 'look inside' to the server (auto)."""
+    """One search; ``inside`` None leaves 'look inside' to the server (auto). ``stages``
+    collects the server's own timings of each stage (decode_ms, embed_ms, ...)."""
     form = {"k": "10"} if inside is None else {"k": "10", "inside": str(inside).lower()}
     t0 = time.perf_counter()
     r = client.post(
@@ -56,16 +64,27 @@ def search(
     elapsed = time.perf_counter() - t0
     if r.status_code != 200 or len(r.json()["hits"]) != 10:
         raise RuntimeError(f"search failed: {r.status_code} {r.text[:300]}")
+    if stages is not None:
+        for stage, ms in r.json()["timings"].items():
+            stages.setdefault(stage, []).append(ms)
     return elapsed
 
 
 def one_client(
-    url: str, key: str, images: list[bytes], requests: int, inside: bool | None = None
+    url: str,
+    key: str,
+    images: list[bytes],
+    requests: int,
+    inside: bool | None = None,
+    stages: dict[str, list[float]] | None = None,
 ) -> list[float]:
     with httpx.Client(timeout=60) as client:
         for image in images[:5]:  # warm-up: first-call costs, caches
             search(client, url, key, image, inside)
-        return [search(client, url, key, images[i % len(images)], inside) for i in range(requests)]
+        return [
+            search(client, url, key, images[i % len(images)], inside, stages)
+            for i in range(requests)
+        ]
 
 
 def many_clients(
@@ -102,14 +121,14 @@ def many_clients(
 def measure(
     root: Path, images: list[bytes], args: argparse.Namespace, **env: str
 ) -> dict[str, Any]:
-    models = served.LIGHT if args.light else served.MODELS
+    models = MODELS[args.models]
     server = served.LiveServer(root, models=models, **env)
     key = server.key("read")["Authorization"].split()[1]
     int8_wait_s = static_wait_s = None
     try:
         ready_s = server.start(timeout=300)
         int8_on = env.get("LOOKALIKE_INT8", "auto") != "off"
-        if env.get("LOOKALIKE_COMPILE") == "on" and int8_on and not args.light:
+        if env.get("LOOKALIKE_COMPILE") == "on" and int8_on and args.models == "seed":
             # The steady state: the first query images a model embeds calibrate its int8
             # build (embedder/int8.py), which then compiles in the background. Send them,
             # then wait for both neural models to report int8 (or why they stay bf16).
@@ -131,7 +150,8 @@ def measure(
                 many_clients(server.url, key, images, 5.0)
             else:
                 static_wait_s = time.perf_counter() - started
-        single = one_client(server.url, key, images, args.requests)
+        stages: dict[str, list[float]] = {}
+        single = one_client(server.url, key, images, args.requests, stages=stages)
         # The queries have no copy in the library, so by default (auto) every one also looks
         # inside; the same requests asking not to, as a search that finds its copy costs.
         whole = one_client(server.url, key, images, args.requests, inside=False)
@@ -146,6 +166,9 @@ def measure(
         "p50_ms_8": round(float(np.percentile(times, 50)) * 1e3, 1),
         "p99_ms_8": round(float(np.percentile(times, 99)) * 1e3, 1),
         "searches_per_s_8": round(len(times) / wall, 2),
+        # The server's timing of each stage, median over the 1-client requests (default
+        # inside); a stage that not every request runs counts only those that ran it.
+        "stages_p50_ms_1": {k: round(float(np.median(v)), 1) for k, v in stages.items()},
         "ready_s": round(ready_s, 2),
         "int8_wait_s": None if int8_wait_s is None else round(int8_wait_s, 1),
         "static_wait_s": None if static_wait_s is None else round(static_wait_s, 1),
@@ -160,15 +183,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--images", type=int, default=40)
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--compile", default="on", choices=["on", "auto", "off"])
-    ap.add_argument("--light", action="store_true", help="HSV only (smoke test)")
+    ap.add_argument(
+        "--models",
+        default="seed",
+        choices=sorted(MODELS),
+        help="seed: CLIP + ResNet-50 (random weights, the same compute) + HSV; offline: "
+        "EfficientNet-Lite0 (ImageNet) + HSV, the weights that install offline; light: HSV",
+    )
+    ap.add_argument("--light", action="store_true", help="HSV only (smoke test): --models light")
     ap.add_argument("--verify", default="on", choices=["on", "off"], help="copy verification")
     args = ap.parse_args(argv)
+    if args.light:
+        args.models = "light"
     verify = "true" if args.verify == "on" else "false"
     with tempfile.TemporaryDirectory() as tmp_name:
         root = Path(tmp_name)
-        corpus = jpeg_corpus.make(root / "queries", args.images, seed=7, small=args.light)
+        small = args.models == "light"
+        corpus = jpeg_corpus.make(root / "queries", args.images, seed=7, small=small)
         images = [p.read_bytes() for p in corpus.paths]
-        build_s = served.build(root, args.n, served.LIGHT if args.light else served.MODELS)
+        build_s = served.build(root, args.n, MODELS[args.models])
         t0 = time.perf_counter()
         records = 0
         if args.verify == "on":
@@ -191,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         **{k: v for k, v in ours.items() if k != "ready_s"},
         "n": args.n,
+        "models": args.models,
         **{f"baseline_{k}": v for k, v in base.items() if k != "ready_s"},
         "query_megapixels": round(corpus.megapixels, 2),
         "build_s": round(build_s, 1),

@@ -29,11 +29,14 @@ from typing import Any
 
 import httpx
 
-from bench.synthetic import Synthetic, point_id
+from bench.synthetic import BLOCKS, OFFLINE_BLOCKS, Synthetic, point_id
 
 ROOT = Path(__file__).resolve().parents[1]
 # The three seed models (random weights: the same compute as real ones, nothing to download).
 MODELS = {"clip_weights": "random", "cnn": "resnet50", "cnn_weights": "random"}
+# The models whose weights install offline (EfficientNet-Lite0 ImageNet, HSV; no CLIP):
+# what a studio without downloaded weights runs, and what the quality benches measure.
+OFFLINE = {"clip_weights": "off", "cnn": "effnet-lite0", "cnn_weights": "imagenet"}
 # For the smoke tests: HSV only, so no torch at all.
 LIGHT = {"clip_weights": "off", "cnn": "off"}
 # Models that need no download, and no background torch.compile (15-35 s of CPU that would
@@ -213,7 +216,7 @@ def write_points(engine: Any, n: int) -> None:
     from store.base import Record
 
     used = {m["name"] for m in engine.catalog.active()}
-    syn = Synthetic(n)
+    syn = Synthetic(n, blocks=OFFLINE_BLOCKS if "effnet-lite0" in used else BLOCKS)
     for start in range(0, n, BATCH):
         fused = syn.rows(start, min(BATCH, n - start))
         named = syn.split(fused)

@@ -31,8 +31,10 @@ from pathlib import Path
 import numpy as np
 
 BLOCKS: list[tuple[str, int]] = [("clip-vit-b-32", 512), ("resnet50", 2048), ("hsv-8x8x8", 512)]
-RANK = {"clip-vit-b-32": 128, "resnet50": 256, "hsv-8x8x8": 64}
-MEAN_WEIGHT = {"clip-vit-b-32": 1.0, "resnet50": 1.0, "hsv-8x8x8": 0.65}
+# The models that install offline (EfficientNet-Lite0 in place of ResNet-50, no CLIP).
+OFFLINE_BLOCKS: list[tuple[str, int]] = [("effnet-lite0", 1280), ("hsv-8x8x8", 512)]
+RANK = {"clip-vit-b-32": 128, "resnet50": 256, "effnet-lite0": 256, "hsv-8x8x8": 64}
+MEAN_WEIGHT = {"clip-vit-b-32": 1.0, "resnet50": 1.0, "effnet-lite0": 1.0, "hsv-8x8x8": 0.65}
 NOISE = 0.2  # share of each block's energy (before normalising) that is isotropic
 GROUP_SIZE = 50
 GROUP_RHO = 0.7  # a point's latent = rho * group centre + sqrt(1 - rho^2) * own draw
@@ -48,13 +50,19 @@ class _Block:
 
 
 class Synthetic:
-    def __init__(self, n: int, seed: int = 0, noise: float = NOISE) -> None:
+    def __init__(
+        self,
+        n: int,
+        seed: int = 0,
+        noise: float = NOISE,
+        blocks: list[tuple[str, int]] | None = None,
+    ) -> None:
         self.n = n
         self.noise = noise
         self.groups = max(1, n // GROUP_SIZE)
         rng = np.random.default_rng(seed)
         self.blocks: list[_Block] = []
-        for name, dim in BLOCKS:
+        for name, dim in BLOCKS if blocks is None else blocks:
             rank = RANK[name]
             mean = rng.standard_normal(dim)
             mean /= np.linalg.norm(mean)

@@ -46,6 +46,12 @@ class Model(ABC):
     def embed(self, batch: list[Any]) -> np.ndarray:
         """Preprocessed inputs -> (n, dim) float32, each row L2-normalised."""
 
+    def embed_candidates(self, batch: list[Any]) -> np.ndarray:
+        """As ``embed``, for rows that only propose candidates to a later, exact check (the
+        windows of a picture searched inside, engine.inside): a model may trade a little
+        fidelity for speed here. The default is ``embed``."""
+        return self.embed(batch)
+
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)

@@ -186,24 +186,30 @@ class Embedder:
         models = self._require().models
         return {m.name: m.preprocess(image) for m in models if roles is None or m.role in roles}
 
-    def embed_inputs(self, items: Sequence[dict[str, Any]]) -> list[dict[str, np.ndarray]]:
+    def embed_inputs(
+        self, items: Sequence[dict[str, Any]], *, candidates: bool = False
+    ) -> list[dict[str, np.ndarray]]:
         """Inputs from ``prepare`` -> one {model name: (dim,) vector} per item, embedded as
-        one batch (callers batch concurrent queries this way: engine.batching)."""
+        one batch (callers batch concurrent queries this way: engine.batching).
+        ``candidates``: the vectors only propose candidates to an exact check (the windows
+        of one query, engine.inside), so a model may run faster (``Model.embed_candidates``);
+        such a batch is one query's, not searches arriving together, and starts no compile."""
         _refuse_event_loop("embed_inputs")
         if not items:
             return []
         models = [m for m in self._require().models if m.name in items[0]]  # as prepared
-        if len(items) >= 2 and self.config.compile == "auto":
+        if len(items) >= 2 and self.config.compile == "auto" and not candidates:
             self._shared_batches += 1
             if self._shared_batches == COMPILE_AFTER_SHARED_BATCHES:
                 self.compile(background=True)  # searches keep arriving together
-        if len(items) == self.config.query_batch:
+        if len(items) == self.config.query_batch and not candidates:
             self._full_batches += 1
             if self._full_batches >= STATIC_AFTER_FULL_BATCHES:
                 for model in _accelerated(models):  # a no-op once asked, or without int8
                     if model.int8:
                         model.add_batch_size(len(items))
-        vectors = self._infer(models, {m.name: [it[m.name] for it in items] for m in models})
+        inputs = {m.name: [it[m.name] for it in items] for m in models}
+        vectors = self._infer(models, inputs, candidates=candidates)
         return [{name: v[row] for name, v in vectors.items()} for row in range(len(items))]
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
@@ -306,7 +312,9 @@ class Embedder:
             )
             row += 1
 
-    def _infer(self, models: list[Model], inputs: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+    def _infer(
+        self, models: list[Model], inputs: dict[str, list[Any]], *, candidates: bool = False
+    ) -> dict[str, np.ndarray]:
         with self._infer_lock:
             # int8 kernels synchronise their threads far more often than bf16 ones, so a
             # decode thread that preempts one stalls all: measured on 2 cores, CLIP int8 ran
@@ -316,6 +324,8 @@ class Embedder:
             if gate:
                 self._cores_free.clear()
             try:
+                if candidates:
+                    return {m.name: m.embed_candidates(inputs[m.name]) for m in models}
                 return {m.name: m.embed(inputs[m.name]) for m in models}
             finally:
                 self._cores_free.set()

@@ -142,10 +142,11 @@ class Execution:
             torch.set_num_threads(self.threads)
 
     @contextlib.contextmanager
-    def autocast(self) -> Iterator[None]:
+    def autocast(self, precision: str | None = None) -> Iterator[None]:
+        """Run at ``precision`` ('fp32' or 'bf16'; None: ``self.precision``)."""
         import torch
 
-        if self.precision == "bf16":
+        if (precision or self.precision) == "bf16":
             # Autocast, not bf16 weights: layer norms, softmax and reductions stay fp32.
             with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16):
                 yield

@@ -106,7 +106,8 @@ class QueryEncoder:
         loaded = {m.role for m in embedder.models}
         roles = loaded - {"clip"} if "cnn" in loaded else None
         crops = [crop(picture.image, b, picture.size) for b in boxes]
-        return embedder.embed_inputs([embedder.prepare(c, roles) for c in crops])
+        items = [embedder.prepare(c, roles) for c in crops]
+        return embedder.embed_inputs(items, candidates=True)
 
     def text(self, text: str) -> dict[str, np.ndarray]:
         """{clip model name: (512,)} for a sentence; ``ModelUnavailable`` without CLIP."""

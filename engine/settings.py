@@ -232,10 +232,10 @@ class Settings(BaseSettings):
     inside: Literal["auto", "on", "off"] = Field(
         "auto",
         description="'Look inside' a picture query (find a library image inside a catalogue "
-        "page or a screenshot: 13 overlapping windows embedded and searched, their best "
-        "candidates verified). 'auto': only when the whole picture proves no copy and is at "
-        "least 256 px on each side; 'on': always; 'off': only when a query asks. Costs about "
-        "13 more embeddings and 50 more verifications where it runs.",
+        "page or a screenshot: five windows, its quarters and centre, embedded and searched, "
+        "their best candidates verified). 'auto': only when the whole picture proves no "
+        "copy and is at least 256 px on each side; 'on': always; 'off': only when a query "
+        "asks. Costs five more embeddings and up to 50 more verifications where it runs.",
     )
     search: Literal["mirror", "qdrant", "auto"] = Field(
         "auto",

@@ -13,6 +13,7 @@ from PIL import Image
 from embedder.cnn import EffNetLite0, ResNet50Gem, bundled_effnet_lite0_path
 from embedder.errors import ModelLoadError
 from embedder.nets import GeM
+from embedder.runtime import cpu_has_bf16
 
 RESNET_FILE = "resnet50-11ad3fa6.pth"
 
@@ -126,3 +127,28 @@ def test_weights_for_another_architecture_are_refused(tmp_path: Path) -> None:
     junk.write_bytes(b"junk")
     with pytest.raises(ModelLoadError, match="cannot be read"):
         EffNetLite0(str(junk)).load()
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32"])
+def test_effnet_candidates_run_faster_only_where_auto_keeps_fp32_for_fidelity(
+    precision: str, photos: dict[str, Image.Image]
+) -> None:
+    """'auto' keeps EfficientNet-Lite0 in fp32 (bf16 fails the fidelity bound), but rows
+    that only propose candidates (the windows of a query) may run in bf16 where the CPU has
+    it natively; an explicit 'fp32' is kept for them too."""
+    m = EffNetLite0("imagenet")
+    m.load()
+    m.tune(precision=precision)
+    assert m.precision == "fp32"
+    native = cpu_has_bf16()
+    want = "bf16" if precision == "auto" and native else "fp32"
+    assert m.candidate_precision == want
+    x = [m.preprocess(photos[name]) for name in ("chelsea", "coffee", "astronaut")]
+    full, rough = m.embed(x), m.embed_candidates(x)
+    np.testing.assert_allclose(np.linalg.norm(rough, axis=1), 1.0, rtol=1e-5)
+    cos = np.einsum("ij,ij->i", full, rough)
+    if want == "fp32":
+        np.testing.assert_allclose(rough, full, atol=1e-6)
+    else:
+        assert not np.allclose(rough, full, atol=1e-6)  # it really ran in bf16
+        assert cos.min() >= 0.99

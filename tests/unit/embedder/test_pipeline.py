@@ -236,6 +236,22 @@ def test_sustained_shared_batches_start_the_compile(
         assert fake.compiles == [True]  # asked once; the model compiles once anyway
 
 
+def test_the_windows_of_one_query_are_not_shared_load(
+    fake: FakeNeural, monkeypatch: pytest.MonkeyPatch, photos: dict[str, Image.Image]
+) -> None:
+    """'Look inside' embeds one query's windows as a batch: no compile starts for them."""
+    monkeypatch.setattr(pipeline, "COMPILE_AFTER_SHARED_BATCHES", 2)
+    with Embedder(HSV_ONLY) as embedder:
+        windows = [embedder.prepare(im) for im in photos.values()]
+        for _ in range(4):
+            out = embedder.embed_inputs(windows, candidates=True)
+        assert len(out) == len(windows)
+        assert fake.compiles == []
+        embedder.embed_inputs(windows[:2])
+        embedder.embed_inputs(windows[:2])
+        assert fake.compiles == [True]
+
+
 def test_full_query_batches_get_their_own_int8_compile(
     fake: FakeNeural, monkeypatch: pytest.MonkeyPatch, photos: dict[str, Image.Image]
 ) -> None:
