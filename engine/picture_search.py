@@ -108,7 +108,7 @@ class PictureSearch:
             # whole picture's order (window scores are not comparable with it: ranking by
             # them lost true hits that cannot be verified, bench/RESULTS_copy_detection.md).
             t0 = time.perf_counter()
-            regions = self._queries.regions(picture, boxes)
+            regions = self._queries.regions(picture, boxes, candidates=True)
             timings["inside_embed_ms"] = (time.perf_counter() - t0) * 1e3
             found = [self._by_vectors(v, **options) for v in regions]
             result.timings["search_ms"] += sum(r.timings["search_ms"] for r in found)

@@ -97,17 +97,20 @@ class QueryEncoder:
         timings = {"decode_ms": (t1 - t0) * 1e3, "embed_ms": (t2 - t1) * 1e3}
         return vectors, timings, picture
 
-    def regions(self, picture: QueryPicture, boxes: list[Box]) -> list[dict[str, np.ndarray]]:
+    def regions(
+        self, picture: QueryPicture, boxes: list[Box], *, candidates: bool = False
+    ) -> list[dict[str, np.ndarray]]:
         """The vectors of these regions of a query picture (boxes in ``picture.size``
         pixels), embedded as one batch. Windows look for copies, which the CNN (shape and
         texture) and the colour histogram find: CLIP is left out when a CNN is loaded,
-        which halves the cost of looking inside with the seed models."""
+        which halves the cost of looking inside with the seed models. ``candidates``: the
+        vectors only bring candidates to verification (``Embedder.embed_inputs``)."""
         embedder = self._embedder()
         loaded = {m.role for m in embedder.models}
         roles = loaded - {"clip"} if "cnn" in loaded else None
         crops = [crop(picture.image, b, picture.size) for b in boxes]
         items = [embedder.prepare(c, roles) for c in crops]
-        return embedder.embed_inputs(items, candidates=True)
+        return embedder.embed_inputs(items, candidates=candidates)
 
     def text(self, text: str) -> dict[str, np.ndarray]:
         """{clip model name: (512,)} for a sentence; ``ModelUnavailable`` without CLIP."""
