@@ -13,7 +13,8 @@ push true hits down: bench/RESULTS_copy_detection.md).
 Why five: on the copy bench's pasted family (60 sources pasted at 30-60 % of the width,
 5,060 points), these five found as many copies as 13 windows at two scales (mAP 0.992 each;
 the four quarters alone 0.975, one 3/4 window per corner added to them 0.975) at 249 ms a
-query instead of 430 (2 cores, with the EfficientNet-Lite0 windows in bf16).
+query instead of 430 (2 cores, with the EfficientNet-Lite0 windows in bf16;
+bench/inside_windows.py).
 
 It costs five more embeddings and up to 50 more verifications, so by default
 (``LOOKALIKE_INSIDE=auto``) it runs unless a proven copy is the whole picture
