@@ -39,10 +39,10 @@ def settings() -> Settings:
 
 
 @contextmanager
-def lookalike(s: Settings | None = None) -> Iterator[Lookalike]:
+def lookalike(s: Settings | None = None, *, text_queries: bool = True) -> Iterator[Lookalike]:
     from engine.composition import Lookalike
 
-    lk = Lookalike(s or settings())
+    lk = Lookalike(s or settings(), text_queries=text_queries)
     try:
         yield lk
     finally:
@@ -58,7 +58,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             with progress_bar() as progress:
                 report = remote.job("/api/v1/reindex", body, progress)
         else:
-            with lookalike(s) as lk, progress_bar() as progress:
+            # Indexing embeds no text: CLIP's text tower is not kept (about 250 MB).
+            with lookalike(s, text_queries=False) as lk, progress_bar() as progress:
                 folder = Path(args.path) if args.path else None
                 report = lk.indexing.index(folder, tags=tags, progress=progress).as_dict()
     if args.json:

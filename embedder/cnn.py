@@ -59,7 +59,7 @@ class ResNet50Gem(TorchModel):
         from torch import nn
         from torchvision.models import resnet50
 
-        from embedder.nets import PooledFeatures
+        from embedder.nets import PooledFeatures, fold_batch_norms
 
         requested = self.requested
         if requested == "random":
@@ -75,6 +75,7 @@ class ResNet50Gem(TorchModel):
             net = resnet50(weights=None)
             _load_ignoring_head(net, state, head="fc.", model=self.name, path=path)
             info = WeightsInfo(source=f"file:{path}")
+        fold_batch_norms(net)  # after the weights: the norms' statistics go into the convs
         trunk = nn.Sequential(*list(net.children())[:-2])  # without avgpool and fc
         return PooledFeatures(trunk, p=GEM_P), info
 

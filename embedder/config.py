@@ -31,6 +31,8 @@ class ModelConfig:
     compile: str = "auto"  # torch.compile: 'auto' (lazily, for bulk runs) | 'on' | 'off'
     int8: str = "auto"  # compiled CPU models go int8 where verified (embedder.int8) | 'off'
     keypoints: bool = True  # local features for copy verification (embedder.keypoints)
+    # Keep CLIP's text tower loaded; False (an index run) frees it, ~250 MB, until a text query.
+    clip_text: bool = True
 
 
 def check_choice(value: str, choices: tuple[str, ...], *, what: str, setting: str) -> None:

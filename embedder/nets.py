@@ -57,6 +57,39 @@ class GeM(nn.Module):
         return x.clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1)).pow(1.0 / self.p)
 
 
+def fold_batch_norms(resnet: nn.Module) -> int:
+    """Fold each BatchNorm of a torchvision ResNet into the convolution before it (a conv with
+    a bias, the norm replaced by Identity); returns how many. The same function in inference
+    (the norm's statistics are constants), one pass over the activations less per layer:
+    ResNet-50 eager bf16 on 2 cores went from 32 to 38 img/s, cosine 0.999994 to the unfolded
+    fp32 net. The structure stays (int8's ``split_shared_relus`` patches the blocks by name);
+    a compiled module folds the norms itself, so this changes what eager runs and no more.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    resnet.eval()
+    folded = 0
+
+    def fold(owner: nn.Module, conv: str, bn: str) -> None:
+        nonlocal folded
+        c, b = getattr(owner, conv), getattr(owner, bn)
+        if isinstance(c, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+            setattr(owner, conv, fuse_conv_bn_eval(c, b))
+            setattr(owner, bn, nn.Identity())
+            folded += 1
+
+    fold(resnet, "conv1", "bn1")  # the stem
+    for block in resnet.modules():
+        if isinstance(block, (Bottleneck, BasicBlock)):
+            for i in (1, 2, 3):
+                if hasattr(block, f"conv{i}"):
+                    fold(block, f"conv{i}", f"bn{i}")
+            if isinstance(block.downsample, nn.Sequential) and len(block.downsample) == 2:
+                fold(block.downsample, "0", "1")
+    return folded
+
+
 class PooledFeatures(nn.Module):
     """A convolutional trunk (N, C, H, W) followed by GeM -> (N, C)."""
 

@@ -112,6 +112,7 @@ def _load_clip(name: str, config: ModelConfig, device: str, out: LoadedModels) -
         cache_dir=config.cache_dir,
         device=device,
         compile_dir=config.compile_dir,
+        text=config.clip_text,
     )
     failure = _try_load(clip, config, out)
     if failure is None:

@@ -43,11 +43,21 @@ if TYPE_CHECKING:
 
 
 class Lookalike:
-    def __init__(self, settings: Settings, *, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, store: Store | None = None, text_queries: bool = True
+    ) -> None:
+        """``text_queries=False`` for a process that only indexes (``lookalike index``):
+        CLIP's text tower, about 250 MB, is freed after loading and comes back only if a
+        text query is made after all."""
         self.settings = settings
         self.keys = PathKeys(settings.library_dir)
         self.health = StoreHealth()
-        self.resources = Resources(settings, store=store, on_models_loaded=self._models_loaded)
+        self.resources = Resources(
+            settings,
+            store=store,
+            on_models_loaded=self._models_loaded,
+            text_queries=text_queries,
+        )
         self.catalog = ModelCatalog(
             settings,
             store=self.resources.store,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError, StoreUnavailableError
@@ -30,8 +31,10 @@ class Resources:
         *,
         store: Store | None = None,
         on_models_loaded: Callable[[Embedder], None] | None = None,
+        text_queries: bool = True,
     ) -> None:
         self._settings = settings
+        self._text_queries = text_queries  # False: CLIP's text tower loads only when asked
         self._store = store  # one handed in (tests, benchmarks) is migrated on first use too
         self._embedder: Embedder | None = None
         self._on_models_loaded = on_models_loaded
@@ -69,7 +72,8 @@ class Resources:
             if self._embedder is None:
                 from embedder.pipeline import Embedder
 
-                embedder = Embedder(self._settings.model_config_for_embedder())
+                config = self._settings.model_config_for_embedder()
+                embedder = Embedder(replace(config, clip_text=self._text_queries))
                 embedder.load()
                 if not embedder.models:
                     raise ConfigError(

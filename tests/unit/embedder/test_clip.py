@@ -42,6 +42,31 @@ def test_random_weights_are_reproducible(
 
 
 @pytest.mark.slow
+def test_an_index_only_model_frees_the_text_tower_and_loads_it_again_for_text(
+    random_clip: ClipViTB32, photos: dict[str, Image.Image], caplog: pytest.LogCaptureFixture
+) -> None:
+    lean = ClipViTB32("random", text=False)
+    lean.load()
+    module = lean._module
+    assert module is not None and random_clip._module is not None
+
+    def count(m: object) -> int:
+        return sum(p.numel() for p in m.parameters())  # type: ignore[attr-defined]
+
+    # The text tower (63M of 151M parameters) is gone; the image tower is all there.
+    assert count(random_clip._module) - count(module) > 60_000_000
+    x = [lean.preprocess(photos["coffee"])]
+    np.testing.assert_allclose(lean.embed(x), random_clip.embed(x), atol=1e-5)
+    text = ["a gold ring with a stone"]
+    with caplog.at_level("INFO", logger="embedder.clip"):
+        v = lean.embed_text(text)
+    assert "Loading CLIP's text tower" in caplog.text
+    np.testing.assert_allclose(v, random_clip.embed_text(text), atol=1e-5)
+    # The reloaded text model carries no second image tower.
+    assert lean._text is not None and lean._text.visual is None
+
+
+@pytest.mark.slow
 def test_text_vectors_use_the_bundled_tokenizer(random_clip: ClipViTB32) -> None:
     t = random_clip.embed_text(["a gold ring with a stone", "a red dress", "x" * 1000])
     assert t.shape == (3, 512) and t.dtype == np.float32

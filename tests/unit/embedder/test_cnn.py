@@ -12,7 +12,7 @@ from PIL import Image
 
 from embedder.cnn import EffNetLite0, ResNet50Gem, bundled_effnet_lite0_path
 from embedder.errors import ModelLoadError
-from embedder.nets import GeM
+from embedder.nets import GeM, fold_batch_norms
 from embedder.runtime import cpu_has_bf16
 
 RESNET_FILE = "resnet50-11ad3fa6.pth"
@@ -81,6 +81,31 @@ def test_resnet_imagenet_offline_with_an_empty_cache(tmp_path: Path, offline: Of
     assert RESNET_FILE in message and "LOOKALIKE_CNN_WEIGHTS" in message
     assert "LOOKALIKE_MODEL_CACHE_DIR" in message
     assert offline.attempts == [f"torch.hub:https://download.pytorch.org/models/{RESNET_FILE}"]
+
+
+@pytest.mark.parametrize(("arch", "norms"), [("resnet18", 20), ("resnet50", 53)])
+def test_folding_the_norms_into_the_convs_changes_no_vector(arch: str, norms: int) -> None:
+    import copy
+
+    import torchvision
+
+    torch.manual_seed(0)
+    net = getattr(torchvision.models, arch)(weights=None)
+    for bn in net.modules():  # trained-looking statistics, so that folding has work to do
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.data.uniform_(0.5, 1.5)
+            bn.bias.data.uniform_(-0.2, 0.2)
+    net.eval()
+    folded = copy.deepcopy(net)
+    assert fold_batch_norms(folded) == norms
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 96, 96)
+    with torch.inference_mode():
+        want, got = net(x), folded(x)
+    assert torch.nn.functional.cosine_similarity(want, got).min() > 0.99999
+    assert fold_batch_norms(folded) == 0  # nothing left to fold
 
 
 @pytest.fixture(scope="module")
