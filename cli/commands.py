@@ -39,10 +39,10 @@ def settings() -> Settings:
 
 
 @contextmanager
-def lookalike(s: Settings | None = None, *, text_queries: bool = True) -> Iterator[Lookalike]:
+def lookalike(s: Settings | None = None, *, index_only: bool = False) -> Iterator[Lookalike]:
     from engine.composition import Lookalike
 
-    lk = Lookalike(s or settings(), text_queries=text_queries)
+    lk = Lookalike(s or settings(), index_only=index_only)
     try:
         yield lk
     finally:
@@ -58,8 +58,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             with progress_bar() as progress:
                 report = remote.job("/api/v1/reindex", body, progress)
         else:
-            # Indexing embeds no text: CLIP's text tower is not kept (about 250 MB).
-            with lookalike(s, text_queries=False) as lk, progress_bar() as progress:
+            # Only indexing: the models take less memory (ModelConfig.index_only).
+            with lookalike(s, index_only=True) as lk, progress_bar() as progress:
                 folder = Path(args.path) if args.path else None
                 report = lk.indexing.index(folder, tags=tags, progress=progress).as_dict()
     if args.json:

@@ -88,6 +88,9 @@ class Accelerated(Protocol):
     def add_batch_size(self, batch: int, *, background: bool = True) -> None:
         """A batch size that keeps coming: compile for it too, where that helps (int8)."""
 
+    def settle_eager(self) -> bool:
+        """Run eager bf16 to the end of the process: bf16 weights, no compile; True if so."""
+
     def runtime(self) -> dict[str, Any]:
         """How its inference runs now, for /api/v1/status."""
 

@@ -184,6 +184,16 @@ class CompiledRunner(Int8Compiles):
         if self.int8_mode == "auto" and not self._samples_ready.is_set():
             self._collect(batch)
 
+    def renounce(self) -> bool:
+        """Never compile this model from now on (its weights are about to change, see
+        TorchModel.settle_eager); False, and nothing changes, once a compile has started."""
+        with self._compile_lock:
+            if self._compile_started:
+                return False
+            self.plan("off", "off", self.batch_size)
+            self._samples.clear()
+            return True
+
     # -- torch.compile ----------------------------------------------------------------------
     def start(self, *, background: bool = True) -> None:
         """Compile the module, once per model (see the module docstring). In the background,

@@ -31,8 +31,10 @@ class ModelConfig:
     compile: str = "auto"  # torch.compile: 'auto' (lazily, for bulk runs) | 'on' | 'off'
     int8: str = "auto"  # compiled CPU models go int8 where verified (embedder.int8) | 'off'
     keypoints: bool = True  # local features for copy verification (embedder.keypoints)
-    # Keep CLIP's text tower loaded; False (an index run) frees it, ~250 MB, until a text query.
-    clip_text: bool = True
+    # A process that only indexes (lookalike index): CLIP's text tower is freed (~250 MB; a
+    # text query loads it again), and a run that settles on eager bf16 (compile off, or not
+    # worth it by the rule) keeps bf16 weights only (~220 MB): Embedder.embed_files.
+    index_only: bool = False
 
 
 def check_choice(value: str, choices: tuple[str, ...], *, what: str, setting: str) -> None:

@@ -8,27 +8,27 @@ in input order. An undecodable file becomes a result with an error, never an exc
 Inference blocks, so it must never run on an asyncio event loop: async callers run it in a
 worker thread (the API: ``anyio.to_thread.run_sync``); on a loop it raises instead.
 
-Speed settings (``ModelConfig.precision``, ``.compile`` and ``.int8``) are applied after
-loading to each model that has them (``embedder.base.Accelerated``: the neural ones). With
-compile 'auto', the models compile in the background, while the eager ones keep working,
-once the work is worth it: an ``embed_files`` run long enough that compiling makes it
-faster, by the rule in embedder.compile_rule (timed on its first batches, against the
-compile time recorded on this machine), or ``COMPILE_AFTER_SHARED_BATCHES`` batches of
-concurrent queries in ``embed_inputs`` (a server under sustained load). Single uploads and
-small jobs stay eager. int8 models compile once more for the full query batch
-(``ModelConfig.query_batch``) after ``STATIC_AFTER_FULL_BATCHES`` of them
-(``Accelerated.add_batch_size``).
+Speed settings (``ModelConfig.precision``, ``.compile``, ``.int8``) are applied after loading
+to each model that has them (``embedder.base.Accelerated``: the neural ones). With compile
+'auto', the models compile in the background, the eager ones working meanwhile, once it pays:
+an ``embed_files`` run long enough that compiling makes it faster (embedder.compile_rule,
+timed on its first batches, against the compile time recorded here), or
+``COMPILE_AFTER_SHARED_BATCHES`` batches of concurrent queries in ``embed_inputs`` (sustained
+search load). Single uploads and small jobs stay eager. int8 models compile once more for
+the full query batch after ``STATIC_AFTER_FULL_BATCHES`` of them (``add_batch_size``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections import deque
 from collections.abc import Collection, Generator, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -58,6 +58,7 @@ COMPILE_AFTER_SHARED_BATCHES = 50
 STATIC_AFTER_FULL_BATCHES = 50
 
 K = TypeVar("K")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -243,27 +244,21 @@ class Embedder:
             max_workers=self._decode_workers, thread_name_prefix="lookalike-decode"
         )
 
+        prepare = partial(
+            _prepare, models, cores_free=self._cores_free, keypoints=self.config.keypoints
+        )
+
         def fill() -> None:
             while len(pending) < window:
                 item = next(source, None)
                 if item is None:
                     return
                 key, path = item
-                pending.append(
-                    (
-                        key,
-                        readers.submit(
-                            _prepare,
-                            models,
-                            key,
-                            Path(path),
-                            self._cores_free,
-                            self.config.keypoints,
-                        ),
-                    )
-                )
+                pending.append((key, readers.submit(prepare, key, Path(path))))
 
         gate = self._compile_gate(items)
+        if gate is None and self.config.compile != "on":
+            self._settle_eager()  # nothing will compile in this run
         done = 0
         try:
             fill()
@@ -275,9 +270,21 @@ class Embedder:
                 done += len(batch)
                 if gate is not None and gate.after_batch(done):
                     self.compile(background=True)
+                    gate = None
+                elif gate is not None and gate.decided:
+                    self._settle_eager()  # the rule kept this run eager
+                    gate = None
         finally:
             # Reached also when the caller stops early: drop queued work, wait for running.
             readers.shutdown(wait=True, cancel_futures=True)
+
+    def _settle_eager(self) -> None:
+        """``index_only``: eager to the end of the process, so bf16 weights only (~220 MB less
+        with CLIP and ResNet-50: TorchModel.settle_eager). Called between batches."""
+        if self.config.index_only:
+            with self._infer_lock:
+                settled = [m.name for m in _accelerated(self.models) if m.settle_eager()]
+            log.info("Eager bf16 to the end, weights kept in bf16: %s", settled or "none")
 
     def _compile_gate(self, items: Iterable[Any]) -> CompileGate | None:
         """For a run of known size with compile 'auto' and something left to compile: the

@@ -112,7 +112,7 @@ def _load_clip(name: str, config: ModelConfig, device: str, out: LoadedModels) -
         cache_dir=config.cache_dir,
         device=device,
         compile_dir=config.compile_dir,
-        text=config.clip_text,
+        text=not config.index_only,
     )
     failure = _try_load(clip, config, out)
     if failure is None:

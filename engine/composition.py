@@ -44,11 +44,10 @@ if TYPE_CHECKING:
 
 class Lookalike:
     def __init__(
-        self, settings: Settings, *, store: Store | None = None, text_queries: bool = True
+        self, settings: Settings, *, store: Store | None = None, index_only: bool = False
     ) -> None:
-        """``text_queries=False`` for a process that only indexes (``lookalike index``):
-        CLIP's text tower, about 250 MB, is freed after loading and comes back only if a
-        text query is made after all."""
+        """``index_only`` for a process that only indexes (``lookalike index``): the models
+        take less memory (embedder.config.ModelConfig.index_only); a search still works."""
         self.settings = settings
         self.keys = PathKeys(settings.library_dir)
         self.health = StoreHealth()
@@ -56,7 +55,7 @@ class Lookalike:
             settings,
             store=store,
             on_models_loaded=self._models_loaded,
-            text_queries=text_queries,
+            index_only=index_only,
         )
         self.catalog = ModelCatalog(
             settings,

@@ -31,10 +31,10 @@ class Resources:
         *,
         store: Store | None = None,
         on_models_loaded: Callable[[Embedder], None] | None = None,
-        text_queries: bool = True,
+        index_only: bool = False,
     ) -> None:
         self._settings = settings
-        self._text_queries = text_queries  # False: CLIP's text tower loads only when asked
+        self._index_only = index_only  # ModelConfig.index_only
         self._store = store  # one handed in (tests, benchmarks) is migrated on first use too
         self._embedder: Embedder | None = None
         self._on_models_loaded = on_models_loaded
@@ -73,7 +73,7 @@ class Resources:
                 from embedder.pipeline import Embedder
 
                 config = self._settings.model_config_for_embedder()
-                embedder = Embedder(replace(config, clip_text=self._text_queries))
+                embedder = Embedder(replace(config, index_only=self._index_only))
                 embedder.load()
                 if not embedder.models:
                     raise ConfigError(

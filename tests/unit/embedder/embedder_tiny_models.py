@@ -147,6 +147,7 @@ class FakeNeural(Model):
     compiles: list[bool] = field(default_factory=list)  # background, per start_compile
     batch_sizes: list[int] = field(default_factory=list)  # add_batch_size
     waits: int = 0
+    settled: int = 0  # settle_eager calls that took effect (not after a compile)
     on_embed: Any = None
     compile_estimate: float = 60.0  # what expected_compile_s answers (embedder.compile_rule)
 
@@ -178,6 +179,12 @@ class FakeNeural(Model):
 
     def add_batch_size(self, batch: int, *, background: bool = True) -> None:
         self.batch_sizes.append(batch)
+
+    def settle_eager(self) -> bool:
+        if self.compiles:
+            return False
+        self.settled += 1
+        return True
 
     def runtime(self) -> dict[str, Any]:
         return {"precision": self.precision, "int8": self.int8}

@@ -367,6 +367,35 @@ def test_an_index_run_compiles_only_where_the_rule_says_it_pays(
         assert fake.compiles == compiles
 
 
+@pytest.mark.parametrize(
+    ("compile_mode", "compile_s", "files", "index_only", "settled"),
+    [
+        ("auto", 1e6, 60, True, 1),  # the rule keeps the run eager: settled once it decided
+        ("auto", 1e-6, 60, True, 0),  # it compiles: the weights stay as they are
+        ("auto", 1e-6, 40, True, 1),  # too few files to compile: settled from the start
+        ("off", 1e-6, 60, True, 1),
+        ("auto", 1e6, 60, False, 0),  # a server (not index-only) may compile later
+    ],
+)
+def test_an_index_only_run_that_stays_eager_settles_its_models(
+    fake: FakeNeural,
+    tmp_path: Path,
+    compile_mode: str,
+    compile_s: float,
+    files: int,
+    index_only: bool,
+    settled: int,
+) -> None:
+    fake.compile_estimate = compile_s
+    path = tmp_path / "red.png"
+    path.write_bytes(encode(solid((220, 20, 20), (16, 16)), "PNG"))
+    config = dataclasses.replace(HSV_ONLY, compile=compile_mode, index_only=index_only)
+    with Embedder(config) as embedder:
+        results = list(embedder.embed_files([(str(i), path) for i in range(files)]))
+        assert len(results) == files and all(r.ok for r in results)
+        assert fake.settled == settled
+
+
 def test_an_upload_never_compiles(fake: FakeNeural, tmp_path: Path) -> None:
     fake.compile_estimate = 1e-6
     path = tmp_path / "red.png"
