@@ -43,6 +43,9 @@ MARGIN = 1.5
 # for first calls): the eager rate ``e``. Runs shorter than this never compile.
 MEASURE_AFTER = 16
 MEASURE_IMAGES = 32
+# The slowest eager rate of the whole pipeline assumed on any machine (images/s): the three
+# seed models run 10-11 on 2 AVX-512 cores in bf16, 5.5-6 in fp32 (docs/performance.md).
+SLOWEST_EAGER_IMG_S = 2.0
 
 
 def compile_pays(
@@ -65,6 +68,14 @@ def compile_pays(
         return False
     saving = after * (1.0 / eager_img_s - 1.0 / (speedup * eager_img_s))
     return saving > c * slowdown
+
+
+def could_pay(images: int, *, compile_s: float) -> bool:
+    """Whether compiling might pay for a run of ``images`` on any machine embedding at
+    ``SLOWEST_EAGER_IMG_S`` or faster: the break-even point grows with the eager rate, so a
+    run below the slowest machine's break-even point never compiles, whatever its first
+    batches measure. An index-only run asks at its start (embedder.pipeline)."""
+    return images >= break_even_images(eager_img_s=SLOWEST_EAGER_IMG_S, compile_s=compile_s)
 
 
 def break_even_images(

@@ -257,8 +257,13 @@ class Embedder:
                 pending.append((key, readers.submit(prepare, key, Path(path))))
 
         gate = self._compile_gate(items)
-        if gate is None and self.config.compile != "on":
-            self._settle_eager()  # nothing will compile in this run
+        if (
+            self.config.index_only
+            and self.config.compile != "on"
+            and not (gate and compile_rule.could_pay(gate.total, compile_s=gate.compile_s))
+        ):
+            self._settle_eager()  # this run will not compile: bf16 weights from the start
+            gate = None
         done = 0
         try:
             fill()

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from bench import e2e_search, index_throughput, search_latency, startup
+from bench import e2e_search, index_throughput, search_latency, startup, upload_throughput
 
 pytestmark = pytest.mark.bench
 
@@ -68,3 +68,12 @@ def test_index_throughput_whole_process(capsys: pytest.CaptureFixture[str]) -> N
     assert keys <= set(out) and out["n"] == 8
     assert out["min_cosine_vs_fp32"] > 0.99  # type: ignore[operator]
     assert out["compile_records"] == {}  # 8 images: the rule never compiles
+
+
+def test_upload_throughput(capsys: pytest.CaptureFixture[str]) -> None:
+    """Three servers (ours, baseline, ours again), each sent 3 photos as the page sends them."""
+    upload_throughput.main(["--n", "3", "--light"])
+    out = printed(capsys)
+    assert {"ours_img_s", "baseline_img_s", "speedup"} <= set(out) and out["n"] == 3
+    for run in ("ours", "baseline", "ours_again"):
+        assert out[run]["img_s"] > 0  # type: ignore[index]

@@ -148,6 +148,8 @@ class FakeNeural(Model):
     batch_sizes: list[int] = field(default_factory=list)  # add_batch_size
     waits: int = 0
     settled: int = 0  # settle_eager calls that took effect (not after a compile)
+    embeds: int = 0  # embed calls
+    settled_after: list[int] = field(default_factory=list)  # embed calls before each settle
     on_embed: Any = None
     compile_estimate: float = 60.0  # what expected_compile_s answers (embedder.compile_rule)
 
@@ -158,6 +160,7 @@ class FakeNeural(Model):
         return np.asarray(image.resize((2, 2)), dtype=np.float32).reshape(-1)[: self.dim] + 1
 
     def embed(self, batch: list[Any]) -> np.ndarray:
+        self.embeds += 1
         if self.on_embed is not None:
             self.on_embed(batch)
         if not batch:
@@ -184,6 +187,7 @@ class FakeNeural(Model):
         if self.compiles:
             return False
         self.settled += 1
+        self.settled_after.append(self.embeds)
         return True
 
     def runtime(self) -> dict[str, Any]:

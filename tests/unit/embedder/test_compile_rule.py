@@ -73,3 +73,19 @@ def test_the_gate_keeps_a_short_run_eager() -> None:
         clock += 16 / E
         decisions.append(gate.after_batch(done, now=clock))
     assert not any(decisions) and gate.decided
+
+
+@pytest.mark.parametrize("compile_s", [20.0, 150.0, 300.0])
+def test_a_run_that_could_not_pay_even_on_the_slowest_machine_never_would(
+    compile_s: float,
+) -> None:
+    """``could_pay`` answers before any image: below the slowest machine's break-even point,
+    no faster eager rate makes compiling pay (the break-even point grows with the rate)."""
+    slowest = compile_rule.SLOWEST_EAGER_IMG_S
+    edge = break_even_images(eager_img_s=slowest, compile_s=compile_s)
+    assert compile_rule.could_pay(edge, compile_s=compile_s)
+    assert not compile_rule.could_pay(edge - 1, compile_s=compile_s)
+    for rate in (slowest, 5.0, 10.0, 50.0, 500.0):
+        assert not compile_pays(edge - 1, eager_img_s=rate, compile_s=compile_s)
+    # Three models, nothing on record (2 x 150 s): runs under ~1,100 images settle at once.
+    assert 1000 < break_even_images(eager_img_s=slowest, compile_s=300.0) < 1200
