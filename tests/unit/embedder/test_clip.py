@@ -90,6 +90,46 @@ def test_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
         ClipViTB32(str(junk)).load()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("half", [False, True])
+def test_a_checkpoint_file_gives_the_weights_it_holds(
+    tmp_path: Path, random_clip: ClipViTB32, photos: dict[str, Image.Image], half: bool
+) -> None:
+    """Loaded into a model laid out on the meta device (one copy of the weights at a time):
+    every tensor is set, in fp32 (OpenAI's own file is fp16), and the vectors are those of
+    the model the file was saved from."""
+    import torch
+
+    assert random_clip._clip is not None
+    state = random_clip._clip.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    path = tmp_path / "vit-b-32.pt"
+    torch.save(state, path)
+    model = ClipViTB32(str(path))
+    model.load()
+    assert model.weights.source == f"file:{path}"
+    tensors = [*model._clip.parameters(), *model._clip.buffers()]
+    assert not any(t.is_meta for t in tensors)
+    assert {t.dtype for t in tensors if t.is_floating_point()} == {torch.float32}
+    assert torch.equal(model._clip.attn_mask, random_clip._clip.attn_mask)
+    x = [model.preprocess(im) for im in photos.values()]
+    text = ["a gold ring with a stone", "a red dress"]
+    bound = 2e-3 if half else 1e-5
+    np.testing.assert_allclose(model.embed(x), random_clip.embed(x), atol=bound)
+    np.testing.assert_allclose(model.embed_text(text), random_clip.embed_text(text), atol=bound)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_for_another_architecture_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "other.pt"
+    torch.save({"visual.conv1.weight": torch.zeros(8, 3, 16, 16)}, path)
+    with pytest.raises(ModelLoadError, match="could not be loaded into ViT-B-32"):
+        ClipViTB32(str(path)).load()
+
+
 def test_openai_offline_with_an_empty_cache(tmp_path: Path, offline: Offline) -> None:
     model = ClipViTB32("openai", cache_dir=tmp_path)
     with pytest.raises(ModelLoadError) as err:

@@ -143,6 +143,34 @@ def test_resnet_from_a_local_file(
     assert cosine(model.embed(x)[0], random_resnet.embed(x)[0]) < 0.9999  # other weights
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("half", [False, True])
+def test_a_resnet_file_gives_the_weights_it_holds(
+    tmp_path: Path, random_resnet: ResNet50Gem, photos: dict[str, Image.Image], half: bool
+) -> None:
+    """Loaded into a network laid out on the meta device, fc left out of the file: every
+    tensor the trunk uses is set, in fp32, and the vectors are the saved model's."""
+    from torchvision.models import resnet50
+
+    from embedder.weights import seeded
+
+    state = {k: v for k, v in seeded(lambda: resnet50(weights=None)).state_dict().items()}
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    path = tmp_path / "resnet.pth"
+    torch.save(state, path)
+    model = ResNet50Gem(str(path))
+    model.load()
+    assert model._module is not None
+    tensors = [*model._module.parameters(), *model._module.buffers()]
+    assert not any(t.is_meta for t in tensors)
+    assert {t.dtype for t in tensors if t.is_floating_point()} == {torch.float32}
+    x = [model.preprocess(im) for im in photos.values()]
+    got, want = model.embed(x), random_resnet.embed(x)
+    assert min(cosine(a, b) for a, b in zip(got, want, strict=True)) > (0.999 if half else 0.99999)
+
+
 def test_weights_for_another_architecture_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="does not fit"):
         ResNet50Gem(str(bundled_effnet_lite0_path())).load()
