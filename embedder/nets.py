@@ -114,7 +114,7 @@ class EffNetTrunk(nn.Module):
 
 
 class ClipImageTower(nn.Module):
-    """Calls ``encode_image`` on a whole open_clip model (its text tower is kept for text)."""
+    """Calls ``encode_image`` on an open_clip model (whose text tower may have been freed)."""
 
     def __init__(self, clip: nn.Module) -> None:
         super().__init__()
