@@ -50,7 +50,7 @@ def upload(server: served.LiveServer, paths: list[Path]) -> dict[str, Any]:
                 headers=key,
                 files={"files": (path.name, path.read_bytes(), "image/jpeg")},
             )
-        if r.status_code != 201 or r.json()["images"][0]["status"] != "added":
+        if r.status_code != 201 or r.json()["results"][0]["status"] != "added":
             raise RuntimeError(f"{path.name}: {r.status_code} {r.text[:300]}")
         return time.perf_counter() - started
 
