@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,17 @@ def recompressed(image: Image.Image, scale: float = 0.8, quality: int = 70) -> I
     size = (round(image.width * scale), round(image.height * scale))
     data = encode(image.resize(size, Image.Resampling.BICUBIC), "JPEG", quality=quality)
     return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def checkpoint_file(state: dict[str, Any], path: Path, *, half: bool = False) -> Path:
+    """``state`` saved as a torch checkpoint at ``path``; ``half``: its floating tensors in
+    fp16, as in OpenAI's own CLIP file."""
+    import torch
+
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    torch.save(state, path)
+    return path
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from embedder_test_helpers import Offline
+from embedder_test_helpers import Offline, checkpoint_file
 from PIL import Image
 
 from embedder.clip import ClipViTB32, clip_cache_dir, find_cached_openai
@@ -101,11 +101,7 @@ def test_a_checkpoint_file_gives_the_weights_it_holds(
     import torch
 
     assert random_clip._clip is not None
-    state = random_clip._clip.state_dict()
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    path = tmp_path / "vit-b-32.pt"
-    torch.save(state, path)
+    path = checkpoint_file(random_clip._clip.state_dict(), tmp_path / "vit-b-32.pt", half=half)
     model = ClipViTB32(str(path))
     model.load()
     assert model.weights.source == f"file:{path}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from embedder_test_helpers import Offline, cosine, recompressed
+from embedder_test_helpers import Offline, checkpoint_file, cosine, recompressed
 from PIL import Image
 
 from embedder.cnn import EffNetLite0, ResNet50Gem, bundled_effnet_lite0_path
@@ -154,13 +154,9 @@ def test_a_resnet_file_gives_the_weights_it_holds(
 
     from embedder.weights import seeded
 
-    state = {k: v for k, v in seeded(lambda: resnet50(weights=None)).state_dict().items()}
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    path = tmp_path / "resnet.pth"
-    torch.save(state, path)
-    model = ResNet50Gem(str(path))
+    state = seeded(lambda: resnet50(weights=None)).state_dict()
+    trunk = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    model = ResNet50Gem(str(checkpoint_file(trunk, tmp_path / "resnet.pth", half=half)))
     model.load()
     assert model._module is not None
     tensors = [*model._module.parameters(), *model._module.buffers()]
