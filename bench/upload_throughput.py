@@ -69,11 +69,11 @@ def run(root: Path, paths: list[Path], models: dict[str, str]) -> dict[str, Any]
     with served.LiveServer(root, models=models, log=root / "server.log") as server:
         ready_s = server.start(timeout=300)
         out = upload(server, paths)
-        rss = _rss_mb(server.pid)
-    return {**out, "ready_s": round(ready_s, 1), "rss_mb": rss}
+        peak = _peak_rss_mb(server.pid)
+    return {**out, "ready_s": round(ready_s, 1), "peak_rss_mb": peak}
 
 
-def _rss_mb(pid: int | None) -> int | None:
+def _peak_rss_mb(pid: int | None) -> int | None:
     if pid is None:
         return None
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
