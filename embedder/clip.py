@@ -258,8 +258,10 @@ def _assign_checkpoint(path: str, *, weights_only: bool) -> Any:
     import open_clip
     import torch
 
+    # The architecture from open_clip's own config (create_model would log that the model is
+    # "initialized randomly", which these weights are not).
     with torch.device("meta"):
-        clip = open_clip.create_model(ARCH, pretrained=None, force_quick_gelu=True, device="meta")
+        clip = open_clip.CLIP(**open_clip.get_model_config(ARCH), quick_gelu=True)
     load = clip.load_state_dict
 
     def assign(state: Any, strict: bool = True) -> Any:
