@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from api.errors import ErrorBody
 from api.schemas import Image, Weights
 from engine.defaults import DEFAULT_K, MAX_K
 from engine.query import MAX_TEXT
@@ -172,3 +173,13 @@ class SearchResponse(Struct, kw_only=True):
     # may miss the latest tag changes.
     degraded: bool = False
     combine: Literal["any", "all"] | None = None  # several query images: how they combined
+
+
+class SearchStep(Struct, kw_only=True, omit_defaults=True):
+    """One line of ``POST /api/v1/search/stream``: ``ranked`` (the ranking by the vectors,
+    before verification; its hits carry no ``verified`` yet), ``final`` (the answer, as
+    ``POST /api/v1/search`` gives it) or ``error`` (a failure after the first line)."""
+
+    stage: Literal["ranked", "final", "error"]
+    result: SearchResponse | None = None
+    error: ErrorBody | None = None

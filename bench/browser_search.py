@@ -6,8 +6,11 @@ the three seed models (random weights: the same compute), each with a keypoint r
 a photo that has no copy); headless Chromium logs in, opens the
 Search page and, ``--runs`` times per mode, sets the query file input to a 4000 x 3000 JPEG of
 ~3 MB. The clock starts at the input's ``change`` event (the user has chosen the photo) and
-stops at the frame after the first result card enters the grid. Both modes run in the same
-page session, interleaved so machine load drifts hit both alike:
+stops at the frame after the first result card enters the grid. The page asks for the search
+in steps (``POST /api/v1/search/stream``): that first card is the ranking by the vectors,
+shown while its best matches are verified; the answer (verified, the grid no longer
+``aria-busy``) is timed too (``answer_*``). Both modes run in the same page session,
+interleaved so machine load drifts hit both alike:
 
 - ``shrunk``: what the page does now (api/static/js/shrink.js: decode once, send <= 1280 px);
 - ``original``: the same page with ``localStorage["lookalike.shrink"] = "off"``, which sends
@@ -15,8 +18,8 @@ page session, interleaved so machine load drifts hit both alike:
 
 Each mode runs unthrottled (loopback: upload costs almost nothing) and, with ``--uplink-mbps``,
 behind Chromium's network emulation (a phone on Wi-Fi or 4G: upload and a round trip cost).
-Reported per mode: median and p90 of time to first result, the bytes of the uploaded image,
-and the server's own decode and total times from the response.
+Reported per mode: median and p90 of time to first result and to the answer, the bytes of
+the uploaded image, and the server's own decode and total times from the steps.
 
     python -m bench.browser_search [--n 100000] [--runs 10] [--uplink-mbps 20]
 """
@@ -49,27 +52,37 @@ PHASES = (
 # Before the page's own scripts: when the photo is chosen, when the first card is drawn, and
 # how many bytes of image the search carried (the FormData's file, read without copying).
 PROBE = """
-window.__probe = {t0: null, sent: null, answered: null, t1: null, bytes: null};
+window.__probe = {
+  t0: null, sent: null, answered: null, t1: null, t2: null, bytes: null, text: null,
+};
 addEventListener("change", (e) => {
   if (e.target.id === "query-file") window.__probe.t0 = performance.now();
 }, true);
 const send = window.fetch;
 window.fetch = (url, init) => {
-  if (String(url).endsWith("/api/v1/search") && init && init.body instanceof FormData) {
+  if (String(url).endsWith("/api/v1/search/stream") && init && init.body instanceof FormData) {
     window.__probe.bytes = init.body.get("image").size;
     window.__probe.sent = performance.now();
     return send(url, init).then((response) => {
       window.__probe.answered = performance.now();
+      // A copy of the steps: Chromium keeps no body of a response the page reads as a
+      // stream (Playwright issue 42742).
+      response.clone().text().then((text) => { window.__probe.text = text; });
       return response;
     });
   }
   return send(url, init);
 };
+const frame = (key) => requestAnimationFrame(() => setTimeout(() => {
+  window.__probe[key] = performance.now();
+}));
+let first = false;
 new MutationObserver((changes, observer) => {
-  if (!document.querySelector("#results-grid [data-testid=hit]")) return;
-  observer.disconnect();
-  requestAnimationFrame(() => setTimeout(() => { window.__probe.t1 = performance.now(); }));
-}).observe(document, {subtree: true, childList: true});
+  const grid = document.querySelector("#results-grid");
+  if (!grid || !grid.querySelector("[data-testid=hit]")) return;
+  if (!first) { first = true; frame("t1"); }
+  if (grid.getAttribute("aria-busy") === "false") { observer.disconnect(); frame("t2"); }
+}).observe(document, {subtree: true, childList: true, attributes: true});
 """
 
 
@@ -104,19 +117,22 @@ def one_search(page: Any, url: str, photo: Path, mode: str, uplink_mbps: float) 
                 "downloadThroughput": 4 * uplink_mbps * 1e6 / 8,
             },
         )
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as answer:
-        page.get_by_test_id("query-file").set_input_files(str(photo))
+    page.get_by_test_id("query-file").set_input_files(str(photo))
     # Polled from here: the page's CSP forbids the eval that wait_for_function's polling uses.
     # The timestamps are the page's own, so the polling interval does not enter the figures.
     deadline = time.monotonic() + 60
-    while (probe := page.evaluate("window.__probe"))["t1"] is None:
+    while (probe := page.evaluate("window.__probe"))["t2"] is None or probe["text"] is None:
         if time.monotonic() > deadline:
-            raise TimeoutError("no result card in 60 s")
+            raise TimeoutError("no answer in 60 s")
         time.sleep(0.01)
-    timings = answer.value.json().get("timings", {})
+    steps = [json.loads(line) for line in probe["text"].splitlines()]
+    timings = steps[-1]["result"]["timings"]
     cdp.detach()
     return {
         "ms": probe["t1"] - probe["t0"],
+        "answer_ms": probe["t2"] - probe["t0"],
+        "steps": [step["stage"] for step in steps],
+        "server_first_ms": float(sum(steps[0]["result"]["timings"].values())),
         "page_ms": probe["sent"] - probe["t0"],
         "request_ms": probe["answered"] - probe["sent"],
         "render_ms": probe["t1"] - probe["answered"],
@@ -128,14 +144,20 @@ def one_search(page: Any, url: str, photo: Path, mode: str, uplink_mbps: float) 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ms = [r["ms"] for r in runs]
+    answer = [r["answer_ms"] for r in runs]
     return {
         "median_ms": round(statistics.median(ms), 1),
         "p90_ms": round(float(np.percentile(ms, 90)), 1),
+        "answer_median_ms": round(statistics.median(answer), 1),
+        "answer_p90_ms": round(float(np.percentile(answer, 90)), 1),
+        "steps": runs[-1]["steps"],
         "upload_image_bytes": int(statistics.median(r["bytes"] for r in runs)),
-        # Where the time goes (medians): choosing -> request sent, sent -> answer headers,
-        # answer -> first card drawn (reading the JSON, building the grid, a frame).
+        # Where the time goes (medians): choosing -> request sent, sent -> response headers
+        # (sent with the first step), headers -> first card drawn (reading the step,
+        # building the grid, a frame).
         **{k: round(statistics.median(r[k] for r in runs), 1) for k in PHASES},
         "server_decode_ms": round(statistics.median(r["server_decode_ms"] for r in runs), 1),
+        "server_first_ms": round(statistics.median(r["server_first_ms"] for r in runs), 1),
         "server_total_ms": round(statistics.median(r["server_ms"] for r in runs), 1),
     }
 

@@ -23,7 +23,7 @@ from embedder.roles import ROLES
 from engine.errors import BadInput
 from engine.feedback import Marks, check_marks
 from engine.multi_query import MultiImageSearch, Query, check_combine, check_count
-from engine.picture_search import PictureSearch
+from engine.picture_search import FirstLook, PictureSearch, above, thresholded
 from engine.query import TEXT_WEIGHTS, Box
 from engine.results import SearchHit, SearchResult
 from store.base import Filter
@@ -125,8 +125,9 @@ class Search:
     def defaults(self) -> SearchDefaults:
         return self._catalog.defaults()
 
-    def run(self, request: SearchRequest) -> SearchResult:
-        """The one dispatch every way in uses."""
+    def run(self, request: SearchRequest, first_look: FirstLook | None = None) -> SearchResult:
+        """The one dispatch every way in uses. ``first_look``: told a picture query's ranking
+        before verification changes it (engine.picture_search); the threshold applies."""
         given = [x for x in (request.image, request.image_id, request.text) if x is not None]
         if len(given) + bool(request.queries) != 1:
             raise BadInput(
@@ -136,10 +137,11 @@ class Search:
         flt = self.filter(request.filters)
         marks = self._marks(request)
         options: dict[str, Any] = {"k": request.k, "flt": flt, "marks": marks}
+        early = thresholded(first_look, request.threshold)
         if request.inside and (request.text is not None or len(request.queries) > 1):
             raise BadInput("'Look inside' searches one picture: not a text, not several images.")
         if request.queries:
-            result = self._several(request, flt, marks)
+            result = self._several(request, flt, marks, early)
         elif request.text is not None:
             result = self.by_text(request.text, **options)
         elif request.image is not None:
@@ -149,6 +151,7 @@ class Search:
                 box=request.box,
                 weights=request.weights,
                 inside=request.inside,
+                first_look=early,
                 **options,
             )
         else:
@@ -163,10 +166,11 @@ class Search:
                     box=request.box,
                     weights=request.weights,
                     inside=request.inside,
+                    first_look=early,
                     **options,
                 )
         if request.threshold is not None:
-            result.hits = [h for h in result.hits if h.score >= request.threshold]
+            result.hits = above(result.hits, request.threshold)
         return result
 
     def _marks(self, request: SearchRequest) -> Marks | None:
@@ -181,7 +185,11 @@ class Search:
         )
 
     def _several(
-        self, request: SearchRequest, flt: Filter | None, marks: Marks | None
+        self,
+        request: SearchRequest,
+        flt: Filter | None,
+        marks: Marks | None,
+        first_look: FirstLook | None,
     ) -> SearchResult:
         check_count(len(request.queries))
         check_combine(request.combine)
@@ -197,6 +205,7 @@ class Search:
                     flt=flt,
                     marks=marks,
                     inside=request.inside,
+                    first_look=first_look,
                 )
         queries = [self._query(q) for q in request.queries]
         if marks is not None:  # each query image moves toward the liked ones
@@ -244,13 +253,14 @@ class Search:
         flt: Filter | None = None,
         marks: Marks | None = None,
         inside: bool | None = None,
+        first_look: FirstLook | None = None,
     ) -> SearchResult:
         """Images like a picture (or a region of it); ``inside``: also look for images
         inside it (engine.inside; None: as the setting says). Picture queries' best
         candidates are verified."""
-        return self._pictures.run(
-            data, name=name, box=box, k=k, weights=weights, flt=flt, marks=marks, inside=inside
-        )
+        options: dict[str, Any] = {"k": k, "weights": weights, "flt": flt, "marks": marks}
+        options.update(inside=inside, first_look=first_look)
+        return self._pictures.run(data, name=name, box=box, **options)
 
     def by_text(
         self,

@@ -15,12 +15,14 @@ def api_routes() -> list[ControllerRouterHandler]:
     from api.routes.ops import OpsController
     from api.routes.search import SearchController, seed_reindex, seed_search
     from api.routes.search_sheet import SearchSheetController
+    from api.routes.search_stream import SearchStreamController
 
     return [
         OpsController,
         LoginController,
         SearchController,
         SearchSheetController,
+        SearchStreamController,
         ImageController,
         JobController,
         DuplicateController,

@@ -32,6 +32,50 @@ AXE_RUN = """axe.run(document).then((result) => result.violations.map((v) => (
   {id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" "))})))"""
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
+SEARCH_STEPS = "/api/v1/search/stream"  # what the Search page asks (NDJSON steps)
+# The page reads its search's steps as they arrive (a stream reader), and Chromium then
+# keeps no body for Playwright to read (it reports the request as aborted: Playwright issue
+# 42742). So each page of these tests keeps a copy of each search's body, by request.
+RECORD_SEARCHES = """
+window.__searchSteps = {};
+(() => {
+  const send = window.fetch;
+  let count = 0;
+  window.fetch = async (url, init) => {
+    if (!String(url).endsWith("SEARCH_STEPS")) return send(url, init);
+    const id = String(++count);
+    const headers = { ...((init && init.headers) || {}), "x-test-search": id };
+    const response = await send(url, { ...init, headers });
+    response.clone().text().then(
+      (text) => { window.__searchSteps[id] = text; },
+      () => { window.__searchSteps[id] = ""; });
+    return response;
+  };
+})();
+""".replace("SEARCH_STEPS", SEARCH_STEPS)
+
+
+def is_search(response: Any) -> bool:
+    """The Search page's search request."""
+    return bool(response.url.endswith(SEARCH_STEPS))
+
+
+def search_answer(response: Any, timeout_s: float = 60) -> dict[str, Any]:
+    """The answer (the last, 'final' step) of the Search page's search request, from the
+    page's copy of it (``RECORD_SEARCHES``)."""
+    import time
+
+    assert response.ok, response.status
+    key = json.dumps(response.request.headers["x-test-search"])
+    deadline = time.monotonic() + timeout_s
+    while (text := response.frame.page.evaluate(f"window.__searchSteps[{key}]")) is None:
+        assert time.monotonic() < deadline, "the search's answer did not come"
+        time.sleep(0.02)
+    steps = [json.loads(line) for line in text.splitlines()]
+    assert steps and steps[-1]["stage"] == "final", steps
+    return dict(steps[-1]["result"])
+
+
 # Distinct real photographs (scikit-image ships them): no two are near duplicates.
 DISTINCT = ("astronaut", "rocket", "coffee", "chelsea", "motorcycle", "hubble")
 
@@ -79,6 +123,7 @@ def new_page(browser: Any, errors: list[str], viewport: dict[str, int] = DESKTOP
     """A page in a context of its own; console errors and page errors land in ``errors``."""
     context = browser.new_context(viewport=viewport, **kw)
     context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(RECORD_SEARCHES)
     page = context.new_page()
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -235,7 +280,7 @@ def test_a_search_url_opens_the_same_results_elsewhere(
     first = page.get_by_test_id("library-item").first
     first.locator("button").click()
     expect(page.locator("#inspect-meta")).to_contain_text("Id")
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/search")):
+    with page.expect_response(is_search):
         page.get_by_test_id("search-with-this").click()
     page.wait_for_url("**/?image=*")
     hits = page.get_by_test_id("hit")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.browser.test_first_hour import DESKTOP, log_in, new_page
+from tests.browser.test_first_hour import DESKTOP, is_search, log_in, new_page, search_answer
 
 pytestmark = pytest.mark.browser
 
@@ -75,7 +75,7 @@ WATCH_SEARCHES = """
 window.__sent = [];
 const send = window.fetch;
 window.fetch = async (url, init) => {
-  if (String(url).endsWith("/api/v1/search") && init && init.body instanceof FormData) {
+  if (String(url).endsWith("/api/v1/search/stream") && init && init.body instanceof FormData) {
     const form = init.body;
     const image = form.get("image");
     const bytes = new Uint8Array(await image.arrayBuffer());
@@ -111,9 +111,9 @@ def _scores(result: dict[str, Any]) -> dict[str, float]:
 
 def _choose(page: Any, photo: Path) -> dict[str, float]:
     """Chooses ``photo`` as the query on the Search page; the hits' scores by filename."""
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as answer:
+    with page.expect_response(is_search) as answer:
         page.get_by_test_id("query-file").set_input_files(str(photo))
-    return _scores(answer.value.json())
+    return _scores(search_answer(answer.value))
 
 
 def _same_as_original(page: Any, photo: Path, expected: dict[str, float]) -> tuple[int, int]:
@@ -184,7 +184,7 @@ def test_a_large_photo_is_shrunk_before_upload_and_finds_the_same(
     canvas = page.locator("#stage-canvas").bounding_box()
     assert canvas is not None
     for x0, x1, name in ((0.05, 0.45, "left.jpg"), (0.55, 0.95, "right.jpg")):
-        with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as cropped:
+        with page.expect_response(is_search) as cropped:
             page.mouse.move(
                 canvas["x"] + canvas["width"] * x0, canvas["y"] + canvas["height"] * 0.1
             )
@@ -195,8 +195,9 @@ def test_a_large_photo_is_shrunk_before_upload_and_finds_the_same(
             page.mouse.up()
         _, _, box = _last_sent(page)
         assert box[0] >= 0 and box[0] + box[2] <= size[0] and box[1] + box[3] <= size[1], box
-        assert next(iter(_scores(cropped.value.json()))) == name, cropped.value.json()
-        with page.expect_response(lambda r: r.url.endswith("/api/v1/search")):
+        answer = search_answer(cropped.value)
+        assert next(iter(_scores(answer))) == name, answer
+        with page.expect_response(is_search):
             page.locator("#crop-reset").click()
 
     # Sideways pixels with EXIF orientation 6: the page sends it upright, so it finds the

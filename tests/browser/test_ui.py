@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.browser.test_first_hour import RECORD_SEARCHES, is_search, search_answer
+
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 60_000  # the first search embeds on a 2-core CPU
@@ -22,6 +24,7 @@ TIMEOUT_MS = 60_000  # the first search embeds on a 2-core CPU
 def _page(browser: Any, errors: list[str], **options: Any) -> Any:
     context = browser.new_context(**options)
     context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(RECORD_SEARCHES)
     page = context.new_page()
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -80,7 +83,7 @@ def test_log_in_upload_search_inspect_log_out(
     # server embeds only that part (so the photo no longer matches itself at 100 %).
     canvas = page.locator("#stage-canvas").bounding_box()
     assert canvas is not None
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as cropped:
+    with page.expect_response(is_search) as cropped:
         page.mouse.move(canvas["x"] + canvas["width"] * 0.25, canvas["y"] + canvas["height"] * 0.2)
         page.mouse.down()
         page.mouse.move(
@@ -92,7 +95,7 @@ def test_log_in_upload_search_inspect_log_out(
     assert match, crop_text
     w, h, x, y = map(int, match.groups())
     assert 0 < x < 451 and 0 < y < 300 and 0 < w < 451 - x and 0 < h < 300 - y
-    result = cropped.value.json()
+    result = search_answer(cropped.value)
     assert result["hits"][0]["filename"] == "chelsea.jpg"
     assert result["hits"][0]["score"] < 0.999
     expect(page.locator("#crop-reset")).to_be_visible()
@@ -109,7 +112,7 @@ def test_log_in_upload_search_inspect_log_out(
     # Not wait_for_function: the page's CSP forbids the eval it needs (a flaky EvalError).
     expect(dialog.locator("#inspect-img")).to_have_js_property("naturalWidth", 451)
     page.screenshot(path=artifacts / "05_inspect.png")
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as by_id:
+    with page.expect_response(is_search) as by_id:
         dialog.get_by_test_id("search-with-this").click()
     assert json.loads(by_id.value.request.post_data or "{}").get("image_id")
     expect(dialog).to_be_hidden()
@@ -168,7 +171,7 @@ def test_a_dropped_or_pasted_image_starts_a_search(
     page = _page(browser, errors, viewport={"width": 1280, "height": 800})
     _log_in(page, server)
     data = base64.b64encode(photos["coffee.jpg"].read_bytes()).decode()
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as searched:
+    with page.expect_response(is_search) as searched:
         page.evaluate(_DELIVER, [data, f"{how}ed.jpg", how])
     assert searched.value.ok
     expect(page.locator("#query-name")).to_have_text(f"{how}ed.jpg")

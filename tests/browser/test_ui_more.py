@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.browser.test_first_hour import RECORD_SEARCHES, is_search, search_answer
+
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 60_000  # the first upload or search embeds on a 2-core CPU
@@ -89,6 +91,7 @@ def uploaded(server: Any, browser: Any, session: dict[str, Any], images: dict[st
 
 def _page(browser: Any, errors: list[str], **options: Any) -> Any:
     context = browser.new_context(viewport={"width": 1440, "height": 900}, **options)
+    context.add_init_script(RECORD_SEARCHES)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -180,7 +183,7 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
     names = hits.locator(".hit__name")
 
     # No colour yet: the blue query finds itself first, and the red image too.
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as searched:
+    with page.expect_response(is_search) as searched:
         page.get_by_test_id("query-file").set_input_files(str(images["blue.png"]))
     unfiltered = _shown(searched.value, names)
     assert unfiltered[0] == "blue.png"
@@ -191,7 +194,7 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
     # The button only works once the image's metadata is in (inspect.js sets its handler
     # after GET /api/v1/images/{id}): wait for the format, which only that answer carries.
     expect(page.locator("#inspect-meta")).to_contain_text("PNG")
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as searched:
+    with page.expect_response(is_search) as searched:
         page.get_by_test_id("search-with-this").click()
     assert _shown(searched.value, names)[0] == "blue.png"
 
@@ -202,7 +205,7 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
     ):
         page.get_by_test_id("colour").fill(colour)
         page.get_by_test_id("colour-tolerance").fill(str(tolerance))
-        with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as searched:
+        with page.expect_response(is_search) as searched:
             page.get_by_test_id("search").click()
         sent = json.loads(searched.value.request.post_data or "{}")
         hex_colour = "#" + colour.lstrip("#")  # the page adds the '#' a designer leaves out
@@ -212,7 +215,7 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
         }, sent
         shown = _shown(searched.value, names)
         assert wanted in shown and unwanted not in shown, shown
-        for hit in searched.value.json()["hits"]:  # the server kept only near palettes
+        for hit in search_answer(searched.value)["hits"]:  # the server kept only near palettes
             assert _nearest(hit["palette"], hex_colour) <= tolerance, hit
         expect(hits.first.locator(".hit__name")).to_have_text(shown[0])
         page.wait_for_load_state("networkidle")
@@ -220,7 +223,7 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
 
     # Clearing the colour lifts the filter.
     page.get_by_test_id("colour").fill("")
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/search")) as searched:
+    with page.expect_response(is_search) as searched:
         page.get_by_test_id("search").click()
     shown = _shown(searched.value, names)
     assert {"red.png", "blue.png"} <= set(shown), shown
@@ -233,7 +236,7 @@ def _shown(response: Any, names: Any) -> list[str]:
     from playwright.sync_api import expect
 
     assert response.ok, response.text()
-    sent = [hit["filename"] for hit in response.json()["hits"]]
+    sent = [hit["filename"] for hit in search_answer(response)["hits"]]
     expect(names).to_have_text(sent)
     return sent
 

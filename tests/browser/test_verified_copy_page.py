@@ -12,11 +12,31 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.browser.test_first_hour import AXE, AXE_RUN, DESKTOP, PHONE, log_in, new_page
+from tests.browser.test_first_hour import (
+    AXE,
+    AXE_RUN,
+    DESKTOP,
+    PHONE,
+    is_search,
+    log_in,
+    new_page,
+    search_answer,
+)
 
 pytestmark = pytest.mark.browser
 
 NAMES = ("astronaut", "coffee", "chelsea")
+# What the results grid showed, each time it changed: busy (still checked), hits, proofs.
+WATCH_GRID = """() => {
+  window.__grid = [];
+  const grid = document.querySelector("#results-grid");
+  new MutationObserver(() => window.__grid.push({
+    busy: grid.getAttribute("aria-busy"),
+    hits: grid.querySelectorAll("[data-testid=hit]").length,
+    verified: grid.querySelectorAll("[data-testid=verified]").length,
+    stats: document.querySelector("#results-stats").textContent,
+  })).observe(grid, {attributes: true, childList: true, subtree: true});
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +93,22 @@ def test_a_copy_is_shown_with_its_proof(server: Any, browser: Any, photos: dict[
 
     # Look inside: a busy page holding the coffee photo at a third of its width. By default
     # the search looks inside it (no copy is the whole page); the box forces it.
-    with page.expect_response("**/api/v1/search") as auto:
+    # The ranking shows first, said to be still checked, then the answer.
+    page.evaluate(WATCH_GRID)
+    with page.expect_response(is_search) as auto:
         page.get_by_test_id("query-file").set_input_files(str(photos["page"]))
-    assert "inside_embed_ms" in auto.value.json()["timings"]  # the windows were searched
+    assert "inside_embed_ms" in search_answer(auto.value)["timings"]  # the windows were searched
+    expect(page.locator("#results-grid")).to_have_attribute("aria-busy", "false")
+    seen = page.evaluate("window.__grid")
+    checking = [s for s in seen if s["busy"] == "true" and s["hits"]]
+    assert checking and checking[0]["stats"] == "Checking the best matches for copies…", seen
+    assert not checking[0]["verified"]  # nothing proven yet
+    assert seen[-1]["busy"] == "false" and seen[-1]["verified"] and seen[-1]["stats"].endswith("ms")
     expect(page.get_by_test_id("hit").first.locator(".hit__name")).to_have_text("coffee.jpg")
     expect(page.get_by_test_id("hit").first.get_by_test_id("verified")).to_be_visible()
-    with page.expect_response("**/api/v1/search") as answered:
+    with page.expect_response(is_search) as answered:
         page.get_by_test_id("inside").check()
-    assert "inside_embed_ms" in answered.value.json()["timings"]
+    assert "inside_embed_ms" in search_answer(answered.value)["timings"]
     expect(page.get_by_test_id("hit").first.locator(".hit__name")).to_have_text("coffee.jpg")
 
     for viewport in (PHONE, DESKTOP):

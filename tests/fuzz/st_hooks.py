@@ -37,3 +37,22 @@ for media, fmt in {
     "image/gif": "GIF",
 }.items():
     schemathesis.openapi.media_type(media, images(fmt))
+
+
+@schemathesis.deserializer("application/x-ndjson")
+def search_steps(ctx: object, response: object) -> object:
+    """``POST /api/v1/search/stream``: each line must decode as a ``SearchStep`` (strictly, by
+    the struct the document is made from), the stages must be ``ranked`` lines then one
+    ``final`` or ``error``; the last line is handed on for the document's schema check."""
+    import msgspec
+
+    from api.search_schemas import SearchStep
+
+    text = response.content.decode()  # type: ignore[attr-defined]
+    if not text.endswith("\n"):
+        raise ValueError("An NDJSON answer must end with a newline.")
+    steps = [msgspec.json.decode(line, type=SearchStep) for line in text.splitlines()]
+    stages = [s.stage for s in steps]
+    if not stages or stages[-1] == "ranked" or any(s != "ranked" for s in stages[:-1]):
+        raise ValueError(f"Expected 'ranked' steps, then one 'final' or 'error': {stages}.")
+    return msgspec.json.decode(text.splitlines()[-1])

@@ -51,12 +51,9 @@ async function errorFrom(response) {
   return new ApiError(response.status, (body && body.error) || "error", String(detail));
 }
 
-/**
- * fetch() with the session cookie, the CSRF header on state-changing methods, and JSON errors
- * turned into ApiError. `json` sends a JSON body; `form` sends a FormData body.
- */
-export async function api(url, { method = "GET", json, form, signal, blob = false } = {}) {
-  const headers = { Accept: "application/json" };
+/** fetch() with the session cookie and the CSRF header; a refusal becomes an ApiError. */
+async function send(url, { method = "GET", json, form, signal, accept = "application/json" }) {
+  const headers = { Accept: accept };
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -81,10 +78,54 @@ export async function api(url, { method = "GET", json, form, signal, blob = fals
     setTimeout(() => location.assign(`/login?next=${next}`), 1500);
   }
   if (!response.ok) throw await errorFrom(response);
+  return response;
+}
+
+/**
+ * fetch() with the session cookie, the CSRF header on state-changing methods, and JSON errors
+ * turned into ApiError. `json` sends a JSON body; `form` sends a FormData body.
+ */
+export async function api(url, { method = "GET", json, form, signal, blob = false } = {}) {
+  const response = await send(url, { method, json, form, signal });
   if (response.status === 204) return null;
   if (blob) return response.blob();
   const type = response.headers.get("content-type") || "";
   return type.includes("json") ? response.json() : response.text();
+}
+
+const CUT_OFF = "The answer was cut off before it was complete. Search again.";
+
+/**
+ * An answer in steps (NDJSON, e.g. POST /api/v1/search/stream): `onStep(step)` for each line
+ * as it arrives; resolves with the last, which must be stage "final". A refusal before the
+ * first line is an ApiError as from api(); a line with stage "error" is thrown the same way.
+ */
+export async function apiSteps(url, { method = "POST", json, form, signal } = {}, onStep = () => {}) {
+  const response = await send(url, { method, json, form, signal, accept: "application/x-ndjson" });
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  let last = null;
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      throw new ApiError(0, "network", CUT_OFF);
+    }
+    buffered += decoder.decode(chunk.value || new Uint8Array(), { stream: !chunk.done });
+    const lines = buffered.split("\n");
+    buffered = lines.pop(); // an unfinished line waits for the rest
+    for (const line of lines.filter((l) => l.trim())) {
+      last = JSON.parse(line);
+      if (last.stage === "error") throw new ApiError(last.error.status, last.error.error, last.error.detail);
+      onStep(last);
+    }
+    if (chunk.done) break;
+  }
+  if (!last || last.stage !== "final") throw new ApiError(0, "network", CUT_OFF);
+  return last;
 }
 
 /** The list inside a paginated answer, whatever the envelope calls it. */

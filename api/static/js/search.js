@@ -4,7 +4,7 @@
 // works); an image from this computer does not (only its weights and filters do).
 
 import { proofLine, proofOverlay } from "./proof.js";
-import { api, itemsOf } from "./api.js";
+import { api, apiSteps, itemsOf } from "./api.js";
 import { CropStage } from "./crop.js";
 import { openInspector, wireInspector } from "./inspect.js";
 import {
@@ -323,11 +323,15 @@ async function search({ push = true } = {}) {
   if (push) remember();
   const controller = new AbortController();
   inFlight = controller;
+  page.classList.remove("is-checking");
   page.classList.add("is-searching");
   els.button.disabled = true;
   try {
-    const result = await api("/api/v1/search", { method: "POST", signal: controller.signal, ...request });
-    render(result);
+    // In steps: a picture's ranking shows at once, then its best matches checked as copies.
+    const answer = await apiSteps("/api/v1/search/stream", { signal: controller.signal, ...request }, (step) => {
+      if (step.stage === "ranked" && inFlight === controller) render(step.result, { checking: true });
+    });
+    render(answer.result);
   } catch (err) {
     if (err.name === "AbortError") return;
     showFailure();
@@ -415,7 +419,11 @@ function undoColourChange() {
   }
 }
 
-function render(result) {
+/** `checking`: the ranking by the vectors alone, shown while its best matches are verified. */
+function render(result, { checking = false } = {}) {
+  page.classList.toggle("is-checking", checking);
+  if (checking) page.classList.remove("is-searching");
+  els.grid.setAttribute("aria-busy", String(checking));
   const hits = result.hits || [];
   els.resultsEmpty.hidden = hits.length > 0;
   if (!hits.length) {
@@ -430,7 +438,7 @@ function render(result) {
   const dups = hits.filter((hit) => hit.near_duplicate).length;
   els.title.textContent = hits.length === 1 ? "1 lookalike" : `${hits.length} lookalikes`;
   showSheetActions(hits.length > 0);
-  els.stats.textContent = [
+  els.stats.textContent = checking && hits.length ? "Checking the best matches for copies…" : [
     dups ? `${dups} near-duplicate${dups === 1 ? "" : "s"}` : null,
     total ? `${Math.round(total)} ms` : null,
   ].filter(Boolean).join(" · ");
@@ -438,6 +446,8 @@ function render(result) {
 
 /** The previous query's hits would read as this query's: clear them when a search fails. */
 function showFailure() {
+  page.classList.remove("is-checking");
+  els.grid.setAttribute("aria-busy", "false");
   els.grid.replaceChildren();
   els.resultsEmpty.hidden = false;
   els.resultsEmpty.querySelector(".empty__title").textContent = "No results for this query";

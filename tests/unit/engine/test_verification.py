@@ -232,3 +232,48 @@ def test_auto_stands_back_while_another_picture_search_runs(lk: Lookalike) -> No
             pictures._running -= 1
     assert "inside_embed_ms" not in busy.timings and "inside_embed_ms" in forced.timings
     assert pictures._running == 0
+
+
+def _busy_page() -> bytes:
+    page = Image.fromarray(np.random.default_rng(5).integers(0, 255, (900, 1500, 3), np.uint8))
+    page.paste(Image.fromarray(data.coffee()).resize((450, 300)), (900, 500))
+    return _jpeg(page)
+
+
+def test_first_look_is_the_whole_pictures_ranking_before_verification(lk: Lookalike) -> None:
+    """``first_look`` is told the ranking by the vectors (what the answer would be with
+    verification off, nothing proven yet), then the answer comes verified, looked inside."""
+    query = _busy_page()
+    lk.verification.candidates = 1
+    told: list = []
+    answer = lk.search.run(SearchRequest(image=query, k=3, inside=True), first_look=told.append)
+    plain = lk.search.run(SearchRequest(image=query, k=3, inside=False))
+    (first,) = told
+    assert [h.id for h in first.hits] == [h.id for h in plain.hits]  # the same ranking
+    assert first.hits[0].path != "coffee.jpg" and all(h.verified is None for h in first.hits)
+    assert "verify_ms" not in first.timings and "inside_embed_ms" not in first.timings
+    assert answer.hits[0].path == "coffee.jpg" and answer.hits[0].verified is not None
+    # A threshold holds for the first look as for the answer.
+    cut = sorted(h.score for h in first.hits)[1]
+    told.clear()
+    lk.search.run(SearchRequest(image=query, k=3, threshold=cut), first_look=told.append)
+    assert told and all(h.score >= cut for h in told[0].hits) and len(told[0].hits) == 2
+    # Nothing follows a search by a stored image's vectors: no first look, only the answer.
+    told.clear()
+    lk.search.run(SearchRequest(image_id=_id(lk, "coffee.jpg"), k=3), first_look=told.append)
+    assert told == []
+
+
+def test_without_verification_a_first_look_comes_only_before_looking_inside(
+    make_lookalike: MakeLookalike,
+) -> None:
+    off = make_lookalike(verify=False)
+    (off.settings.library_dir / "coffee.jpg").write_bytes(_jpeg(Image.fromarray(data.coffee())))
+    off.indexing.index()
+    query = _busy_page()
+    told: list = []
+    off.search.run(SearchRequest(image=query, k=3, inside=False), first_look=told.append)
+    assert told == []
+    found = off.search.run(SearchRequest(image=query, k=3, inside=True), first_look=told.append)
+    assert len(told) == 1 and "inside_embed_ms" not in told[0].timings
+    assert "inside_embed_ms" in found.timings and found.hits[0].path == "coffee.jpg"
