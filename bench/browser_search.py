@@ -9,12 +9,15 @@ Search page and, ``--runs`` times per mode, sets the query file input to a 4000 
 stops at the frame after the first result card enters the grid. The page asks for the search
 in steps (``POST /api/v1/search/stream``): that first card is the ranking by the vectors,
 shown while its best matches are verified; the answer (verified, the grid no longer
-``aria-busy``) is timed too (``answer_*``). Both modes run in the same page session,
-interleaved so machine load drifts hit both alike:
+``aria-busy``) is timed too (``answer_*``). The modes run in the same page session,
+interleaved so machine load drifts hit all alike:
 
-- ``shrunk``: what the page does now (api/static/js/shrink.js: decode once, send <= 1280 px);
-- ``original``: the same page with ``localStorage["lookalike.shrink"] = "off"``, which sends
-  the file as it is (the page before issue 16).
+- ``shrunk``: what the page does now (api/static/js/shrink.js: decode once, send <= 1280 px;
+  the search in steps);
+- ``whole_answer``: the same with ``localStorage["lookalike.steps"] = "off"``: one request to
+  ``POST /api/v1/search``, nothing shown before the verified answer;
+- ``original``: both off (``localStorage["lookalike.shrink"] = "off"`` too), which sends the
+  file as it is, one answer (the page before issue 16).
 
 Each mode runs unthrottled (loopback: upload costs almost nothing) and, with ``--uplink-mbps``,
 behind Chromium's network emulation (a phone on Wi-Fi or 4G: upload and a round trip cost).
@@ -51,7 +54,7 @@ PHASES = (
 
 # Before the page's own scripts: when the photo is chosen, when the first card is drawn, and
 # how many bytes of image the search carried (the FormData's file, read without copying).
-PROBE = """
+PROBE = r"""
 window.__probe = {
   t0: null, sent: null, answered: null, t1: null, t2: null, bytes: null, text: null,
 };
@@ -60,7 +63,8 @@ addEventListener("change", (e) => {
 }, true);
 const send = window.fetch;
 window.fetch = (url, init) => {
-  if (String(url).endsWith("/api/v1/search/stream") && init && init.body instanceof FormData) {
+  const search = /\/api\/v1\/search(\/stream)?$/.test(String(url));
+  if (search && init && init.body instanceof FormData) {
     window.__probe.bytes = init.body.get("image").size;
     window.__probe.sent = performance.now();
     return send(url, init).then((response) => {
@@ -86,6 +90,14 @@ new MutationObserver((changes, observer) => {
 """
 
 
+# The page's two switches (localStorage "lookalike.shrink" and "lookalike.steps") per mode.
+MODES = {
+    "shrunk": ("on", "on"),  # the page now
+    "whole_answer": ("on", "off"),  # shrinks, but waits for the whole answer
+    "original": ("off", "off"),  # the page before issue 16: the file as it is, one answer
+}
+
+
 def phone_photo(path: Path) -> Path:
     """A 4000 x 3000 JPEG of ~3 MB: a real photo upscaled, with sensor-like luma grain."""
     import skimage.data
@@ -101,9 +113,9 @@ def phone_photo(path: Path) -> Path:
 def one_search(page: Any, url: str, photo: Path, mode: str, uplink_mbps: float) -> dict[str, Any]:
     """Opens a fresh Search page and times one search with ``photo``."""
     page.goto(f"{url}/")
-    page.evaluate(
-        f"localStorage.setItem('lookalike.shrink', '{'off' if mode == 'original' else 'on'}')"
-    )
+    shrink, steps = MODES[mode]
+    page.evaluate(f"localStorage.setItem('lookalike.shrink', '{shrink}')")
+    page.evaluate(f"localStorage.setItem('lookalike.steps', '{steps}')")
     page.wait_for_load_state("networkidle")  # status and suggestions in: the page is idle
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
@@ -125,7 +137,8 @@ def one_search(page: Any, url: str, photo: Path, mode: str, uplink_mbps: float) 
         if time.monotonic() > deadline:
             raise TimeoutError("no answer in 60 s")
         time.sleep(0.01)
-    steps = [json.loads(line) for line in probe["text"].splitlines()]
+    lines = [json.loads(line) for line in probe["text"].splitlines()]
+    steps = lines if "stage" in lines[0] else [{"stage": "final", "result": lines[0]}]
     timings = steps[-1]["result"]["timings"]
     cdp.detach()
     return {
@@ -177,7 +190,7 @@ def measure(url: str, photo: Path, runs: int, uplinks: list[float]) -> dict[str,
         page.wait_for_url(f"{url}/")
         for uplink in uplinks:
             label = f"{uplink:g}mbps" if uplink else "loopback"
-            times: dict[str, list[dict[str, Any]]] = {"shrunk": [], "original": []}
+            times: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
             for i in range(runs + 2):  # two warm-ups per mode: first-call costs, caches
                 for mode in times:
                     result = one_search(page, url, photo, mode, uplink)

@@ -88,8 +88,14 @@ async def _start(services: Services, body: Body) -> asyncio.Queue[Event]:
 
     task = asyncio.ensure_future(services.run(work))
     _working.add(task)
-    task.add_done_callback(_working.discard)
+    task.add_done_callback(_finished)
     return queue
+
+
+def _finished(task: asyncio.Future[Any]) -> None:
+    _working.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # the loop closed under it
+        log.warning("a streamed search ended without its client: %s", task.exception())
 
 
 async def _rest(first: tuple[str, bytes], queue: asyncio.Queue[Event]) -> AsyncIterator[bytes]:

@@ -307,6 +307,17 @@ function controlFor(detail) {
   return els.dropzone;
 }
 
+// For bench/browser_search.py only: `localStorage["lookalike.steps"] = "off"` waits for the
+// whole answer in one request (the page before search steps), so the bench can time both
+// ways in the same page. Harmless: the same search, its answer shown once.
+function inSteps() {
+  try {
+    return localStorage.getItem("lookalike.steps") !== "off";
+  } catch {
+    return true;
+  }
+}
+
 async function search({ push = true } = {}) {
   if (!query) return;
   if (inFlight) inFlight.abort();
@@ -327,11 +338,15 @@ async function search({ push = true } = {}) {
   page.classList.add("is-searching");
   els.button.disabled = true;
   try {
-    // In steps: a picture's ranking shows at once, then its best matches checked as copies.
-    const answer = await apiSteps("/api/v1/search/stream", { signal: controller.signal, ...request }, (step) => {
-      if (step.stage === "ranked" && inFlight === controller) render(step.result, { checking: true });
-    });
-    render(answer.result);
+    if (inSteps()) {
+      // A picture's ranking shows at once, then its best matches checked as copies.
+      const answer = await apiSteps("/api/v1/search/stream", { signal: controller.signal, ...request }, (step) => {
+        if (step.stage === "ranked" && inFlight === controller) render(step.result, { checking: true });
+      });
+      render(answer.result);
+    } else {
+      render(await api("/api/v1/search", { method: "POST", signal: controller.signal, ...request }));
+    }
   } catch (err) {
     if (err.name === "AbortError") return;
     showFailure();
