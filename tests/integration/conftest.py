@@ -10,6 +10,10 @@
 ``AppClient`` adds ``login()``, ``csrf_headers()`` and ``wait_ready()`` to the client, and
 ``password`` (the admin password the app was started with).
 
+``library_app(tmp, files) -> (AppClient, ids by filename)``
+    For a module's fixture: an app whose library holds ``files`` (uploaded with a write
+    key); the client then searches with a read key.
+
 Only the seams are patched (none today): the engine, store and models are the real ones.
 """
 
@@ -18,6 +22,8 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,6 +98,26 @@ def make_app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@contextmanager
+def library_app(
+    tmp: Path, files: list[tuple[str, bytes, str]]
+) -> Iterator[tuple[AppClient, dict[str, str]]]:
+    """An app over ``tmp`` whose library holds ``files`` (name, bytes, media type)."""
+    (tmp / "library").mkdir()
+    settings = Settings(
+        data_dir=tmp / "data", library_dir=tmp / "library", admin_password=PASSWORD, **FAST_MODELS
+    )
+    with AppClient(app=create_app(settings), base_url="http://testserver.local") as client:
+        client.settings = settings
+        client.wait_ready()
+        parts = [("files", file) for file in files]
+        uploaded = client.post("/api/v1/images", files=parts, headers=client.api_key("write"))
+        assert uploaded.status_code == 201, uploaded.text
+        ids = {i["filename"]: i["id"] for i in uploaded.json()["images"]}
+        client.headers.update(client.api_key("read"))
+        yield client, ids
 
 
 def image_bytes(seed: int, size: tuple[int, int] = (96, 72), fmt: str = "PNG") -> bytes:

@@ -11,30 +11,16 @@ from typing import Any
 
 import pytest
 
-from api.app import create_app
-from engine.settings import Settings
-from tests.integration.conftest import FAST_MODELS, PASSWORD, AppClient, assert_error, image_bytes
+from tests.integration.conftest import AppClient, assert_error, image_bytes, library_app
 
 NAMES = [f"p{i}.png" for i in range(6)]
 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AppClient, dict[str, str]]]:
-    tmp = tmp_path_factory.mktemp("multi")
-    (tmp / "library").mkdir()
-    settings = Settings(
-        data_dir=tmp / "data", library_dir=tmp / "library", admin_password=PASSWORD, **FAST_MODELS
-    )
-    with AppClient(app=create_app(settings), base_url="http://testserver.local") as client:
-        client.settings = settings
-        client.wait_ready()
-        key = client.api_key("write")
-        files = [("files", (n, image_bytes(i), "image/png")) for i, n in enumerate(NAMES)]
-        uploaded = client.post("/api/v1/images", files=files, headers=key)
-        assert uploaded.status_code == 201, uploaded.text
-        ids = {i["filename"]: i["id"] for i in uploaded.json()["images"]}
-        client.headers.update(client.api_key("read"))
-        yield client, ids
+    files = [(n, image_bytes(i), "image/png") for i, n in enumerate(NAMES)]
+    with library_app(tmp_path_factory.mktemp("multi"), files) as lib:
+        yield lib
 
 
 def _search(client: AppClient, **body: Any) -> Any:

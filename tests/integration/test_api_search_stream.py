@@ -16,9 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.app import create_app
-from engine.settings import Settings
-from tests.integration.conftest import FAST_MODELS, PASSWORD, AppClient, assert_error
+from tests.integration.conftest import AppClient, assert_error, library_app
 
 NAMES = ("astronaut", "coffee", "chelsea")
 
@@ -33,23 +31,9 @@ def _jpeg(pixels: Any, quality: int = 90) -> bytes:
 def lib(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AppClient, dict[str, str]]]:
     import skimage.data
 
-    tmp = tmp_path_factory.mktemp("stream")
-    (tmp / "library").mkdir()
-    settings = Settings(
-        data_dir=tmp / "data", library_dir=tmp / "library", admin_password=PASSWORD, **FAST_MODELS
-    )
-    with AppClient(app=create_app(settings), base_url="http://testserver.local") as client:
-        client.settings = settings
-        client.wait_ready()
-        key = client.api_key("write")
-        files = [
-            ("files", (f"{n}.jpg", _jpeg(getattr(skimage.data, n)()), "image/jpeg")) for n in NAMES
-        ]
-        uploaded = client.post("/api/v1/images", files=files, headers=key)
-        assert uploaded.status_code == 201, uploaded.text
-        ids = {i["filename"]: i["id"] for i in uploaded.json()["images"]}
-        client.headers.update(client.api_key("read"))
-        yield client, ids
+    files = [(f"{n}.jpg", _jpeg(getattr(skimage.data, n)()), "image/jpeg") for n in NAMES]
+    with library_app(tmp_path_factory.mktemp("stream"), files) as lib:
+        yield lib
 
 
 def _steps(response: Any) -> list[dict[str, Any]]:
