@@ -15,7 +15,7 @@ import { prepareQuery, uploadable } from "./shrink.js";
 import { loadStatus, textSearchHint, warnFallbacks } from "./status.js";
 import {
   $, ROLES, banner, clearFieldErrors, debounce, fieldError, guardWindowDrops, h, parseTags, percent, scoreBars,
-  scoresByRole,
+  scoresByRole, switchedOn,
 } from "./ui.js";
 
 const page = $("#search-page");
@@ -310,13 +310,7 @@ function controlFor(detail) {
 // For bench/browser_search.py only: `localStorage["lookalike.steps"] = "off"` waits for the
 // whole answer in one request (the page before search steps), so the bench can time both
 // ways in the same page. Harmless: the same search, its answer shown once.
-function inSteps() {
-  try {
-    return localStorage.getItem("lookalike.steps") !== "off";
-  } catch {
-    return true;
-  }
-}
+const STEPS_KEY = "lookalike.steps";
 
 async function search({ push = true } = {}) {
   if (!query) return;
@@ -338,7 +332,7 @@ async function search({ push = true } = {}) {
   page.classList.add("is-searching");
   els.button.disabled = true;
   try {
-    if (inSteps()) {
+    if (switchedOn(STEPS_KEY)) {
       // A picture's ranking shows at once, then its best matches checked as copies.
       const answer = await apiSteps("/api/v1/search/stream", { signal: controller.signal, ...request }, (step) => {
         if (step.stage === "ranked" && inFlight === controller) render(step.result, { checking: true });

@@ -13,6 +13,8 @@
 // so the server sees the picture upright, as the crop stage shows it. Crop boxes are in the
 // pixels of the image that is sent (the stage draws that very bitmap), so they need no scaling.
 
+import { switchedOn } from "./ui.js";
+
 export const QUERY_MAX_SIDE = 1280;
 const QUALITY = 0.9;
 // Below this a file goes as it is, whatever its size in pixels: it uploads in moments, and
@@ -23,14 +25,6 @@ const SMALL_BYTES = 300_000;
 // answers exactly as it did before the page shrank queries.
 const SWITCH_KEY = "lookalike.shrink";
 
-function enabled() {
-  try {
-    return localStorage.getItem(SWITCH_KEY) !== "off";
-  } catch {
-    return true;
-  }
-}
-
 /** Decodes `file` once, upright. Resolves to {blob, bitmap, shrunk}:
  * - blob: what to upload, a JPEG File of at most `maxSide` px when the file was large, else
  *   the file itself;
@@ -38,7 +32,7 @@ function enabled() {
  *   when this browser cannot decode the file (a TIFF, say: the server may still read it);
  * - shrunk: whether blob is a smaller copy rather than the file. */
 export async function prepareQuery(file, { maxSide = QUERY_MAX_SIDE } = {}) {
-  const shrink = file.size > SMALL_BYTES && enabled();
+  const shrink = file.size > SMALL_BYTES && switchedOn(SWITCH_KEY);
   const picture = (shrink && (await decodeReduced(file, maxSide))) || (await decodeWhole(file));
   if (!picture) return { blob: file, bitmap: null, shrunk: false };
   const { source, width, height, reduced } = picture;

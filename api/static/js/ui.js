@@ -171,6 +171,15 @@ export function scoresByRole(hit, models) {
   return out;
 }
 
+/** A switch the benchmarks flip in localStorage: on unless set to "off" (or storage is blocked). */
+export function switchedOn(key) {
+  try {
+    return localStorage.getItem(key) !== "off";
+  } catch {
+    return true;
+  }
+}
+
 export function debounce(fn, ms) {
   let timer = null;
   return (...args) => {

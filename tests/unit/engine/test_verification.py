@@ -33,6 +33,13 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def _busy_page() -> bytes:
+    """Noise with the coffee photo at 30 % of its width: a design on a busy page."""
+    page = Image.fromarray(np.random.default_rng(5).integers(0, 255, (900, 1500, 3), np.uint8))
+    page.paste(Image.fromarray(data.coffee()).resize((450, 300)), (900, 500))
+    return _jpeg(page)
+
+
 @pytest.fixture
 def lk(make_lookalike: MakeLookalike) -> Lookalike:
     lk = make_lookalike()
@@ -219,25 +226,18 @@ def test_auto_looks_inside_a_page_whose_background_is_a_library_image(lk: Lookal
 def test_auto_stands_back_while_another_picture_search_runs(lk: Lookalike) -> None:
     """Under concurrent load a default search answers from the whole picture; asking for
     'look inside' still looks."""
-    page = Image.fromarray(np.random.default_rng(5).integers(0, 255, (900, 1500, 3), np.uint8))
-    page.paste(Image.fromarray(data.coffee()).resize((450, 300)), (900, 500))
+    query = _busy_page()
     pictures = lk.search._pictures
     with pictures._lock:
         pictures._running += 1  # another search is under way
     try:
-        busy = lk.search.run(SearchRequest(image=_jpeg(page), k=3))
-        forced = lk.search.run(SearchRequest(image=_jpeg(page), k=3, inside=True))
+        busy = lk.search.run(SearchRequest(image=query, k=3))
+        forced = lk.search.run(SearchRequest(image=query, k=3, inside=True))
     finally:
         with pictures._lock:
             pictures._running -= 1
     assert "inside_embed_ms" not in busy.timings and "inside_embed_ms" in forced.timings
     assert pictures._running == 0
-
-
-def _busy_page() -> bytes:
-    page = Image.fromarray(np.random.default_rng(5).integers(0, 255, (900, 1500, 3), np.uint8))
-    page.paste(Image.fromarray(data.coffee()).resize((450, 300)), (900, 500))
-    return _jpeg(page)
 
 
 def test_first_look_is_the_whole_pictures_ranking_before_verification(lk: Lookalike) -> None:
