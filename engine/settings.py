@@ -79,13 +79,21 @@ class Settings(BaseSettings):
         description="Keep the original vectors on disk (memory-mapped) rather than in RAM; "
         "with int8 quantization in RAM, only rescoring reads them.",
     )
-    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW graph: edges per node (Qdrant's m).")
+    hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph: edges per node (Qdrant's m).")
     hnsw_ef_construct: int = Field(
-        100,
+        256,
         ge=4,
         le=2000,
         description="HNSW graph: candidates considered while building it (ef_construct); at "
         "least LOOKALIKE_HNSW_M.",
+    )
+    hnsw_ef: int = Field(
+        1024,
+        ge=16,
+        le=16384,
+        description="HNSW search: candidates an approximate search keeps while walking the "
+        "graph (Qdrant's hnsw_ef, at least the number asked for). Read per search: changing "
+        "it rebuilds nothing.",
     )
     edge_shards: int = Field(
         1,
@@ -347,6 +355,7 @@ class Settings(BaseSettings):
             on_disk=self.qdrant_on_disk,
             hnsw_m=self.hnsw_m,
             hnsw_ef_construct=self.hnsw_ef_construct,
+            hnsw_ef=self.hnsw_ef,
             edge_shards=self.edge_shards,
         )
 

@@ -28,12 +28,6 @@ from store.filters import AnyOf, HasId, conditions
 # Qdrant's default: segments below this many KiB of vectors are scanned, not graphed.
 FULL_SCAN_THRESHOLD_KB = 10_000
 OVERSAMPLING = 2.0
-# Candidates an approximate search keeps while walking the graph (Qdrant uses at least the
-# limit). On 5k Gaussian 64-d points, recall@10 was 0.95 with 64, 0.986 with Edge's default
-# and 0.996 with 128. In the fused search (bench/scale.py, 100k points shaped like the real
-# vectors) 256 took fused recall@10 from 0.999 to 1.000 and was faster overall: fewer
-# misses in round one mean fewer deeper rounds.
-HNSW_EF = 256
 
 
 def vector_params(dim: int, config: StoreConfig) -> qe.EdgeVectorParams:
@@ -103,12 +97,12 @@ def vector_drift(persisted: dict[str, Any], config: StoreConfig) -> dict[str, li
 
 def search_params(exact: bool, config: StoreConfig) -> qe.SearchParams:
     if config.quantization == "off":
-        return qe.SearchParams(exact=exact, hnsw_ef=None if exact else HNSW_EF)
+        return qe.SearchParams(exact=exact, hnsw_ef=None if exact else config.hnsw_ef)
     if exact:
         # Exact means the original vectors: quantized scores would be off by ~1e-3.
         return qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(ignore=True))
     rescored = qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
-    return qe.SearchParams(exact=False, hnsw_ef=HNSW_EF, quantization=rescored)
+    return qe.SearchParams(exact=False, hnsw_ef=config.hnsw_ef, quantization=rescored)
 
 
 def query_request(

@@ -21,7 +21,6 @@ from store.config import StoreConfig
 from store.filters import AnyOf, HasId, conditions
 
 OVERSAMPLING = 2.0
-HNSW_EF = 256  # as on Edge (store.edge_params), where the fused search measured it
 # Qdrant's own defaults, which a vector without an HNSW override of its own inherits.
 DEFAULT_HNSW = (16, 100)
 
@@ -81,12 +80,12 @@ def shard_layout(peers: int, config: StoreConfig) -> tuple[int, int]:
 
 def search_params(exact: bool, config: StoreConfig) -> qm.SearchParams:
     if config.quantization == "off":
-        return qm.SearchParams(exact=exact, hnsw_ef=None if exact else HNSW_EF)
+        return qm.SearchParams(exact=exact, hnsw_ef=None if exact else config.hnsw_ef)
     if exact:
         # Exact means the original vectors: quantized scores would be off by ~1e-3.
         return qm.SearchParams(exact=True, quantization=qm.QuantizationSearchParams(ignore=True))
     rescored = qm.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
-    return qm.SearchParams(exact=False, hnsw_ef=HNSW_EF, quantization=rescored)
+    return qm.SearchParams(exact=False, hnsw_ef=config.hnsw_ef, quantization=rescored)
 
 
 def query_request(

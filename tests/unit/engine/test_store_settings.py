@@ -17,7 +17,8 @@ def test_defaults_reach_the_store_config() -> None:
     config = Settings().store_config()
     assert (config.shards, config.replication, config.write_consistency) == (None, None, 1)
     assert (config.quantization, config.on_disk) == ("int8", True)
-    assert (config.hnsw_m, config.hnsw_ef_construct, config.edge_shards) == (16, 100, 1)
+    assert (config.hnsw_m, config.hnsw_ef_construct, config.edge_shards) == (32, 256, 1)
+    assert config.hnsw_ef == 1024
 
 
 def test_the_variables_are_read_by_their_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,15 +29,16 @@ def test_the_variables_are_read_by_their_names(monkeypatch: pytest.MonkeyPatch) 
         "LOOKALIKE_QDRANT_WRITE_CONSISTENCY": "2",
         "LOOKALIKE_QDRANT_QUANTIZATION": "off",
         "LOOKALIKE_QDRANT_ON_DISK": "false",
-        "LOOKALIKE_HNSW_M": "32",
-        "LOOKALIKE_HNSW_EF_CONSTRUCT": "256",
+        "LOOKALIKE_HNSW_M": "48",
+        "LOOKALIKE_HNSW_EF_CONSTRUCT": "400",
+        "LOOKALIKE_HNSW_EF": "2048",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config = Settings().store_config()
     assert (config.shards, config.replication, config.write_consistency) == (12, 3, 2)
     assert (config.quantization, config.on_disk) == ("off", False)
-    assert (config.hnsw_m, config.hnsw_ef_construct) == (32, 256)
+    assert (config.hnsw_m, config.hnsw_ef_construct, config.hnsw_ef) == (48, 400, 2048)
     monkeypatch.delenv("LOOKALIKE_QDRANT_URL")
     monkeypatch.delenv("LOOKALIKE_QDRANT_SHARDS")
     monkeypatch.delenv("LOOKALIKE_QDRANT_REPLICATION")
@@ -68,6 +70,7 @@ def test_contradictions_fail_at_start_up_naming_the_setting(
         {"qdrant_quantization": "binary"},  # not offered: non-negative vectors lose it all
         {"hnsw_m": 2},
         {"hnsw_ef_construct": 5000},
+        {"hnsw_ef": 8},
         {"edge_shards": 0},
         {**URL, "qdrant_shards": 0},
         {**URL, "qdrant_write_consistency": 0},

@@ -19,7 +19,9 @@ from store import Record, StoreConfig, StoreConfigError, VectorQuery, open_store
 from store.base import CONFIG_UNAPPLIED_META
 from store.edge import EdgeStore
 from store.edge_dir import read_json
+from store.edge_params import search_params as edge_search_params
 from store.server import ServerStore
+from store.server_params import search_params as server_search_params
 from store.server_params import shard_layout, vector_diff, vector_params
 
 VECTORS = {"clip-vit-b-32": 16, "hsv-8x8x8": 8}
@@ -38,7 +40,7 @@ def test_an_edge_shard_is_created_with_the_configured_layout(tmp_path: Path) -> 
     assert set(layout) == {*VECTORS, "resnet50"}
     for params in layout.values():
         assert params["quantization_config"] == INT8_RAM and params["memory"] == "cold"
-        assert (params["hnsw_config"]["m"], params["hnsw_config"]["ef_construct"]) == (16, 100)
+        assert (params["hnsw_config"]["m"], params["hnsw_config"]["ef_construct"]) == (32, 256)
     other = StoreConfig(
         data_dir=tmp_path / "b", quantization="off", on_disk=False, hnsw_m=8, hnsw_ef_construct=40
     )
@@ -128,7 +130,7 @@ def test_what_edge_refuses_to_change_is_left_logged_and_recorded(
 ) -> None:
     with open_store(StoreConfig(data_dir=tmp_path)) as store:
         apply_pending(store, VECTORS)
-    with open_store(StoreConfig(data_dir=tmp_path, hnsw_m=32)) as store:
+    with open_store(StoreConfig(data_dir=tmp_path, hnsw_m=48)) as store:
         monkeypatch.setattr("store.edge.qe", _RefusingEdge())
         assert store.reconfigure() == {}
         detail = store.get_meta(CONFIG_UNAPPLIED_META)
@@ -168,6 +170,15 @@ def test_approximate_search_through_hnsw_and_int8_keeps_recall(tmp_path: Path) -
                 errors += [abs(h.score - truth[h.id]) for h in a if h.id in truth]
             assert found / 1000 >= 0.99, name
             assert max(errors) < 1e-6  # rescored with the originals: exact scores
+
+
+@pytest.mark.parametrize("quantization", ["int8", "off"])
+def test_approximate_searches_keep_the_configured_number_of_candidates(quantization: str) -> None:
+    config = StoreConfig(data_dir=Path("."), quantization=quantization, hnsw_ef=777)  # type: ignore[arg-type]
+    for params in (edge_search_params(False, config), server_search_params(False, config)):
+        assert params.hnsw_ef == 777 and params.exact is False
+    for params in (edge_search_params(True, config), server_search_params(True, config)):
+        assert params.exact is True and not params.hnsw_ef  # exact: no graph walked
 
 
 # --- server -----------------------------------------------------------------------------
@@ -210,7 +221,7 @@ def test_a_server_collection_is_made_for_the_cluster(tmp_path: Path) -> None:
     assert isinstance(kept, dict)
     for params in kept.values():
         assert params.on_disk is True and params.hnsw_config is not None
-        assert params.hnsw_config.m == 16 and params.hnsw_config.ef_construct == 100
+        assert params.hnsw_config.m == 32 and params.hnsw_config.ef_construct == 256
         assert isinstance(params.quantization_config, qm.ScalarQuantization)
         assert params.quantization_config.scalar.always_ram is True
     assert store.reconfigure() == {} and cluster.updates == []  # made right: nothing to do
@@ -224,11 +235,21 @@ def test_migration_0003_sends_one_update_with_the_per_vector_differences(tmp_pat
     cluster.inner.create_collection("lookalike", vectors_config=plain)  # as before 0003
     store = ServerStore(StoreConfig(data_dir=tmp_path), client=cluster)  # type: ignore[arg-type]
     changed = store.reconfigure()
-    # Qdrant's collection-wide HNSW default is already 16 / 100: no rebuild asked for that.
-    assert changed == {n: ["quantization", "on_disk"] for n in VECTORS}
+    # Qdrant's collection-wide HNSW default is 16 / 100; Lookalike's is 32 / 256 (recall at 1M).
+    assert changed == {n: ["quantization", "on_disk", "hnsw"] for n in VECTORS}
     [update] = cluster.updates
     assert update["clip-vit-b-32"].on_disk is True
     assert isinstance(update["clip-vit-b-32"].quantization_config, qm.ScalarQuantization)
+    assert update["clip-vit-b-32"].hnsw_config.m == 32
+
+
+def test_a_graph_inherited_from_the_collection_is_kept_when_it_matches(tmp_path: Path) -> None:
+    cluster = _Cluster()
+    plain = {n: qm.VectorParams(size=d, distance=qm.Distance.COSINE) for n, d in VECTORS.items()}
+    cluster.inner.create_collection("lookalike", vectors_config=plain)
+    config = StoreConfig(data_dir=tmp_path, hnsw_m=16, hnsw_ef_construct=100)  # Qdrant's own
+    store = ServerStore(config, client=cluster)  # type: ignore[arg-type]
+    assert store.reconfigure() == {n: ["quantization", "on_disk"] for n in VECTORS}
 
 
 def test_vector_diffs_are_empty_once_applied_and_name_what_differs() -> None:
@@ -242,7 +263,7 @@ def test_vector_diffs_are_empty_once_applied_and_name_what_differs() -> None:
     # A vector without overrides inherits the collection's settings.
     plain = qm.VectorParams(size=8, distance=qm.Distance.COSINE, on_disk=True)
     collection = qm.CollectionConfig.model_construct(
-        hnsw_config=qm.HnswConfig(m=16, ef_construct=100, full_scan_threshold=10000),
+        hnsw_config=qm.HnswConfig(m=32, ef_construct=256, full_scan_threshold=10000),
         quantization_config=made.quantization_config,
     )
     assert vector_diff(plain, collection, config) == (None, [])
