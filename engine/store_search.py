@@ -16,7 +16,10 @@ sum(w_i)``. When the ``k``-th fused score reaches ``bound``, no outsider can ent
 ``k``: the answer is exact. Otherwise round one runs again ``DEEPEN`` times deeper, and
 round two scores only the newcomers. The start ``n`` grows with the collection, about 1.3x
 per doubling; on grouped synthetic data about half the queries are proven at the start
-depth and nearly all within two deepenings (bench/scale.py counts them).
+depth and nearly all within two deepenings (bench/scale.py counts them). With a single
+weighted model (a sentence, or one model's weight alone) the fused ranking is that model's
+ranking, so round one asks for just ``k``: nothing outside its top ``k`` can beat its
+``k``-th (at 1M points the proof's start depth was 212, twenty times what such a query needs).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ MAX_N = 4096
 # When the depth cannot prove the answer exact, round one goes this many times deeper (the
 # few queries that need it on grouped data need 4-60x the start, rarely 2x).
 DEEPEN = 4
+# Round one's and round two's cosines of one image may differ in the last float digits.
+SLACK = 1e-6
 
 
 def prefetch_n(points: int, k: int) -> int:
@@ -75,29 +80,43 @@ class StoreFusedSearch:
         total = sum(active.values())
         if k <= 0 or total <= 0:
             return []
-        n = prefetch_n(self._points(), k)
+        # One weighted model: its own top k is the answer, proven by construction (nothing
+        # outside the list can beat its k-th). Several: the start depth for the proof.
+        n = k if len(active) == 1 else prefetch_n(self._points(), k)
         cosines: dict[str, dict[str, float]] = {name: {} for name in units}
-        scored: set[str] = set()
+        asked: dict[str, set[str]] = {name: set() for name in units}  # scored in round two
         while True:
             first = store.search_batch(
                 [VectorQuery(name, units[name], n, exact=False) for name in active], flt
             )
+            for name, hits in zip(active, first, strict=True):
+                # round one rescored its hits with the original vectors: exact cosines
+                cosines[name].update((h.id, h.score) for h in hits)
             union = list(dict.fromkeys(h.id for hits in first for h in hits))
-            new = [i for i in union if i not in scored]
-            if new:  # a deeper round one only needs its newcomers scored
-                second = store.search_batch(
-                    [VectorQuery(name, units[name], len(new), ids=new) for name in units], flt
-                )
-                for name, hits in zip(units, second, strict=True):
-                    cosines[name].update((h.id, h.score) for h in hits)
-                scored.update(new)
+            wanted = _worth_scoring(union, first, active, n, k, cosines, asked)
+            missing = {
+                name: [i for i in wanted if i not in cosines[name] and i not in asked[name]]
+                for name in units
+            }
+            second = [
+                VectorQuery(m, units[m], len(ids), ids=ids) for m, ids in missing.items() if ids
+            ]
+            if second:  # only what round one left unknown (a deeper round: its newcomers)
+                for q, hits in zip(second, store.search_batch(second, flt), strict=True):
+                    cosines[q.vector_name].update((h.id, h.score) for h in hits)
+                    asked[q.vector_name].update(missing[q.vector_name])
             fused = {
                 i: sum(w * cosines[name].get(i, 0.0) for name, w in active.items()) / total
-                for i in union
+                for i in wanted
             }
-            top = sorted(union, key=lambda i: (-fused[i], i))[:k]
+            top = sorted(wanted, key=lambda i: (-fused[i], i))[:k]
             bound = _outsider_bound(first, active, n, total)
-            proven = not top or (len(top) == k and fused[top[-1]] >= bound) or bound == -math.inf
+            proven = (
+                not top
+                or len(active) == 1
+                or (len(top) == k and fused[top[-1]] >= bound)
+                or bound == -math.inf
+            )
             if proven or n >= MAX_N:
                 if not proven:
                     log.warning(
@@ -109,6 +128,42 @@ class StoreFusedSearch:
                 self.last_n = n
                 return [_hit(i, fused[i], cosines) for i in top]
             n = min(MAX_N, DEEPEN * n)
+
+
+def _worth_scoring(
+    union: list[str],
+    first: list[list[Hit]],
+    active: Mapping[str, float],
+    n: int,
+    k: int,
+    cosines: Mapping[str, dict[str, float]],
+    asked: Mapping[str, set[str]],
+) -> list[str]:
+    """The union's ids that can still reach its top ``k``, in order.
+
+    An id's fused score is known when every weighted model has scored it (round one's lists
+    carry exact cosines); the ``k``-th best known score is a floor for the top ``k``. An id
+    missing from a model's full list scores there at most that list's last cosine (or 0, no
+    vector), so an id whose ceiling stays under the floor cannot enter the top ``k`` and
+    round two need not read its vectors. At 1M points this leaves a few dozen of a union of
+    thousands."""
+    ceiling = {
+        name: max(hits[-1].score, 0.0) if len(hits) == n else 0.0
+        for name, hits in zip(active, first, strict=True)
+    }
+    known, upper = [], {}
+    for i in union:
+        parts = [
+            (w, cosines[name].get(i, 0.0 if i in asked[name] else None), ceiling[name])
+            for name, w in active.items()
+        ]
+        upper[i] = sum(w * (cap if c is None else c) for w, c, cap in parts)
+        if all(c is not None for _, c, _ in parts):
+            known.append(upper[i])
+    if len(known) < k:
+        return union
+    floor = sorted(known, reverse=True)[k - 1] - SLACK
+    return [i for i in union if upper[i] >= floor]
 
 
 def _outsider_bound(

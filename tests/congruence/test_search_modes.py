@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from engine.store_search import StoreFusedSearch, prefetch_n
-from store import Filter, Record, Store
+from store import Filter, Record, Store, VectorQuery
+from store.base import Hit
 from store.mirror import Mirror
 
 MODELS = {"clip-vit-b-32": 48, "resnet50": 96, "hsv-8x8x8": 32}
@@ -105,7 +106,7 @@ def test_mirror_and_qdrant_modes_give_one_answer(
         for flt in FILTERS:
             want = mirror_answer(mirror, store, vectors, weights, flt)
             got = served.search(vectors, weights, 10, flt)
-            depths.append(served.last_n)
+            depths.append((len([w for w in weights.values() if w > 0]), served.last_n))
             assert [h.id for h in got] == [h.id for h in want], (kind, flt)
             np.testing.assert_allclose(
                 [h.score for h in got], [h.score for h in want], atol=1e-4, rtol=0
@@ -115,10 +116,13 @@ def test_mirror_and_qdrant_modes_give_one_answer(
                 for name in w.scores:
                     assert abs(g.scores[name] - w.scores[name]) <= 1e-4
     start = prefetch_n(N_POINTS, 10)
+    several = [n for models, n in depths if models > 1]
+    # one weighted model (a sentence): its own top 10 is the answer, asked for alone
+    assert {n for models, n in depths if models == 1} == {10}
     if flat:  # flat cosines: the certificate had to send round one deeper at least once
-        assert max(depths) > start
+        assert max(several) > start
     else:
-        assert min(depths) == start
+        assert min(several) == start
 
 
 def test_nothing_to_rank_is_an_empty_answer(make_store: MakeStore) -> None:
@@ -145,3 +149,31 @@ def test_round_one_grows_with_the_collection() -> None:
     assert depths == sorted(depths) and depths[0] == 48
     assert 300 <= depths[-1] <= 600  # measured: about 300-500 at 10M
     assert prefetch_n(500, 100) == 200  # never shallower than twice k
+
+
+def test_round_two_reads_only_images_that_can_reach_the_top(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(11)
+    records = clustered_records(rng, N_POINTS)
+    store = filled(make_store, records)
+    union: set[str] = set()
+    reads = []  # (model, ids) that round two scored
+    search_batch = store.search_batch
+
+    def spied(batch: list[VectorQuery], flt: Filter | None = None) -> list[list[Hit]]:
+        found = search_batch(batch, flt)
+        for q, hits in zip(batch, found, strict=True):
+            if q.ids is None:
+                union.update(h.id for h in hits)
+            else:
+                reads.append((q.vector_name, len(q.ids)))
+        return found
+
+    monkeypatch.setattr(store, "search_batch", spied)
+    served = StoreFusedSearch(lambda: store, lambda: N_POINTS)
+    seed = records[5]
+    got = served.search(seed.vectors, dict.fromkeys(MODELS, 1.0), 10)
+    assert got[0].id == seed.id and all(set(h.scores) == set(MODELS) for h in got)
+    # Before, round two scored every model for the whole union of round one's lists.
+    assert sum(n for _, n in reads) <= len(union) * len(MODELS) // 4
