@@ -7,7 +7,8 @@ formula) is not the fused score Lookalike reports: measured against exact fusion
 1. Each weighted model's top ``n`` ids (one batch, approximate: HNSW over int8 vectors,
    rescored with the originals).
 2. The union of those ids scored exactly by every model (``has_id`` on the union,
-   ``exact``), and fused here: ``sum(w_i * cos_i) / sum(w_i)``.
+   ``exact``), and fused here: ``sum(w_i * cos_i) / sum(w_i)``. Round one's lists carry
+   exact cosines already (rescored), so only the ones they lack are read.
 
 **Why it is exact, and when it is not yet.** A point outside the union has, for each
 model, a cosine no higher than that model's ``n``-th round-one score (or no vector at all,
@@ -48,8 +49,6 @@ MAX_N = 4096
 # When the depth cannot prove the answer exact, round one goes this many times deeper (the
 # few queries that need it on grouped data need 4-60x the start, rarely 2x).
 DEEPEN = 4
-# Round one's and round two's cosines of one image may differ in the last float digits.
-SLACK = 1e-6
 
 
 def prefetch_n(points: int, k: int) -> int:
@@ -93,23 +92,12 @@ class StoreFusedSearch:
                 # round one rescored its hits with the original vectors: exact cosines
                 cosines[name].update((h.id, h.score) for h in hits)
             union = list(dict.fromkeys(h.id for hits in first for h in hits))
-            wanted = _worth_scoring(union, first, active, n, k, cosines, asked)
-            missing = {
-                name: [i for i in wanted if i not in cosines[name] and i not in asked[name]]
-                for name in units
-            }
-            second = [
-                VectorQuery(m, units[m], len(ids), ids=ids) for m, ids in missing.items() if ids
-            ]
-            if second:  # only what round one left unknown (a deeper round: its newcomers)
-                for q, hits in zip(second, store.search_batch(second, flt), strict=True):
-                    cosines[q.vector_name].update((h.id, h.score) for h in hits)
-                    asked[q.vector_name].update(missing[q.vector_name])
+            _score(store, union, units, cosines, asked, flt)  # what round one left unknown
             fused = {
                 i: sum(w * cosines[name].get(i, 0.0) for name, w in active.items()) / total
-                for i in wanted
+                for i in union
             }
-            top = sorted(wanted, key=lambda i: (-fused[i], i))[:k]
+            top = sorted(union, key=lambda i: (-fused[i], i))[:k]
             bound = _outsider_bound(first, active, n, total)
             proven = (
                 not top
@@ -130,40 +118,21 @@ class StoreFusedSearch:
             n = min(MAX_N, DEEPEN * n)
 
 
-def _worth_scoring(
-    union: list[str],
-    first: list[list[Hit]],
-    active: Mapping[str, float],
-    n: int,
-    k: int,
-    cosines: Mapping[str, dict[str, float]],
-    asked: Mapping[str, set[str]],
-) -> list[str]:
-    """The union's ids that can still reach its top ``k``, in order.
-
-    An id's fused score is known when every weighted model has scored it (round one's lists
-    carry exact cosines); the ``k``-th best known score is a floor for the top ``k``. An id
-    missing from a model's full list scores there at most that list's last cosine (or 0, no
-    vector), so an id whose ceiling stays under the floor cannot enter the top ``k`` and
-    round two need not read its vectors. At 1M points this leaves a few dozen of a union of
-    thousands."""
-    ceiling = {
-        name: max(hits[-1].score, 0.0) if len(hits) == n else 0.0
-        for name, hits in zip(active, first, strict=True)
-    }
-    known, upper = [], {}
-    for i in union:
-        parts = [
-            (w, cosines[name].get(i, 0.0 if i in asked[name] else None), ceiling[name])
-            for name, w in active.items()
-        ]
-        upper[i] = sum(w * (cap if c is None else c) for w, c, cap in parts)
-        if all(c is not None for _, c, _ in parts):
-            known.append(upper[i])
-    if len(known) < k:
-        return union
-    floor = sorted(known, reverse=True)[k - 1] - SLACK
-    return [i for i in union if upper[i] >= floor]
+def _score(
+    store: Store,
+    ids: list[str],
+    units: Mapping[str, np.ndarray],
+    cosines: dict[str, dict[str, float]],
+    asked: dict[str, set[str]],
+    flt: Filter | None,
+) -> None:
+    """Round two: the cosines of ``ids`` not yet known, exactly, in one batch request."""
+    missing = {m: [i for i in ids if i not in cosines[m] and i not in asked[m]] for m in units}
+    batch = [VectorQuery(m, units[m], len(todo), ids=todo) for m, todo in missing.items() if todo]
+    if batch:
+        for q, hits in zip(batch, store.search_batch(batch, flt), strict=True):
+            cosines[q.vector_name].update((h.id, h.score) for h in hits)
+            asked[q.vector_name].update(missing[q.vector_name])  # absent: no such vector
 
 
 def _outsider_bound(

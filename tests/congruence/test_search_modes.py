@@ -151,29 +151,39 @@ def test_round_one_grows_with_the_collection() -> None:
     assert prefetch_n(500, 100) == 200  # never shallower than twice k
 
 
-def test_round_two_reads_only_images_that_can_reach_the_top(
+def test_round_two_scores_only_what_round_one_did_not(
     make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = np.random.default_rng(11)
     records = clustered_records(rng, N_POINTS)
     store = filled(make_store, records)
-    union: set[str] = set()
-    reads = []  # (model, ids) that round two scored
+    listed: dict[str, set[str]] = {}  # round one: each model's list
+    scored: dict[str, set[str]] = {}  # round two: each model's ids
     search_batch = store.search_batch
 
     def spied(batch: list[VectorQuery], flt: Filter | None = None) -> list[list[Hit]]:
         found = search_batch(batch, flt)
         for q, hits in zip(batch, found, strict=True):
             if q.ids is None:
-                union.update(h.id for h in hits)
+                listed.setdefault(q.vector_name, set()).update(h.id for h in hits)
             else:
-                reads.append((q.vector_name, len(q.ids)))
+                scored.setdefault(q.vector_name, set()).update(q.ids)
         return found
 
     monkeypatch.setattr(store, "search_batch", spied)
     served = StoreFusedSearch(lambda: store, lambda: N_POINTS)
     seed = records[5]
-    got = served.search(seed.vectors, dict.fromkeys(MODELS, 1.0), 10)
+    weights = {"clip-vit-b-32": 1.0, "resnet50": 1.0, "hsv-8x8x8": 0.0}
+    got = served.search(seed.vectors, weights, 10)
     assert got[0].id == seed.id and all(set(h.scores) == set(MODELS) for h in got)
-    # Before, round two scored every model for the whole union of round one's lists.
-    assert sum(n for _, n in reads) <= len(union) * len(MODELS) // 4
+    union = set().union(*listed.values())
+    assert set(listed) == {"clip-vit-b-32", "resnet50"}
+    # round one's lists carry exact cosines (rescored): round two reads only the rest
+    for name in MODELS:
+        assert scored.get(name, set()) == union - listed.get(name, set()), name
+    # one weighted model: round one asks for the top 10 alone, round two only for the "why"
+    listed.clear()
+    scored.clear()
+    got = served.search(seed.vectors, {"resnet50": 1.0}, 10)
+    assert [len(listed["resnet50"]), served.last_n] == [10, 10]
+    assert scored == {m: {h.id for h in got} for m in MODELS if m != "resnet50"}
