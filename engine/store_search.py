@@ -51,6 +51,22 @@ MAX_N = 4096
 DEEPEN = 4
 
 
+# Candidates round one keeps while walking a graph (hnsw_ef): EF_BASE up to EF_REFERENCE
+# points, EF_GROWTH times more per doubling beyond. Measured (bench/scale.py data, 32 / 256
+# graphs): at 100k, 256 found the whole fused top 10 and 1,024 only doubled p50 (14 -> 28
+# ms); at 1M, CLIP's round one needed 1,024 to find its whole top 10 (0.987 with 256).
+EF_BASE = 256
+EF_REFERENCE = 100_000
+EF_GROWTH = 1.5
+EF_MAX = 4096
+
+
+def hnsw_ef(points: int) -> int:
+    """Round one's graph candidates for a collection of ``points``."""
+    doublings = max(0.0, math.log2(max(points, 1) / EF_REFERENCE))
+    return int(min(EF_MAX, round(EF_BASE * EF_GROWTH**doublings)))
+
+
 def prefetch_n(points: int, k: int) -> int:
     """Round one's depth for a collection of ``points`` and a top ``k``."""
     doublings = max(0.0, math.log2(max(points, 1) / REFERENCE_SIZE))
@@ -81,12 +97,14 @@ class StoreFusedSearch:
             return []
         # One weighted model: its own top k is the answer, proven by construction (nothing
         # outside the list can beat its k-th). Several: the start depth for the proof.
-        n = k if len(active) == 1 else prefetch_n(self._points(), k)
+        points = self._points()
+        n = k if len(active) == 1 else prefetch_n(points, k)
+        ef = hnsw_ef(points)
         cosines: dict[str, dict[str, float]] = {name: {} for name in units}
         asked: dict[str, set[str]] = {name: set() for name in units}  # scored in round two
         while True:
             first = store.search_batch(
-                [VectorQuery(name, units[name], n, exact=False) for name in active], flt
+                [VectorQuery(name, units[name], n, exact=False, ef=ef) for name in active], flt
             )
             for name, hits in zip(active, first, strict=True):
                 # round one rescored its hits with the original vectors: exact cosines

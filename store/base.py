@@ -70,6 +70,10 @@ class VectorQuery:
     # True: every matching point is scored with its original vector.
     exact: bool = True
     ids: Sequence[str] | None = None  # only these points (on top of the batch's filter)
+    # Approximate only: candidates to keep while walking the graph (Qdrant's hnsw_ef). None:
+    # the store's setting (LOOKALIKE_HNSW_EF), else DEFAULT_HNSW_EF. A set
+    # LOOKALIKE_HNSW_EF wins over this.
+    ef: int | None = None
 
 
 # Meta key: set when the configured vector layout could not be applied in place (a

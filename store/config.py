@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+# An approximate search's candidates when neither the setting nor the searcher chose.
+DEFAULT_HNSW_EF = 256
+
 
 @dataclass(frozen=True)
 class StoreConfig:
@@ -33,8 +36,9 @@ class StoreConfig:
     hnsw_m: int = 32
     hnsw_ef_construct: int = 256
     # Candidates an approximate search keeps while walking a graph (Qdrant's hnsw_ef; it uses
-    # at least the limit). Read per search, not part of the layout.
-    hnsw_ef: int = 1024
+    # at least the limit). Read per search, not part of the layout. None: the searcher's
+    # choice (engine.store_search grows it with the collection), else DEFAULT_HNSW_EF.
+    hnsw_ef: int | None = None
     # Embedded: several Edge shards in one process (> 1: store.sharded.ShardedStore).
     edge_shards: int = 1
     # Edge segments larger than this (KiB of vectors) get an HNSW graph and quantized vectors

@@ -22,7 +22,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from store.base import Filter, Record, StoreError, VectorQuery
-from store.config import StoreConfig
+from store.config import DEFAULT_HNSW_EF, StoreConfig
 from store.filters import AnyOf, HasId, conditions
 
 # Qdrant's default: segments below this many KiB of vectors are scanned, not graphed.
@@ -95,14 +95,15 @@ def vector_drift(persisted: dict[str, Any], config: StoreConfig) -> dict[str, li
     return drift
 
 
-def search_params(exact: bool, config: StoreConfig) -> qe.SearchParams:
+def search_params(exact: bool, config: StoreConfig, ef: int | None = None) -> qe.SearchParams:
+    walk = config.hnsw_ef or ef or DEFAULT_HNSW_EF
     if config.quantization == "off":
-        return qe.SearchParams(exact=exact, hnsw_ef=None if exact else config.hnsw_ef)
+        return qe.SearchParams(exact=exact, hnsw_ef=None if exact else walk)
     if exact:
         # Exact means the original vectors: quantized scores would be off by ~1e-3.
         return qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(ignore=True))
     rescored = qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
-    return qe.SearchParams(exact=False, hnsw_ef=config.hnsw_ef, quantization=rescored)
+    return qe.SearchParams(exact=False, hnsw_ef=walk, quantization=rescored)
 
 
 def query_request(
@@ -114,7 +115,7 @@ def query_request(
         query=qe.Query.Nearest(vector, using=q.vector_name),
         filter=edge_filter(flt),
         with_payload=with_payload,
-        params=search_params(q.exact, config),
+        params=search_params(q.exact, config, q.ef),
     )
 
 

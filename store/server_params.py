@@ -17,7 +17,7 @@ import numpy as np
 from qdrant_client import models as qm
 
 from store.base import POINT_NAMESPACE, Filter, Record, StoreConfigError, VectorQuery
-from store.config import StoreConfig
+from store.config import DEFAULT_HNSW_EF, StoreConfig
 from store.filters import AnyOf, HasId, conditions
 
 OVERSAMPLING = 2.0
@@ -78,14 +78,15 @@ def shard_layout(peers: int, config: StoreConfig) -> tuple[int, int]:
     return shards, replication
 
 
-def search_params(exact: bool, config: StoreConfig) -> qm.SearchParams:
+def search_params(exact: bool, config: StoreConfig, ef: int | None = None) -> qm.SearchParams:
+    walk = config.hnsw_ef or ef or DEFAULT_HNSW_EF
     if config.quantization == "off":
-        return qm.SearchParams(exact=exact, hnsw_ef=None if exact else config.hnsw_ef)
+        return qm.SearchParams(exact=exact, hnsw_ef=None if exact else walk)
     if exact:
         # Exact means the original vectors: quantized scores would be off by ~1e-3.
         return qm.SearchParams(exact=True, quantization=qm.QuantizationSearchParams(ignore=True))
     rescored = qm.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
-    return qm.SearchParams(exact=False, hnsw_ef=config.hnsw_ef, quantization=rescored)
+    return qm.SearchParams(exact=False, hnsw_ef=walk, quantization=rescored)
 
 
 def query_request(
@@ -97,7 +98,7 @@ def query_request(
         limit=q.k,
         filter=server_filter(flt),
         # qdrant-client's local mode ignores search params and warns on every call.
-        params=None if local else search_params(q.exact, config),
+        params=None if local else search_params(q.exact, config, q.ef),
         with_payload=False,
     )
 

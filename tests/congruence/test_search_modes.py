@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from engine.store_search import StoreFusedSearch, prefetch_n
+from engine.store_search import StoreFusedSearch, hnsw_ef, prefetch_n
 from store import Filter, Record, Store, VectorQuery
 from store.base import Hit
 from store.mirror import Mirror
@@ -149,6 +149,10 @@ def test_round_one_grows_with_the_collection() -> None:
     assert depths == sorted(depths) and depths[0] == 48
     assert 300 <= depths[-1] <= 600  # measured: about 300-500 at 10M
     assert prefetch_n(500, 100) == 200  # never shallower than twice k
+    efs = [hnsw_ef(n) for n in [1_000, *sizes, 10**9]]
+    assert efs == sorted(efs) and efs[:3] == [256, 256, 256]
+    assert 900 <= hnsw_ef(1_000_000) <= 1100  # measured: CLIP's top 10 needed 1,024 at 1M
+    assert efs[-1] == 4096
 
 
 def test_round_two_scores_only_what_round_one_did_not(

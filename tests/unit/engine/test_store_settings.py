@@ -18,7 +18,7 @@ def test_defaults_reach_the_store_config() -> None:
     assert (config.shards, config.replication, config.write_consistency) == (None, None, 1)
     assert (config.quantization, config.on_disk) == ("int8", True)
     assert (config.hnsw_m, config.hnsw_ef_construct, config.edge_shards) == (32, 256, 1)
-    assert config.hnsw_ef == 1024
+    assert config.hnsw_ef is None  # unset: round one grows it with the collection
 
 
 def test_the_variables_are_read_by_their_names(monkeypatch: pytest.MonkeyPatch) -> None:

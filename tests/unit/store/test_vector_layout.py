@@ -173,12 +173,17 @@ def test_approximate_search_through_hnsw_and_int8_keeps_recall(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("quantization", ["int8", "off"])
-def test_approximate_searches_keep_the_configured_number_of_candidates(quantization: str) -> None:
-    config = StoreConfig(data_dir=Path("."), quantization=quantization, hnsw_ef=777)  # type: ignore[arg-type]
-    for params in (edge_search_params(False, config), server_search_params(False, config)):
-        assert params.hnsw_ef == 777 and params.exact is False
-    for params in (edge_search_params(True, config), server_search_params(True, config)):
-        assert params.exact is True and not params.hnsw_ef  # exact: no graph walked
+def test_approximate_searches_keep_the_number_of_candidates_asked_for(quantization: str) -> None:
+    both = (edge_search_params, server_search_params)
+    unset = StoreConfig(data_dir=Path("."), quantization=quantization)  # type: ignore[arg-type]
+    for search_params in both:
+        assert search_params(False, unset).hnsw_ef == 256  # nobody chose: Lookalike's floor
+        assert search_params(False, unset, 900).hnsw_ef == 900  # the searcher chose
+        assert search_params(True, unset, 900).exact is True
+        assert not search_params(True, unset, 900).hnsw_ef  # exact: no graph walked
+    pinned = StoreConfig(data_dir=Path("."), quantization=quantization, hnsw_ef=777)  # type: ignore[arg-type]
+    for search_params in both:
+        assert search_params(False, pinned, 900).hnsw_ef == 777  # LOOKALIKE_HNSW_EF wins
 
 
 # --- server -----------------------------------------------------------------------------
