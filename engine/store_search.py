@@ -14,7 +14,8 @@ formula) is not the fused score Lookalike reports: measured against exact fusion
 model, a cosine no higher than that model's ``n``-th round-one score (or no vector at all,
 cosine 0). So no point outside scores more than ``bound = sum(w_i * max(last_i, 0)) /
 sum(w_i)``. When the ``k``-th fused score reaches ``bound``, no outsider can enter the top
-``k``: the answer is exact. Otherwise round one runs again ``DEEPEN`` times deeper, and
+``k``: the answer is exact. Otherwise round one runs again deeper (``next_depth``: where
+each list's cosines, extrapolated in the log of the rank, say the proof will hold), and
 round two scores only the newcomers. The start ``n`` grows with the collection, about 1.3x
 per doubling; on grouped synthetic data about half the queries are proven at the start
 depth and nearly all within two deepenings (bench/scale.py counts them). With a single
@@ -46,9 +47,13 @@ BASE_N = 48
 REFERENCE_SIZE = 20_000
 GROWTH = 1.3
 MAX_N = 4096
-# When the depth cannot prove the answer exact, round one goes this many times deeper (the
-# few queries that need it on grouped data need 4-60x the start, rarely 2x).
+# When the depth cannot prove the answer exact, round one goes deeper: to where each list's
+# cosines, extrapolated (they fall about linearly in the log of the rank), bring the bound
+# under the k-th fused score, with MARGIN to spare and at least twice as deep; DEEPEN times
+# deeper when they cannot be extrapolated. At 1M points the extrapolation from a depth of
+# 212 came within -10% to +60% of the depth each query needed (bench.scale's queries).
 DEEPEN = 4
+MARGIN = 1.25
 
 
 # Candidates round one keeps while walking a graph (hnsw_ef): EF_BASE up to EF_REFERENCE
@@ -133,7 +138,7 @@ class StoreFusedSearch:
                     )
                 self.last_n = n
                 return [_hit(i, fused[i], cosines) for i in top]
-            n = min(MAX_N, DEEPEN * n)
+            n = next_depth(first, active, n, total, fused[top[-1]] if len(top) == k else None)
 
 
 def _score(
@@ -151,6 +156,30 @@ def _score(
         for q, hits in zip(batch, store.search_batch(batch, flt), strict=True):
             cosines[q.vector_name].update((h.id, h.score) for h in hits)
             asked[q.vector_name].update(missing[q.vector_name])  # absent: no such vector
+
+
+def next_depth(
+    first: list[list[Hit]],
+    active: Mapping[str, float],
+    n: int,
+    total: float,
+    target: float | None,
+) -> int:
+    """Round one's next depth: where the outsider bound is expected to fall to ``target``,
+    the k-th fused score found so far (a floor of the true one)."""
+    fallback = min(MAX_N, DEEPEN * n)
+    a = b = 0.0
+    for (_, w), hits in zip(active.items(), first, strict=True):
+        if len(hits) < n:
+            continue  # a complete list: its models add nothing to the bound
+        ranks = np.arange(1, n + 1)[n // 4 :]
+        slope, level = np.polyfit(np.log(ranks), [h.score for h in hits[n // 4 :]], 1)
+        a += w * level / total
+        b -= w * slope / total
+    if target is None or b <= 0 or not math.isfinite(a + b):
+        return fallback
+    depth = MARGIN * math.exp(min(50.0, (a - target) / b))
+    return int(min(MAX_N, max(2 * n, math.ceil(depth))))
 
 
 def _outsider_bound(

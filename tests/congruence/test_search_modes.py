@@ -11,13 +11,21 @@ certificate work harder (flat cosines: the start depth is rarely enough).
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from engine.store_search import StoreFusedSearch, hnsw_ef, prefetch_n
+from engine.store_search import (
+    DEEPEN,
+    MAX_N,
+    StoreFusedSearch,
+    hnsw_ef,
+    next_depth,
+    prefetch_n,
+)
 from store import Filter, Record, Store, VectorQuery
 from store.base import Hit
 from store.mirror import Mirror
@@ -191,3 +199,25 @@ def test_round_two_scores_only_what_round_one_did_not(
     got = served.search(seed.vectors, {"resnet50": 1.0}, 10)
     assert [len(listed["resnet50"]), served.last_n] == [10, 10]
     assert scored == {m: {h.id for h in got} for m in MODELS if m != "resnet50"}
+
+
+def test_a_deeper_round_one_goes_where_the_lists_say_the_proof_will_hold() -> None:
+    n, active = 200, {"clip-vit-b-32": 1.0, "resnet50": 1.0}
+
+    def listed(level: float, fall: float, size: int = n) -> list[Hit]:
+        # cosines falling linearly in the log of the rank, as measured on real-shaped data
+        return [Hit(str(r), level - fall * math.log(r), {}) for r in range(1, size + 1)]
+
+    first = [listed(0.9, 0.03), listed(0.8, 0.02)]
+    # the bound at depth r: (0.9 - 0.03 ln r + 0.8 - 0.02 ln r) / 2 = 0.85 - 0.025 ln r
+    proven_at = {r: 0.85 - 0.025 * math.log(r) for r in (250, 1000, 10**6)}
+    assert abs(next_depth(first, active, n, 2.0, proven_at[1000]) - 1.25 * 1000) <= 2
+    assert next_depth(first, active, n, 2.0, proven_at[250]) == 2 * n  # at least twice as deep
+    assert next_depth(first, active, n, 2.0, proven_at[10**6]) == MAX_N
+    # a complete (short) list adds nothing to the bound: the other list decides
+    short = [listed(0.9, 0.03), listed(0.8, 0.02, size=50)]
+    assert abs(next_depth(short, active, n, 2.0, (0.9 - 0.03 * math.log(1000)) / 2) - 1250) <= 2
+    # nothing to extrapolate (flat cosines), or no k-th score yet: DEEPEN times deeper
+    flat = [[Hit(str(r), 0.5, {}) for r in range(n)]] * 2
+    assert next_depth(flat, active, n, 2.0, 0.4) == DEEPEN * n
+    assert next_depth(first, active, n, 2.0, None) == DEEPEN * n
