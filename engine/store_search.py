@@ -51,7 +51,7 @@ MAX_N = 4096
 # cosines, extrapolated (they fall about linearly in the log of the rank), bring the bound
 # under the k-th fused score, with MARGIN to spare and at least twice as deep; DEEPEN times
 # deeper when they cannot be extrapolated. At 1M points the extrapolation from a depth of
-# 212 came within -10% to +60% of the depth each query needed (bench.scale's queries).
+# 212 came within -20% and +70% of the depth each query needed (bench.scale's queries).
 DEEPEN = 4
 MARGIN = 1.25
 
