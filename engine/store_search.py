@@ -68,13 +68,17 @@ EF_MAX = 4096
 
 def hnsw_ef(points: int) -> int:
     """Round one's graph candidates for a collection of ``points``."""
-    doublings = max(0.0, math.log2(max(points, 1) / EF_REFERENCE))
-    return int(min(EF_MAX, round(EF_BASE * EF_GROWTH**doublings)))
+    return int(min(EF_MAX, round(EF_BASE * EF_GROWTH ** _doublings(points, EF_REFERENCE))))
+
+
+def _doublings(points: int, reference: int) -> float:
+    """How many times the collection has doubled past ``reference`` points (0 below it)."""
+    return max(0.0, math.log2(max(points, 1) / reference))
 
 
 def prefetch_n(points: int, k: int) -> int:
     """Round one's depth for a collection of ``points`` and a top ``k``."""
-    doublings = max(0.0, math.log2(max(points, 1) / REFERENCE_SIZE))
+    doublings = _doublings(points, REFERENCE_SIZE)
     return int(min(MAX_N, max(2 * k, math.ceil(BASE_N * GROWTH**doublings))))
 
 
