@@ -63,7 +63,7 @@ class Resources:
                 except StoreConfigError as exc:  # e.g. LOOKALIKE_EDGE_SHARDS changed
                     raise ConfigError(str(exc)) from exc
             if not self._migrated:
-                self.applied_migrations = _migrate(self._store)
+                self.applied_migrations = _migrate(self._store, self._settings.wants_fused_index)
                 self._migrated = True
             return self.applied_migrations
 
@@ -102,11 +102,13 @@ class Resources:
             self._migrated = False
 
 
-def _migrate(store: Store) -> list[str]:
+def _migrate(store: Store, fused_index: bool) -> list[str]:
     from embedder.registry import vector_sizes
+    from engine import fused_index as fused
     from migrations import apply_pending
 
     applied = apply_pending(store, vector_sizes())
     for name in applied:
         log.info("applied migration %s", name)
+    fused.ensure(store, fused_index)  # once the vectors are declared: after the migrations
     return applied

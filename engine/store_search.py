@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.fused_index import ready
 from store.base import Filter, Hit, VectorQuery
+from store.fused import query as fused_query
 from store.mirror.fusion import SCORE_DIGITS, MirrorHit
 
 if TYPE_CHECKING:
@@ -66,6 +69,13 @@ EF_GROWTH = 1.5
 EF_MAX = 4096
 
 
+# The fused index (store.fused) walks its graph with this many times round one's hnsw_ef:
+# its one search is cheap, and a query weighted across models is where a graph misses most.
+FUSED_EF_FACTOR = 2
+FUSED_CHECK_S = 5.0
+FusedIndex = tuple[str, list[tuple[str, int]]]
+
+
 def hnsw_ef(points: int) -> int:
     """Round one's graph candidates for a collection of ``points``."""
     return int(min(EF_MAX, round(EF_BASE * EF_GROWTH ** _doublings(points, EF_REFERENCE))))
@@ -88,7 +98,17 @@ class StoreFusedSearch:
     def __init__(self, store: Callable[[], Store], points: Callable[[], int]) -> None:
         self._store = store
         self._points = points  # the collection's size (a cached count is fine)
-        self.last_n = 0  # round one's depth in the last search (for benches and tests)
+        self.last_n = 0  # round one's depth in the last search; 0: the fused index served
+        self._index: tuple[float, FusedIndex | None] = (-math.inf, None)
+
+    def _fused(self, store: Store) -> FusedIndex | None:
+        """The fused index while it holds every point (looked up at most every few
+        seconds: with a server it costs a request)."""
+        checked, index = self._index
+        if time.monotonic() - checked > FUSED_CHECK_S:
+            index = ready(store)
+            self._index = (time.monotonic(), index)
+        return index
 
     def search(
         self,
@@ -104,13 +124,26 @@ class StoreFusedSearch:
         total = sum(active.values())
         if k <= 0 or total <= 0:
             return []
-        # One weighted model: its own top k is the answer, proven by construction (nothing
-        # outside the list can beat its k-th). Several: the start depth for the proof.
         points = self._points()
-        n = k if len(active) == 1 else prefetch_n(points, k)
         ef = hnsw_ef(points)
         cosines: dict[str, dict[str, float]] = {name: {} for name in units}
         asked: dict[str, set[str]] = {name: set() for name in units}  # scored in round two
+        index = self._fused(store) if len(active) > 1 else None
+        if index is not None and active.keys() <= {name for name, _ in index[1]}:
+            # The fused index ranks by the fused score itself: one graph search, then each
+            # model's cosine of the k found (the reasons, and the score from them).
+            q = fused_query(units, active, index[1])
+            found = store.search_batch(
+                [VectorQuery(index[0], q, k, exact=False, ef=FUSED_EF_FACTOR * ef)], flt
+            )[0]
+            ids = [h.id for h in found]
+            _score(store, ids, units, cosines, asked, flt)
+            fused = {i: _fuse(i, active, cosines, total) for i in ids}
+            self.last_n = 0
+            return [_hit(i, fused[i], cosines) for i in sorted(ids, key=lambda i: (-fused[i], i))]
+        # One weighted model: its own top k is the answer, proven by construction (nothing
+        # outside the list can beat its k-th). Several: the start depth for the proof.
+        n = k if len(active) == 1 else prefetch_n(points, k)
         while True:
             first = store.search_batch(
                 [VectorQuery(name, units[name], n, exact=False, ef=ef) for name in active], flt
@@ -120,10 +153,7 @@ class StoreFusedSearch:
                 cosines[name].update((h.id, h.score) for h in hits)
             union = list(dict.fromkeys(h.id for hits in first for h in hits))
             _score(store, union, units, cosines, asked, flt)  # what round one left unknown
-            fused = {
-                i: sum(w * cosines[name].get(i, 0.0) for name, w in active.items()) / total
-                for i in union
-            }
+            fused = {i: _fuse(i, active, cosines, total) for i in union}
             top = sorted(union, key=lambda i: (-fused[i], i))[:k]
             bound = _outsider_bound(first, active, n, total)
             proven = (
@@ -143,6 +173,15 @@ class StoreFusedSearch:
                 self.last_n = n
                 return [_hit(i, fused[i], cosines) for i in top]
             n = next_depth(first, active, n, total, fused[top[-1]] if len(top) == k else None)
+
+
+def _fuse(
+    point_id: str,
+    active: Mapping[str, float],
+    cosines: Mapping[str, dict[str, float]],
+    total: float,
+) -> float:
+    return sum(w * cosines[name].get(point_id, 0.0) for name, w in active.items()) / total
 
 
 def _score(

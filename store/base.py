@@ -222,6 +222,18 @@ class Store(ABC):
         a setting in place it leaves it, and records why under ``CONFIG_UNAPPLIED_META``."""
         return {}
 
+    # --- the fused index (store.fused) -------------------------------------------------
+    def fused_index(self) -> tuple[str, list[tuple[str, int]]] | None:
+        """The fused vector every write keeps (its name and block layout), if the collection
+        has one that matches its model vectors."""
+        return None
+
+    def create_fused(self) -> str:
+        """Declare the fused vector for the current model vectors (Dot distance, the
+        configured layout) if it is missing; returns its name. Existing points get it only
+        from ``engine.fused_index``'s build."""
+        raise StoreError(f"the {self.backend} store cannot keep a fused index")
+
     def optimize(self) -> bool:
         """Build the HNSW graphs and quantized vectors now, where the backend only does so
         when asked (Edge); True if anything was rebuilt. A server optimizes on its own."""

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
+from store import fused
 from store.base import (
     CONFIG_UNAPPLIED_META,
     Filter,
@@ -126,16 +127,35 @@ class EdgeStore(Store):
             self._dims = self._stored_dims()
 
     def vector_dims(self) -> dict[str, int]:
-        return dict(self._dims)
+        return fused.models_of(self._dims)
+
+    def fused_index(self) -> tuple[str, list[tuple[str, int]]] | None:
+        return fused.current(self._dims)
+
+    def create_fused(self) -> str:
+        with self._write_lock:
+            self._require()
+            dims = self._stored_dims()
+            name = fused.fused_name(dims)
+            if fused.current(dims) is None:
+                for stale in filter(fused.is_fused, dims):  # made for other model vectors
+                    self._update(qe.UpdateOperation.delete_vector_name(stale))
+                size = sum(fused.models_of(dims).values())
+                self._update(qe.UpdateOperation.create_dense_vector(name, size, qe.Distance.Dot))
+                self._reopen_with_config()  # created plain: give it the configured layout
+                self._flush_now()
+                self._dims = self._stored_dims()
+            return name
 
     # --- writes -----------------------------------------------------------------------
     def upsert(self, records: Sequence[Record]) -> int:
         self._require()
-        check_records(records, self._dims)
+        check_records(records, self.vector_dims())
 
         def op(rev: int) -> qe.UpdateOperation | None:
             points = [
-                qe.Point(r.id, vectors_out(r.vectors), {**r.payload, "rev": rev}) for r in records
+                qe.Point(r.id, vectors_out(r.vectors), {**r.payload, "rev": rev})
+                for r in fused.with_fused(records, self.fused_index())
             ]
             return qe.UpdateOperation.upsert_points(points) if points else None
 
@@ -154,7 +174,8 @@ class EdgeStore(Store):
 
     def update_vectors(self, records: Sequence[Record]) -> int:
         self._require()
-        check_records(records, self._dims)
+        check_records(records, self.vector_dims())
+        index = self.fused_index()
 
         # One upsert of the merged points rather than update_vectors + set_payload: a single
         # WAL record, so a crash can never leave new vectors behind an old rev (the mirror
@@ -171,6 +192,13 @@ class EdgeStore(Store):
             for cur in current:
                 pid = str(cur.id)
                 vectors = {**as_named(cur.vector), **vectors_out(wanted[pid])}
+                if index is not None:  # the fused vector follows its blocks
+                    blocks = {
+                        m: np.asarray(vectors[m], np.float32) for m, _ in index[1] if m in vectors
+                    }
+                    joined = fused.fused_of(blocks, index[1])
+                    if joined is not None:
+                        vectors[index[0]] = joined.tolist()
                 points.append(qe.Point(pid, vectors, {**(cur.payload or {}), "rev": rev}))
             if not points:
                 return None
@@ -193,7 +221,7 @@ class EdgeStore(Store):
             return []
         shard = self._require()
         with edge_errors():
-            found = shard.retrieve([*unique], True, selector(with_vectors))
+            found = shard.retrieve([*unique], True, selector(self._models(with_vectors)))
         by_id = {str(r.id): to_record(r) for r in found}
         return [by_id[i] for i in unique if i in by_id]
 
@@ -213,7 +241,7 @@ class EdgeStore(Store):
                 limit=batch,
                 filter=where,
                 with_payload=selector(with_payload),
-                with_vector=selector(with_vectors),
+                with_vector=selector(self._models(with_vectors)),
             )
             shard = self._require()
             with edge_errors():
@@ -378,6 +406,13 @@ class EdgeStore(Store):
             with edge_errors():
                 self._shard = qe.EdgeShard.load(str(self._shard_path))
         self._last_flush = time.monotonic()
+
+    def _models(self, with_vectors: bool | Sequence[str]) -> bool | Sequence[str]:
+        """A vector selector that never reads the fused vector (12 KB a point): ``True``
+        means every model's."""
+        if with_vectors is True and self.fused_index() is not None:
+            return list(self.vector_dims())
+        return with_vectors
 
     def _stored_dims(self) -> dict[str, int]:
         # The bindings expose no config getter; edge_config.json is where Edge documents

@@ -24,13 +24,15 @@ import qdrant_edge as qe
 from store.base import Filter, Record, StoreError, VectorQuery
 from store.config import DEFAULT_HNSW_EF, StoreConfig
 from store.filters import AnyOf, HasId, conditions
+from store.fused import is_fused
 
 # Qdrant's default: segments below this many KiB of vectors are scanned, not graphed.
 FULL_SCAN_THRESHOLD_KB = 10_000
 OVERSAMPLING = 2.0
 
 
-def vector_params(dim: int, config: StoreConfig) -> qe.EdgeVectorParams:
+def vector_params(dim: int, config: StoreConfig, *, dot: bool = False) -> qe.EdgeVectorParams:
+    """A model's vector (cosine), or with ``dot`` the fused index's (store.fused)."""
     quantization = (
         qe.ScalarQuantizationConfig(qe.ScalarType.Int8, always_ram=True)
         if config.quantization == "int8"
@@ -47,7 +49,7 @@ def vector_params(dim: int, config: StoreConfig) -> qe.EdgeVectorParams:
     memory = qe.Memory.Cold if config.on_disk else qe.Memory.Cached
     return qe.EdgeVectorParams(
         size=dim,
-        distance=qe.Distance.Cosine,
+        distance=qe.Distance.Dot if dot else qe.Distance.Cosine,
         memory=memory,
         quantization_config=quantization,
         hnsw_config=hnsw,
@@ -60,7 +62,7 @@ def shard_config(dims: dict[str, int], config: StoreConfig) -> qe.EdgeConfig:
         if config.indexing_threshold_kb is not None
         else None
     )
-    vectors = {name: vector_params(dim, config) for name, dim in dims.items()}
+    vectors = {name: vector_params(dim, config, dot=is_fused(name)) for name, dim in dims.items()}
     return qe.EdgeConfig(vectors=vectors, optimizers=optimizers)
 
 
@@ -167,5 +169,9 @@ def as_named(vector: qe.Vector | None) -> dict[str, qe.NamedVector]:
 
 
 def to_record(point: qe.Record) -> Record:
-    vectors = {name: np.asarray(v, dtype=np.float32) for name, v in as_named(point.vector).items()}
+    vectors = {
+        name: np.asarray(v, dtype=np.float32)
+        for name, v in as_named(point.vector).items()
+        if not is_fused(name)  # the store's own index, not a model's vector
+    }
     return Record(id=str(point.id), payload=dict(point.payload or {}), vectors=vectors)

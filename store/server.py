@@ -18,6 +18,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from store import fused
 from store.base import (
     Filter,
     Hit,
@@ -133,18 +134,40 @@ class ServerStore(Store):
             self._dims = {"": declared.size}
         else:
             self._dims = {name: p.size for name, p in (declared or {}).items()}
-        return dict(self._dims)
+        return fused.models_of(self._dims)
+
+    def fused_index(self) -> tuple[str, list[tuple[str, int]]] | None:
+        self.vector_dims()  # another process may have declared it
+        return fused.current(self._dims)
+
+    def create_fused(self) -> str:
+        with self._write_lock:
+            dims = self.vector_dims()
+            name = fused.fused_name(dims)
+            if fused.current(self._dims) is None:
+                size = sum(dims.values())
+                config = qm.DenseVectorNameConfig(
+                    dense=qm.DenseVectorConfig(size=size, distance=qm.Distance.DOT)
+                )
+                with self._call():
+                    self._client.create_vector_name(self._name, name, config)
+                if not self._local:  # created plain: give it the configured layout
+                    self._reconfigure({name})
+                self.vector_dims()
+            return name
 
     # --- writes -----------------------------------------------------------------------
     def upsert(self, records: Sequence[Record]) -> int:
-        check_records(records, self._known_dims({n for r in records for n in r.vectors}))
+        known = self._known_dims({n for r in records for n in r.vectors})
+        check_records(records, fused.models_of(known))
+        index = fused.current(known)
         with self._write_lock:
             rev = self._clock.next()
             points = [
                 qm.PointStruct(
                     id=str(r.id), vector=vectors_out(r.vectors), payload={**r.payload, "rev": rev}
                 )
-                for r in records
+                for r in fused.with_fused(records, index)
             ]
             if points:
                 with self._call():
@@ -163,26 +186,42 @@ class ServerStore(Store):
             return rev
 
     def update_vectors(self, records: Sequence[Record]) -> int:
-        check_records(records, self._known_dims({n for r in records for n in r.vectors}))
+        known = self._known_dims({n for r in records for n in r.vectors})
+        check_records(records, fused.models_of(known))
+        index = fused.current(known)
         with self._write_lock:
             rev = self._clock.next()
             wanted: dict[str, dict[str, np.ndarray]] = {}
             for r in records:
                 wanted.setdefault(str(r.id), {}).update(r.vectors)
+            blocks = [m for m, _ in index[1]] if index is not None else False
             with self._call():
-                found = self._client.retrieve(self._name, list(wanted), with_payload=False)
+                found = self._client.retrieve(
+                    self._name, list(wanted), with_payload=False, with_vectors=blocks
+                )
             existing = [str(p.id) for p in found]
             if not existing:
                 return rev
+            if index is not None:  # the fused vector follows its blocks
+                for p in found:
+                    stored = p.vector if isinstance(p.vector, dict) else {}
+                    have = {k: np.asarray(v, np.float32) for k, v in stored.items()}
+                    joined = fused.fused_of({**have, **wanted[str(p.id)]}, index[1])
+                    if joined is not None:
+                        wanted[str(p.id)][index[0]] = joined
             # Vectors first, then the rev, in one request: a reader between the two sees new
             # vectors under the old rev and picks them up with the rev, never the reverse.
-            vectors = [qm.PointVectors(id=i, vector=vectors_out(wanted[i])) for i in existing]
+            vectors = [
+                qm.PointVectors(id=i, vector=vectors_out(wanted[i])) for i in existing if wanted[i]
+            ]
             operations: list[qm.UpdateOperation] = [
-                qm.UpdateVectorsOperation(update_vectors=qm.UpdateVectors(points=vectors)),
                 qm.SetPayloadOperation(
                     set_payload=qm.SetPayload(payload={"rev": rev}, points=[*existing])
                 ),
             ]
+            if vectors:
+                update = qm.UpdateVectorsOperation(update_vectors=qm.UpdateVectors(points=vectors))
+                operations.insert(0, update)
             with self._call():
                 self._client.batch_update_points(self._name, operations, wait=True)
             return rev
@@ -202,7 +241,10 @@ class ServerStore(Store):
             return []
         with self._call():
             found = self._client.retrieve(
-                self._name, unique, with_payload=True, with_vectors=selector(with_vectors)
+                self._name,
+                unique,
+                with_payload=True,
+                with_vectors=selector(self._models(with_vectors)),
             )
         by_id = {str(p.id): to_record(p.id, p.payload, p.vector) for p in found}
         return [by_id[i] for i in unique if i in by_id]
@@ -225,7 +267,7 @@ class ServerStore(Store):
                     limit=batch,
                     offset=offset,
                     with_payload=selector(with_payload),
-                    with_vectors=selector(with_vectors),
+                    with_vectors=selector(self._models(with_vectors)),
                 )
             yield from (to_record(p.id, p.payload, p.vector) for p in page)
             if offset is None:
@@ -285,7 +327,8 @@ class ServerStore(Store):
         if self._local or not self.exists():
             return {}
         with self._write_lock:
-            return self._reconfigure(set(self.vector_dims()))
+            self.vector_dims()
+            return self._reconfigure(set(self._dims))
 
     def _reconfigure(self, names: set[str]) -> dict[str, list[str]]:
         """One update_collection with the per-vector differences (under the write lock).
@@ -366,6 +409,13 @@ class ServerStore(Store):
             if not self._local:
                 raise
             raise StoreError(f"Qdrant (in-process): {exc}") from exc
+
+    def _models(self, with_vectors: bool | Sequence[str]) -> bool | Sequence[str]:
+        """A vector selector that never reads the fused vector: ``True`` means every
+        model's (as cached; ``vector_dims`` refreshes)."""
+        if with_vectors is True and any(fused.is_fused(n) for n in self._dims):
+            return list(fused.models_of(self._dims))
+        return with_vectors
 
     def _known_dims(self, names: set[str]) -> dict[str, int]:
         # Cached, but another process may have added a model's vector since: ask again

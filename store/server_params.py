@@ -19,16 +19,18 @@ from qdrant_client import models as qm
 from store.base import POINT_NAMESPACE, Filter, Record, StoreConfigError, VectorQuery
 from store.config import DEFAULT_HNSW_EF, StoreConfig
 from store.filters import AnyOf, HasId, conditions
+from store.fused import is_fused
 
 OVERSAMPLING = 2.0
 # Qdrant's own defaults, which a vector without an HNSW override of its own inherits.
 DEFAULT_HNSW = (16, 100)
 
 
-def vector_params(dim: int, config: StoreConfig) -> qm.VectorParams:
+def vector_params(dim: int, config: StoreConfig, *, dot: bool = False) -> qm.VectorParams:
+    """A model's vector (cosine), or with ``dot`` the fused index's (store.fused)."""
     return qm.VectorParams(
         size=dim,
-        distance=qm.Distance.COSINE,
+        distance=qm.Distance.DOT if dot else qm.Distance.COSINE,
         on_disk=config.on_disk,
         quantization_config=_int8() if config.quantization == "int8" else None,
         hnsw_config=_hnsw(config),
@@ -154,5 +156,9 @@ def to_record(point_id: qm.ExtendedPointId, payload: dict[str, Any] | None, vect
     return Record(
         id=str(point_id),
         payload=dict(payload or {}),
-        vectors={name: np.asarray(v, dtype=np.float32) for name, v in vectors.items()},
+        vectors={
+            name: np.asarray(v, dtype=np.float32)
+            for name, v in vectors.items()
+            if not is_fused(name)  # the store's own index, not a model's vector
+        },
     )

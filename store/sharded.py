@@ -133,6 +133,15 @@ class ShardedStore(Store):
     def vector_dims(self) -> dict[str, int]:
         return self._shards[0].vector_dims()
 
+    def fused_index(self) -> tuple[str, list[tuple[str, int]]] | None:
+        return self._shards[0].fused_index()
+
+    def create_fused(self) -> str:
+        with self._write_lock:
+            names = {shard.create_fused() for shard in self._shards}
+        (name,) = names  # every shard has the same model vectors
+        return name
+
     # --- writes -----------------------------------------------------------------------
     def upsert(self, records: Sequence[Record]) -> int:
         # Checked whole before any shard writes, so a bad record refuses the whole batch.
