@@ -273,6 +273,9 @@ class Status(Struct, kw_only=True):
     models_loaded: bool
     inference: dict[str, InferenceInfo] = {}  # neural model name -> how it runs now
     search_mode: SearchModeInfo
+    # The fused index in the store (docs/scaling.md): 'ready' when searches that weigh
+    # several models go through it in qdrant mode, 'not built' or 'none'.
+    fused_index: Literal["ready", "not built", "none"] = "none"
     # None when this process keeps no mirror (Qdrant serves searches).
     mirror: MirrorInfo | None
     mirror_lag: int | None

@@ -39,6 +39,7 @@ import numpy as np
 
 from bench.search_latency import WEIGHTS, exact_top10, fused_query
 from bench.synthetic import BLOCKS, Synthetic, point_id
+from engine import fused_index
 from engine.store_search import StoreFusedSearch, prefetch_n
 from store import Record, StoreConfig, open_store
 
@@ -83,32 +84,51 @@ def fill(store: Any, rows: np.ndarray, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def serve(data_dir: Path, n: int, queries: list[dict], weights: list[dict], mirror: bool) -> dict:
+def serve(
+    data_dir: Path,
+    n: int,
+    queries: list[dict],
+    weights: list[dict],
+    mirror: bool,
+    with_two_round: bool = True,
+) -> dict:
     """In this process: open the store (and the mirror), serve every query, measure."""
     baseline = _memory_mb()["VmRSS"]
     store = open_store(_config(data_dir))
-    fused = StoreFusedSearch(lambda: store, lambda: n)
+    searcher = StoreFusedSearch(lambda: store, lambda: n)
+    two_round = StoreFusedSearch(lambda: store, lambda: n, fused=False)
     if mirror:
         from store.mirror import Mirror
 
         kept = Mirror.load(data_dir / "mirror", BLOCKS)
         assert kept is not None, "no mirror snapshot"
-    times, answers, depths = [], [], []
+    times, answers, depths, slow_times, slow_answers = [], [], [], [], []
     for q, w in zip(queries, weights, strict=True):
         t = time.perf_counter()
         if mirror:
             hits = kept.search(q, w, 10)
         else:
-            hits = fused.search(q, w, 10)
-            depths.append(fused.last_n)
+            hits = searcher.search(q, w, 10)
+            depths.append(searcher.last_n)
         store.retrieve([h.id for h in hits])  # the payloads the API shows
         times.append(time.perf_counter() - t)
         answers.append([(h.id, h.score) for h in hits])
-    memory = _memory_mb()
+    memory = _memory_mb()  # before the comparison: what the shipped path holds
+    for q, w in zip(queries, weights, strict=True):
+        if mirror or not with_two_round:
+            break
+        t = time.perf_counter()
+        hits = two_round.search(q, w, 10)  # the same search without the fused index
+        store.retrieve([h.id for h in hits])
+        slow_times.append(time.perf_counter() - t)
+        slow_answers.append([(h.id, h.score) for h in hits])
+        depths.append(two_round.last_n)
     out = {
         "times": times,
         "answers": answers,
         "depths": depths,
+        "two_round_times": slow_times,
+        "two_round_answers": slow_answers,
         "rss_mb": memory["VmRSS"],
         "anon_mb": memory["RssAnon"],
         "rss_mb_baseline": baseline,
@@ -132,7 +152,7 @@ def _workload(n: int, n_queries: int) -> tuple[Synthetic, list[dict], list[dict]
     return syn, queries, weights
 
 
-def build(n: int, workdir: Path, syn: Synthetic) -> dict[str, float]:
+def build(n: int, workdir: Path, syn: Synthetic, fused: bool = True) -> dict[str, float]:
     """The vectors file, the optimised store and the mirror snapshot, once per directory
     (``--keep``: a second run measures the same build again)."""
     done = workdir / "built.json"
@@ -142,6 +162,8 @@ def build(n: int, workdir: Path, syn: Synthetic) -> dict[str, float]:
     data_dir = workdir / "data"
     store = open_store(_config(data_dir))
     store.create(dict(BLOCKS))
+    if fused:  # as a LOOKALIKE_SEARCH=qdrant deployment starts: declared while still empty
+        fused_index.ensure(store, True)
     fill_s = fill(store, rows, n)
     t0 = time.perf_counter()
     store.optimize()  # the HNSW graphs and int8 vectors now, not in the middle of measuring
@@ -152,14 +174,14 @@ def build(n: int, workdir: Path, syn: Synthetic) -> dict[str, float]:
     Mirror.from_rows(
         data_dir / "mirror", BLOCKS, rows, [point_id(i) for i in range(n)], np.ones(n, np.int64)
     ).save()
-    timings = {"fill_s": round(fill_s, 1), "optimize_s": round(optimize_s, 1)}
+    timings = {"fill_s": round(fill_s, 1), "optimize_s": round(optimize_s, 1), "built_fused": fused}
     done.write_text(json.dumps(timings))
     return timings
 
 
-def measure(n: int, n_queries: int, workdir: Path) -> dict[str, Any]:
+def measure(n: int, n_queries: int, workdir: Path, fused: bool = True) -> dict[str, Any]:
     syn, queries, weights = _workload(n, n_queries)
-    timings = build(n, workdir, syn)
+    timings = build(n, workdir, syn, fused)
     rows = np.load(workdir / "vectors.npy", mmap_mode="r")
     data_dir = workdir / "data"
     truth = exact_top10(
@@ -170,6 +192,10 @@ def measure(n: int, n_queries: int, workdir: Path) -> dict[str, Any]:
 
     recalls, errors, gaps = [], [], []
     index_of = {point_id(i): i for i in range(n)}
+    slow_recalls = [
+        len({i for i, _ in got} & {point_id(i) for i in want}) / 10
+        for want, got in zip(truth, qdrant["two_round_answers"], strict=False)
+    ]
     for want, got, q, w in zip(truth, qdrant["answers"], queries, weights, strict=True):
         recalls.append(len({i for i, _ in got} & {point_id(i) for i in want}) / 10)
         fq = fused_query(q, w)
@@ -187,6 +213,11 @@ def measure(n: int, n_queries: int, workdir: Path) -> dict[str, Any]:
         "max_rank_score_gap": float(f"{max(gaps):.2e}"),
         "p50_ms": round(float(np.percentile(times, 50)) * 1e3, 2),
         "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 2),
+        "fused_index": fused,
+        # the same searches in the same process without the fused index (two rounds)
+        "two_round_recall_at_10": round(float(np.mean(slow_recalls)), 4) if slow_recalls else None,
+        "two_round_p50_ms": _p(qdrant["two_round_times"][10:], 50),
+        "two_round_p99_ms": _p(qdrant["two_round_times"][10:], 99),
         "prefetch_n": start,
         "deepened": sum(d > start for d in qdrant["depths"]),
         "rss_mb_qdrant_mode": round(qdrant["rss_mb"]),
@@ -201,12 +232,19 @@ def measure(n: int, n_queries: int, workdir: Path) -> dict[str, Any]:
     }
 
 
+def _p(times: list[float], q: int) -> float | None:
+    return round(float(np.percentile(times, q)) * 1e3, 2) if times else None
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--dir", default=None, help="where the temporary files go")
     ap.add_argument("--keep", default=None, help="build into (and reuse) DIR/n<size>")
+    ap.add_argument(
+        "--no-fused", action="store_true", help="build without the fused index (store.fused)"
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--mirror", action="store_true", help=argparse.SUPPRESS)
@@ -221,10 +259,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.keep:
             kept = Path(args.keep) / f"n{n}"
             kept.mkdir(parents=True, exist_ok=True)
-            sizes.append(measure(n, args.queries, kept))
+            sizes.append(measure(n, args.queries, kept, not args.no_fused))
         else:
             with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-                sizes.append(measure(n, args.queries, Path(tmp)))
+                sizes.append(measure(n, args.queries, Path(tmp), not args.no_fused))
         print(json.dumps(sizes[-1]), file=sys.stderr)
     result: dict[str, Any] = {"sizes": sizes, "loadavg_1m": round(os.getloadavg()[0], 2)}
     print(json.dumps(result))

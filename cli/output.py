@@ -124,5 +124,7 @@ def print_status(status: dict[str, Any]) -> None:
     out.print(f"defaults: {weights}; near duplicate at {near} ({defaults['source']})", markup=False)
     mode = status["search_mode"]
     out.print(f"search: served by {mode['mode']} ({mode['reason']})", markup=False)
+    if status.get("fused_index", "none") != "none":
+        out.print(f"fused index: {status['fused_index']}", markup=False)
     if status["mirror"] is not None:
         out.print(f"mirror: {status['mirror']['points']} points, lag {status['mirror_lag']}")

@@ -34,6 +34,14 @@ def ready(store: Store) -> tuple[str, list[tuple[str, int]]] | None:
     return index
 
 
+def state(store: Store) -> str:
+    """'ready' (searches use it), 'not built' (declared, not yet filled for every point:
+    searches do without) or 'none'."""
+    if store.fused_index() is None:
+        return "none"
+    return "ready" if ready(store) is not None else "not built"
+
+
 def ensure(store: Store, wanted: bool) -> bool:
     """Declare and fill the fused index if ``wanted`` and not already done; True if built."""
     if not wanted or not store.exists() or not store.vector_dims():

@@ -78,8 +78,8 @@ class SearchMode:
             return Serving(
                 QDRANT,
                 QDRANT,
-                "LOOKALIKE_SEARCH=qdrant: Qdrant serves (exact two-round fusion); this "
-                "process keeps no mirror.",
+                "LOOKALIKE_SEARCH=qdrant: Qdrant serves (through the fused index once it "
+                "is built, else exact two-round fusion); this process keeps no mirror.",
             )
         size = f"the fused vectors ({self.mirror_mb():,.1f} MiB)"
         budget = f"LOOKALIKE_MIRROR_MAX_MB ({self.max_mb:,.0f} MiB)"

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from engine import fused_index
+
 if TYPE_CHECKING:
     from embedder.pipeline import Embedder
     from engine.catalog import ModelCatalog
@@ -52,6 +54,8 @@ class StatusReport:
             # Read without loading: precision, compiled and int8 change while serving.
             "inference": embedder.runtime() if embedder is not None else {},
             "search_mode": self._serving().as_dict(),
+            # store.fused: what multi-model searches in qdrant mode go through
+            "fused_index": fused_index.state(store),
             "mirror": None
             if mirror is None
             else {"points": len(mirror), "watermark": mirror.watermark},

@@ -95,15 +95,20 @@ def prefetch_n(points: int, k: int) -> int:
 class StoreFusedSearch:
     """``search`` answers like ``Mirror.search``, from the store alone."""
 
-    def __init__(self, store: Callable[[], Store], points: Callable[[], int]) -> None:
+    def __init__(
+        self, store: Callable[[], Store], points: Callable[[], int], *, fused: bool = True
+    ) -> None:
         self._store = store
         self._points = points  # the collection's size (a cached count is fine)
+        self._use_fused = fused  # False: never the fused index (benches compare the two)
         self.last_n = 0  # round one's depth in the last search; 0: the fused index served
         self._index: tuple[float, FusedIndex | None] = (-math.inf, None)
 
     def _fused(self, store: Store) -> FusedIndex | None:
         """The fused index while it holds every point (looked up at most every few
         seconds: with a server it costs a request)."""
+        if not self._use_fused:
+            return None
         checked, index = self._index
         if time.monotonic() - checked > FUSED_CHECK_S:
             index = ready(store)

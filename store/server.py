@@ -145,6 +145,9 @@ class ServerStore(Store):
             dims = self.vector_dims()
             name = fused.fused_name(dims)
             if fused.current(self._dims) is None:
+                for stale in [n for n in self._dims if fused.is_fused(n)]:  # other models'
+                    with self._call():
+                        self._client.delete_vector_name(self._name, stale)
                 size = sum(dims.values())
                 config = qm.DenseVectorNameConfig(
                     dense=qm.DenseVectorConfig(size=size, distance=qm.Distance.DOT)

@@ -52,6 +52,7 @@ def test_qdrant_mode_answers_as_the_mirror_does_and_keeps_nothing(
     want = _answers(mirrored, query, some_id)
     groups = [[m.id for m in g.members] for g in mirrored.duplicates.report(0.95).groups]
     assert mirrored.status.read()["search_mode"]["mode"] == "mirror"
+    assert mirrored.status.read()["fused_index"] == "none"  # 'auto': only for qdrant mode
     mirrored.close()
     for kept in (tmp_path / "data" / "mirror", tmp_path / "data" / "mirror_payloads.msgpack"):
         if kept.is_dir():
@@ -62,6 +63,8 @@ def test_qdrant_mode_answers_as_the_mirror_does_and_keeps_nothing(
             kept.unlink()
 
     served = make_lookalike(search="qdrant")
+    # opening the store built the fused index for the images already there
+    assert served.status.read()["fused_index"] == "ready"
     assert _answers(served, query, some_id) == want
     assert [[m.id for m in g.members] for g in served.duplicates.report(0.95).groups] == groups
     assert len(groups) == 1  # p3 and its copy
