@@ -1,5 +1,13 @@
 """A fused search served by Qdrant itself: exact, and with no per-point state in this process.
 
+**With the fused index** (store.fused: every model's vector side by side in one more named
+vector, built by engine.fused_index), a query that weighs several models is one graph
+search on it: its dot product with the weighted query is the fused score, so the graph
+ranks by the score itself. Each model's cosine of the ``k`` found is then read exactly (the
+reasons, and the score reported). No proof comes with it: like every graph search, its
+recall is measured (bench/scale.py), not guaranteed. Without the index, or with one
+weighted model, the two rounds below serve.
+
 Qdrant's own fusion of several named vectors (a prefetch per vector, then RRF, DBSF or a
 formula) is not the fused score Lookalike reports: measured against exact fusion it found
 0.53-0.93 of the true top 10. So the fusion happens here, in two rounds:

@@ -10,6 +10,7 @@ import pytest
 from engine import fused_index
 from engine.store_search import StoreFusedSearch
 from store import Filter, Record, Store, StoreConfig, open_store
+from store.edge import EdgeStore
 from store.fused import FUSED_META, is_fused
 from store.mirror import Mirror
 from tests.congruence.test_search_modes import (
@@ -141,6 +142,9 @@ def test_the_fused_graph_finds_the_fused_top_10(tmp_path) -> None:
             store.upsert(records[start : start + 1000])
         fused_index.ensure(store, True)
         store.optimize()
+        assert isinstance(store, EdgeStore) and store._shard is not None
+        # every named vector is in a graph: the three models' and the fused one
+        assert store._shard.info().indexed_vectors_count == 4 * len(records)
         mirror = Mirror(tmp_path / "mirror", list(MODELS.items()))
         mirror.catch_up(store)
         served = StoreFusedSearch(lambda: store, lambda: len(records))
