@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 
-from store.base import Record, Store
+from store.base import Filter, Record, Store
 from store.fused import FUSED_META
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def ensure(store: Store, wanted: bool) -> bool:
     if not wanted or not store.exists() or not store.vector_dims():
         return False
     if ready(store) is not None:
+        repair(store)  # cheap when nothing is missing: one filtered scroll
         return False
     name = store.create_fused()
     build(store, name)
@@ -74,6 +75,28 @@ def build(store: Store, name: str) -> int:
     store.set_meta(FUSED_META, name)
     log.info("fused index built: %d images in %.0f s", done, time.monotonic() - started)
     return done
+
+
+def repair(store: Store) -> int:
+    """Give the fused vector to points that lack it (written by a process that did not
+    know the index yet, or made before a crash mid-build), so searches through it miss no
+    one; returns how many were written. A point with none of the models' vectors has no
+    fused vector to get and stays as it is."""
+    index = ready(store)
+    if index is None:
+        return 0
+    lacking = [r.id for r in store.scroll(Filter(lacks_vector=index[0]), with_payload=False)]
+    for start in range(0, len(lacking), PAGE):
+        _write(store, [Record(i) for i in lacking[start : start + PAGE]])
+    left = store.count(Filter(lacks_vector=index[0]))
+    if lacking:
+        log.warning(
+            "fused index: %d images lacked it; %d written, %d without model vectors left",
+            len(lacking),
+            len(lacking) - left,
+            left,
+        )
+    return len(lacking) - left
 
 
 def _write(store: Store, page: list[Record]) -> int:

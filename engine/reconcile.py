@@ -1,14 +1,16 @@
 """Reconcile: folder -> store (an index of the whole library), then store -> mirror (a full
-id comparison, which finds deletions a catch-up cannot see), then store -> keypoints (the
-records copy verification reads: missing or damaged ones rebuilt, those of deleted images
-dropped). Safe to interrupt at any point and run again: every step converges from whatever
-state it finds."""
+id comparison, which finds deletions a catch-up cannot see), then the fused index (images
+that lack it get it: engine.fused_index.repair), then store -> keypoints (the records copy
+verification reads: missing or damaged ones rebuilt, those of deleted images dropped).
+Safe to interrupt at any point and run again: every step converges from whatever state it
+finds."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from engine import fused_index
 from engine.indexer import Progress
 from engine.indexing import Indexing
 
@@ -35,6 +37,8 @@ class Reconcile:
         changed = self._sync_mirror(full=True)
         out: dict[str, Any] = {"index": report.as_dict(), "mirror_changes": changed}
         verification, store = self._verification, self._store
+        if store is not None:  # images some other process wrote without the fused index
+            out["fused_index_repaired"] = fused_index.repair(store())
         if verification is not None and store is not None and verification.enabled:
             ids = {r.id for r in store().scroll(with_payload=False)}
             out["keypoints_rebuilt"] = verification.repair(sorted(ids))

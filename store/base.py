@@ -40,6 +40,9 @@ class Filter:
     rev_gt: int | None = None
     ids: Sequence[str] | None = None
     paths: Sequence[str] = ()  # points listing any of these library keys (payload 'paths')
+    # Points without this named vector (the store's own upkeep: engine.fused_index.repair).
+    # Not a payload condition: the FAISS mirror cannot apply it.
+    lacks_vector: str | None = None
 
     def is_empty(self) -> bool:
         return self == Filter()

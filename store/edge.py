@@ -3,20 +3,17 @@
 Layout under ``<data_dir>/qdrant-edge/``: ``lookalike.lock`` (who holds the directory),
 ``meta.json`` (meta records) and ``shard/`` (the EdgeShard's own files).
 
-Durability: Edge appends every update to its write-ahead log before applying it, so a
-write that has returned survives the process exiting or being killed (``kill -9``) without
-a flush; the log is replayed on load. Flushing only shortens that replay (30k unflushed
-points took 0.7 s to load, 0.03 s once flushed) and costs a few ms to tens of ms, so writes
-flush at most every ``FLUSH_INTERVAL_S`` rather than every time.
+Durability: Edge logs every update (write-ahead) before applying it, so a write that has
+returned survives ``kill -9`` without a flush. Flushing only shortens the replay on load
+(30k unflushed points: 0.7 s, 0.03 s once flushed) and costs ms, so writes flush at most
+every ``FLUSH_INTERVAL_S``.
 
-Concurrency: the bindings release the GIL and tolerate concurrent calls from threads, so
-reads run unlocked. Writes take one lock: revisions must be committed in the order they are
-drawn (a reader that saw rev N must never later find a smaller new rev), and
-``update_vectors`` is a read-modify-write.
+Concurrency: the bindings release the GIL and tolerate concurrent calls, so reads run
+unlocked. Writes take one lock: revisions commit in the order drawn (a reader that saw rev N
+never later finds a smaller new one), and ``update_vectors`` is a read-modify-write.
 
-Vector layout (int8 quantization, HNSW, originals on disk) comes from ``StoreConfig`` and
-is translated in ``store.edge_params``; ``reconfigure`` applies a changed one in place by
-reopening the shard with it, which Edge persists and its optimizers converge to.
+Vector layout (int8, HNSW, originals on disk) comes from ``StoreConfig`` via
+``store.edge_params``; ``reconfigure`` applies a changed one by reopening the shard with it.
 """
 
 from __future__ import annotations
@@ -47,15 +44,20 @@ from store.base import (
 from store.config import StoreConfig
 from store.edge_dir import DirLock, read_json, write_json_atomic
 from store.edge_params import (
-    as_named,
+    declare_ops,
     edge_errors,
     edge_filter,
+    merged_points,
+    newest_rev,
     query_request,
+    reopened,
     selector,
     shard_config,
+    stored_dims,
     to_record,
     unapplied_detail,
     vector_drift,
+    vector_selector,
     vectors_out,
 )
 from store.schema import INDEXED_FIELDS, check_records, check_vector, rev_of, vectors_to_add
@@ -110,13 +112,7 @@ class EdgeStore(Store):
                         str(self._shard_path), shard_config(vectors, self._config)
                     )
             else:
-                added = vectors_to_add(self._stored_dims(), vectors)
-                for name, dim in added.items():
-                    self._update(
-                        qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine)
-                    )
-                if added:  # created plain: give them the configured layout
-                    self._reopen_with_config()
+                self._declare(declare_ops(vectors_to_add(self._stored_dims(), vectors)))
             shard = self._require()
             with edge_errors():
                 indexed = set(shard.info().payload_schema)
@@ -138,14 +134,20 @@ class EdgeStore(Store):
             dims = self._stored_dims()
             name = fused.fused_name(dims)
             if fused.current(dims) is None:
-                for stale in filter(fused.is_fused, dims):  # made for other model vectors
-                    self._update(qe.UpdateOperation.delete_vector_name(stale))
+                stale = [n for n in dims if fused.is_fused(n)]  # made for other model vectors
                 size = sum(fused.models_of(dims).values())
-                self._update(qe.UpdateOperation.create_dense_vector(name, size, qe.Distance.Dot))
-                self._reopen_with_config()  # created plain: give it the configured layout
-                self._flush_now()
-                self._dims = self._stored_dims()
+                self._declare(declare_ops({name: size}, dot=True, drop=stale))
             return name
+
+    def _declare(self, operations: list[qe.UpdateOperation]) -> None:
+        """Add (or drop) named vectors, then give them the configured layout (under the
+        write lock)."""
+        for operation in operations:
+            self._update(operation)
+        if operations:
+            self._reopen_with_config()
+            self._flush_now()
+            self._dims = self._stored_dims()
 
     # --- writes -----------------------------------------------------------------------
     def upsert(self, records: Sequence[Record]) -> int:
@@ -188,18 +190,7 @@ class EdgeStore(Store):
                 return None
             with edge_errors():
                 current = self._require().retrieve(list(wanted), True, True)
-            points = []
-            for cur in current:
-                pid = str(cur.id)
-                vectors = {**as_named(cur.vector), **vectors_out(wanted[pid])}
-                if index is not None:  # the fused vector follows its blocks
-                    blocks = {
-                        m: np.asarray(vectors[m], np.float32) for m, _ in index[1] if m in vectors
-                    }
-                    joined = fused.fused_of(blocks, index[1])
-                    if joined is not None:
-                        vectors[index[0]] = joined.tolist()
-                points.append(qe.Point(pid, vectors, {**(cur.payload or {}), "rev": rev}))
+            points = merged_points(current, wanted, index, rev)
             if not points:
                 return None
             return qe.UpdateOperation.upsert_points(points, update_mode=qe.UpdateMode.UpdateOnly)
@@ -221,7 +212,7 @@ class EdgeStore(Store):
             return []
         shard = self._require()
         with edge_errors():
-            found = shard.retrieve([*unique], True, selector(self._models(with_vectors)))
+            found = shard.retrieve([*unique], True, vector_selector(with_vectors, self._dims))
         by_id = {str(r.id): to_record(r) for r in found}
         return [by_id[i] for i in unique if i in by_id]
 
@@ -241,7 +232,7 @@ class EdgeStore(Store):
                 limit=batch,
                 filter=where,
                 with_payload=selector(with_payload),
-                with_vector=selector(self._models(with_vectors)),
+                with_vector=vector_selector(with_vectors, self._dims),
             )
             shard = self._require()
             with edge_errors():
@@ -395,39 +386,14 @@ class EdgeStore(Store):
         locked out: this runs from migrations and ``create``, before serving starts."""
         config = shard_config(self._stored_dims(), self._config)
         shard, self._shard = self._require(), None
-        with edge_errors():
-            shard.flush()
-            shard.close()
-        try:
-            with edge_errors():
-                self._shard = qe.EdgeShard.load(str(self._shard_path), config)
-        except StoreError as exc:
-            log.debug("Qdrant Edge refused the configured vector layout: %s", exc)
-            with edge_errors():
-                self._shard = qe.EdgeShard.load(str(self._shard_path))
+        self._shard = reopened(shard, self._shard_path, config)
         self._last_flush = time.monotonic()
 
-    def _models(self, with_vectors: bool | Sequence[str]) -> bool | Sequence[str]:
-        """A vector selector that never reads the fused vector (12 KB a point): ``True``
-        means every model's."""
-        if with_vectors is True and self.fused_index() is not None:
-            return list(self.vector_dims())
-        return with_vectors
-
     def _stored_dims(self) -> dict[str, int]:
-        # The bindings expose no config getter; edge_config.json is where Edge documents
-        # that it persists the shard's configuration, named vectors added later included.
-        config = read_json(self._shard_path / "edge_config.json")
-        return {name: int(p["size"]) for name, p in config.get("vectors", {}).items()}
+        return stored_dims(self._shard_path)
 
     def _max_rev(self) -> int:
-        shard = self._require()
-        newest = qe.ScrollRequest(
-            limit=1, with_payload=["rev"], order_by=qe.OrderBy("rev", qe.Direction.Desc)
-        )
-        try:
-            page, _ = shard.scroll(newest)
-            return max((rev_of(r.payload) for r in page), default=0)
-        except Exception:
-            # order_by needs the range index on rev; a shard made without it is scanned.
+        newest = newest_rev(self._require())
+        if newest is None:  # order_by needs the range index on rev; without it, a scan
             return max((rev_of(r.payload) for r in self.scroll(with_payload=["rev"])), default=0)
+        return newest

@@ -14,8 +14,10 @@ which serves searches from the FAISS mirror, nothing at load or upsert time
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,12 +25,15 @@ import qdrant_edge as qe
 
 from store.base import Filter, Record, StoreError, VectorQuery
 from store.config import DEFAULT_HNSW_EF, StoreConfig
-from store.filters import AnyOf, HasId, conditions
-from store.fused import is_fused
+from store.edge_dir import read_json
+from store.filters import AnyOf, HasId, LacksVector, conditions
+from store.fused import fused_of, is_fused, without_fused
+from store.schema import rev_of
 
 # Qdrant's default: segments below this many KiB of vectors are scanned, not graphed.
 FULL_SCAN_THRESHOLD_KB = 10_000
 OVERSAMPLING = 2.0
+log = logging.getLogger(__name__)
 
 
 def vector_params(dim: int, config: StoreConfig, *, dot: bool = False) -> qe.EdgeVectorParams:
@@ -145,15 +150,18 @@ def edge_errors() -> Iterator[None]:
 
 def edge_filter(flt: Filter | None) -> qe.Filter | None:
     must: list[qe.ConditionType] = []
+    must_not: list[qe.ConditionType] = []
     for cond in conditions(flt):
         if isinstance(cond, HasId):
             must.append(qe.HasIdCondition(set(cond.ids)))
+        elif isinstance(cond, LacksVector):
+            must_not.append(qe.HasVectorCondition(cond.name))
         elif isinstance(cond, AnyOf):
             must.append(qe.FieldCondition(cond.key, match=qe.MatchAny(list(cond.values))))
         else:
             span = qe.RangeFloat(gte=cond.gte, lte=cond.lte, gt=cond.gt)
             must.append(qe.FieldCondition(cond.key, range=span))
-    return qe.Filter(must=must) if must else None
+    return qe.Filter(must=must, must_not=must_not or None) if must or must_not else None
 
 
 def selector(value: bool | list[str] | tuple[str, ...] | Any) -> bool | list[str]:
@@ -175,3 +183,85 @@ def to_record(point: qe.Record) -> Record:
         if not is_fused(name)  # the store's own index, not a model's vector
     }
     return Record(id=str(point.id), payload=dict(point.payload or {}), vectors=vectors)
+
+
+def fused_out(
+    vectors: dict[str, qe.NamedVector], index: tuple[str, list[tuple[str, int]]] | None
+) -> dict[str, qe.NamedVector]:
+    """The fused vector (store.fused) of a point with these vectors, to write beside them;
+    nothing without an index or without any of its models' vectors."""
+    if index is None:
+        return {}
+    name, blocks = index
+    have = {m: np.asarray(vectors[m], np.float32) for m, _ in blocks if m in vectors}
+    joined = fused_of(have, blocks)
+    return {} if joined is None else {name: joined.tolist()}
+
+
+def stored_dims(shard_path: Path) -> dict[str, int]:
+    """Named vectors and sizes of a shard. The bindings expose no config getter;
+    edge_config.json is where Edge documents that it persists the shard's configuration,
+    named vectors added later included."""
+    config = read_json(shard_path / "edge_config.json")
+    return {name: int(p["size"]) for name, p in config.get("vectors", {}).items()}
+
+
+def newest_rev(shard: qe.EdgeShard) -> int | None:
+    """The highest rev stamped on any point (0: none), by the range index on rev; None
+    when the shard has no such index."""
+    newest = qe.ScrollRequest(
+        limit=1, with_payload=["rev"], order_by=qe.OrderBy("rev", qe.Direction.Desc)
+    )
+    try:
+        page, _ = shard.scroll(newest)
+    except Exception:
+        return None
+    return max((rev_of(r.payload) for r in page), default=0)
+
+
+def declare_ops(
+    add: dict[str, int], *, dot: bool = False, drop: Sequence[str] = ()
+) -> list[qe.UpdateOperation]:
+    """Operations that drop named vectors and add others (created plain: the shard is
+    reopened with its config after them)."""
+    distance = qe.Distance.Dot if dot else qe.Distance.Cosine
+    return [qe.UpdateOperation.delete_vector_name(n) for n in drop] + [
+        qe.UpdateOperation.create_dense_vector(n, d, distance) for n, d in add.items()
+    ]
+
+
+def vector_selector(with_vectors: bool | Sequence[str], dims: dict[str, int]) -> bool | list[str]:
+    """Which vectors a read returns: never the fused one (store.fused)."""
+    return selector(without_fused(with_vectors, dims))
+
+
+def merged_points(
+    current: list[qe.Record],
+    wanted: dict[str, dict[str, np.ndarray]],
+    index: tuple[str, list[tuple[str, int]]] | None,
+    rev: int,
+) -> list[qe.Point]:
+    """Stored points with some vectors replaced (and their fused vector after them),
+    stamped with ``rev``."""
+    points = []
+    for cur in current:
+        pid = str(cur.id)
+        vectors = {**as_named(cur.vector), **vectors_out(wanted[pid])}
+        vectors.update(fused_out(vectors, index))
+        points.append(qe.Point(pid, vectors, {**(cur.payload or {}), "rev": rev}))
+    return points
+
+
+def reopened(shard: qe.EdgeShard, path: Path, config: qe.EdgeConfig) -> qe.EdgeShard:
+    """``shard`` closed and loaded again with ``config``: Edge stores it and its optimizers
+    converge the segments to it. If Edge refuses the config, loaded with its own."""
+    with edge_errors():
+        shard.flush()
+        shard.close()
+    try:
+        with edge_errors():
+            return qe.EdgeShard.load(str(path), config)
+    except StoreError as exc:
+        log.debug("Qdrant Edge refused the configured vector layout: %s", exc)
+        with edge_errors():
+            return qe.EdgeShard.load(str(path))

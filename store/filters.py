@@ -41,7 +41,14 @@ class HasId:
     ids: tuple[str, ...]
 
 
-Condition = AnyOf | Between | HasId
+@dataclass(frozen=True)
+class LacksVector:
+    """The point has no vector named ``name``."""
+
+    name: str
+
+
+Condition = AnyOf | Between | HasId | LacksVector
 
 
 def conditions(flt: Filter | None) -> list[Condition]:
@@ -67,6 +74,8 @@ def conditions(flt: Filter | None) -> list[Condition]:
         out.append(HasId(tuple(dict.fromkeys(str(i) for i in flt.ids))))
     if flt.paths:
         out.append(AnyOf("paths", tuple(dict.fromkeys(flt.paths))))
+    if flt.lacks_vector is not None:
+        out.append(LacksVector(flt.lacks_vector))
     return out
 
 
@@ -78,6 +87,8 @@ def matches(flt: Filter | None, point_id: str, payload: Mapping[str, Any]) -> bo
 def _holds(cond: Condition, point_id: str, payload: Mapping[str, Any]) -> bool:
     if isinstance(cond, HasId):
         return point_id in cond.ids
+    if isinstance(cond, LacksVector):
+        raise ValueError("a payload cache cannot tell which vectors a point has")
     value = payload.get(cond.key)
     if isinstance(cond, AnyOf):
         present = value if isinstance(value, list) else [value]

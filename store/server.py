@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from store import fused
 from store.base import (
@@ -26,7 +25,6 @@ from store.base import (
     RevClock,
     Store,
     StoreError,
-    StoreUnavailable,
     VectorQuery,
     _with_ids,
 )
@@ -38,10 +36,11 @@ from store.server_params import (
     query_request,
     search_params,
     selector,
+    server_errors,
     server_filter,
     shard_layout,
     to_record,
-    vector_diff,
+    vector_diffs,
     vector_params,
     vectors_out,
 )
@@ -107,17 +106,9 @@ class ServerStore(Store):
                 except StoreError:
                     if not self.exists():  # another process may have won the race
                         raise
-            added = vectors_to_add(self.vector_dims(), vectors)
-            for name, dim in added.items():
-                config = qm.DenseVectorNameConfig(
-                    dense=qm.DenseVectorConfig(size=dim, distance=qm.Distance.COSINE)
-                )
-                with self._call():
-                    self._client.create_vector_name(self._name, name, config)
+            self._declare(vectors_to_add(self.vector_dims(), vectors), qm.Distance.COSINE)
             if self._local:
                 return
-            if added:  # created plain: give them the configured layout
-                self._reconfigure(set(added))
             with self._call():
                 indexed = set(self._client.get_collection(self._name).payload_schema)
             for field, kind in INDEXED_FIELDS.items():
@@ -148,16 +139,20 @@ class ServerStore(Store):
                 for stale in [n for n in self._dims if fused.is_fused(n)]:  # other models'
                     with self._call():
                         self._client.delete_vector_name(self._name, stale)
-                size = sum(dims.values())
-                config = qm.DenseVectorNameConfig(
-                    dense=qm.DenseVectorConfig(size=size, distance=qm.Distance.DOT)
-                )
-                with self._call():
-                    self._client.create_vector_name(self._name, name, config)
-                if not self._local:  # created plain: give it the configured layout
-                    self._reconfigure({name})
+                self._declare({name: sum(dims.values())}, qm.Distance.DOT)
                 self.vector_dims()
             return name
+
+    def _declare(self, vectors: dict[str, int], distance: qm.Distance) -> None:
+        """Add named vectors with the configured layout (under the write lock)."""
+        for name, dim in vectors.items():
+            config = qm.DenseVectorNameConfig(
+                dense=qm.DenseVectorConfig(size=dim, distance=distance)
+            )
+            with self._call():
+                self._client.create_vector_name(self._name, name, config)
+        if vectors and not self._local:
+            self._reconfigure(set(vectors))
 
     # --- writes -----------------------------------------------------------------------
     def upsert(self, records: Sequence[Record]) -> int:
@@ -247,7 +242,7 @@ class ServerStore(Store):
                 self._name,
                 unique,
                 with_payload=True,
-                with_vectors=selector(self._models(with_vectors)),
+                with_vectors=selector(fused.without_fused(with_vectors, self._dims)),
             )
         by_id = {str(p.id): to_record(p.id, p.payload, p.vector) for p in found}
         return [by_id[i] for i in unique if i in by_id]
@@ -270,7 +265,7 @@ class ServerStore(Store):
                     limit=batch,
                     offset=offset,
                     with_payload=selector(with_payload),
-                    with_vectors=selector(self._models(with_vectors)),
+                    with_vectors=selector(fused.without_fused(with_vectors, self._dims)),
                 )
             yield from (to_record(p.id, p.payload, p.vector) for p in page)
             if offset is None:
@@ -339,15 +334,7 @@ class ServerStore(Store):
         optimizers in the background while searches go on."""
         with self._call():
             collection = self._client.get_collection(self._name).config
-        declared = collection.params.vectors
-        if not isinstance(declared, dict):
-            return {}
-        diffs: dict[str, qm.VectorParamsDiff] = {}
-        changed: dict[str, list[str]] = {}
-        for name in sorted(names & declared.keys()):
-            diff, what = vector_diff(declared[name], collection, self._config)
-            if diff is not None:
-                diffs[name], changed[name] = diff, what
+        diffs, changed = vector_diffs(collection, names, self._config)
         if diffs:
             with self._call():
                 self._client.update_collection(self._name, vectors_config=diffs)
@@ -387,38 +374,11 @@ class ServerStore(Store):
     # --- internals ----------------------------------------------------------------------
     @contextmanager
     def _call(self) -> Iterator[None]:
-        try:
-            with self._local_lock if self._local else contextlib.nullcontext():
-                yield
-        except ResponseHandlingException as exc:
-            raise StoreUnavailable(
-                f"cannot reach the Qdrant server at {self._where} ({exc.source}); check "
-                "LOOKALIKE_QDRANT_URL and that the server is running"
-            ) from exc
-        except UnexpectedResponse as exc:
-            if exc.status_code in (401, 403):
-                raise StoreUnavailable(
-                    f"the Qdrant server at {self._where} refused the API key; check "
-                    "LOOKALIKE_QDRANT_API_KEY"
-                ) from exc
-            if exc.status_code in (502, 503, 504):
-                raise StoreUnavailable(
-                    f"the Qdrant server at {self._where} is unavailable "
-                    f"({exc.status_code}); check LOOKALIKE_QDRANT_URL"
-                ) from exc
-            raise StoreError(f"Qdrant server: {exc}") from exc
-        except (ValueError, KeyError) as exc:
-            # How the in-process stand-in reports what a server answers with a 4xx.
-            if not self._local:
-                raise
-            raise StoreError(f"Qdrant (in-process): {exc}") from exc
-
-    def _models(self, with_vectors: bool | Sequence[str]) -> bool | Sequence[str]:
-        """A vector selector that never reads the fused vector: ``True`` means every
-        model's (as cached; ``vector_dims`` refreshes)."""
-        if with_vectors is True and any(fused.is_fused(n) for n in self._dims):
-            return list(fused.models_of(self._dims))
-        return with_vectors
+        with (
+            server_errors(self._where, local=self._local),
+            self._local_lock if self._local else contextlib.nullcontext(),
+        ):
+            yield
 
     def _known_dims(self, names: set[str]) -> dict[str, int]:
         # Cached, but another process may have added a model's vector since: ask again

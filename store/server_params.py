@@ -10,15 +10,25 @@ the CNN and HSV vectors are non-negative, so every one of their dimensions reads
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from qdrant_client import models as qm
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from store.base import POINT_NAMESPACE, Filter, Record, StoreConfigError, VectorQuery
+from store.base import (
+    POINT_NAMESPACE,
+    Filter,
+    Record,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailable,
+    VectorQuery,
+)
 from store.config import DEFAULT_HNSW_EF, StoreConfig
-from store.filters import AnyOf, HasId, conditions
+from store.filters import AnyOf, HasId, LacksVector, conditions
 from store.fused import is_fused
 
 OVERSAMPLING = 2.0
@@ -35,6 +45,22 @@ def vector_params(dim: int, config: StoreConfig, *, dot: bool = False) -> qm.Vec
         quantization_config=_int8() if config.quantization == "int8" else None,
         hnsw_config=_hnsw(config),
     )
+
+
+def vector_diffs(
+    collection: qm.CollectionConfig, names: set[str], config: StoreConfig
+) -> tuple[dict[str, qm.VectorParamsDiff], dict[str, list[str]]]:
+    """``vector_diff`` for each of ``names`` the collection declares: the diffs to send,
+    and what each changes."""
+    declared = collection.params.vectors
+    diffs: dict[str, qm.VectorParamsDiff] = {}
+    changed: dict[str, list[str]] = {}
+    if isinstance(declared, dict):
+        for name in sorted(names & declared.keys()):
+            diff, what = vector_diff(declared[name], collection, config)
+            if diff is not None:
+                diffs[name], changed[name] = diff, what
+    return diffs, changed
 
 
 def vector_diff(
@@ -124,15 +150,18 @@ def _is_int8_in_ram(quantization: Any) -> bool:
 
 def server_filter(flt: Filter | None) -> qm.Filter | None:
     must: list[qm.Condition] = []
+    must_not: list[qm.Condition] = []
     for cond in conditions(flt):
         if isinstance(cond, HasId):
             must.append(qm.HasIdCondition(has_id=list(cond.ids)))
+        elif isinstance(cond, LacksVector):
+            must_not.append(qm.HasVectorCondition(has_vector=cond.name))
         elif isinstance(cond, AnyOf):
             must.append(qm.FieldCondition(key=cond.key, match=qm.MatchAny(any=list(cond.values))))
         else:
             span = qm.Range(gte=cond.gte, lte=cond.lte, gt=cond.gt)
             must.append(qm.FieldCondition(key=cond.key, range=span))
-    return qm.Filter(must=must) if must else None
+    return qm.Filter(must=must, must_not=must_not or None) if must or must_not else None
 
 
 def ids_filter(ids: Sequence[str]) -> qm.Filter:
@@ -162,3 +191,33 @@ def to_record(point_id: qm.ExtendedPointId, payload: dict[str, Any] | None, vect
             if not is_fused(name)  # the store's own index, not a model's vector
         },
     )
+
+
+@contextmanager
+def server_errors(where: str, *, local: bool) -> Iterator[None]:
+    """qdrant-client's failures as the store's: unreachable, refused key and 502-504 are
+    ``StoreUnavailable`` (each a sentence naming the setting to check), the rest
+    ``StoreError``."""
+    try:
+        yield
+    except ResponseHandlingException as exc:
+        raise StoreUnavailable(
+            f"cannot reach the Qdrant server at {where} ({exc.source}); check "
+            "LOOKALIKE_QDRANT_URL and that the server is running"
+        ) from exc
+    except UnexpectedResponse as exc:
+        if exc.status_code in (401, 403):
+            raise StoreUnavailable(
+                f"the Qdrant server at {where} refused the API key; check LOOKALIKE_QDRANT_API_KEY"
+            ) from exc
+        if exc.status_code in (502, 503, 504):
+            raise StoreUnavailable(
+                f"the Qdrant server at {where} is unavailable "
+                f"({exc.status_code}); check LOOKALIKE_QDRANT_URL"
+            ) from exc
+        raise StoreError(f"Qdrant server: {exc}") from exc
+    except (ValueError, KeyError) as exc:
+        # How the in-process stand-in reports what a server answers with a 4xx.
+        if not local:
+            raise
+        raise StoreError(f"Qdrant (in-process): {exc}") from exc

@@ -161,3 +161,24 @@ def test_the_fused_graph_finds_the_fused_top_10(tmp_path) -> None:
                 if h.id in exact:
                     assert abs(h.score - exact[h.id]) <= 1e-4
         assert found / (40 * 10) >= 0.99
+
+
+def test_images_written_without_the_index_get_it_back(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(12)
+    records = clustered_records(rng, 120)
+    store = filled(make_store, records[:100])
+    fused_index.ensure(store, True)
+    with monkeypatch.context() as m:  # a writer that does not know the index yet
+        m.setattr("store.fused.with_fused", lambda records, index: list(records))
+        store.upsert(records[100:])
+    everything = dict.fromkeys(MODELS, 1.0)
+    probe = records[110]
+    missed = StoreFusedSearch(lambda: store, lambda: 120).search(probe.vectors, everything, 5)
+    assert probe.id not in {h.id for h in missed}  # what a search through it would miss
+    assert fused_index.repair(store) == 20
+    found = StoreFusedSearch(lambda: store, lambda: 120).search(probe.vectors, everything, 5)
+    assert found[0].id == probe.id and found[0].score == pytest.approx(1.0, abs=1e-5)
+    assert fused_index.repair(store) == 0
+    assert store.count(Filter(lacks_vector=fused_index.ready(store)[0])) == 0

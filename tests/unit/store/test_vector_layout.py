@@ -131,7 +131,7 @@ def test_what_edge_refuses_to_change_is_left_logged_and_recorded(
     with open_store(StoreConfig(data_dir=tmp_path)) as store:
         apply_pending(store, VECTORS)
     with open_store(StoreConfig(data_dir=tmp_path, hnsw_m=48)) as store:
-        monkeypatch.setattr("store.edge.qe", _RefusingEdge())
+        monkeypatch.setattr("store.edge_params.qe", _RefusingEdge())
         assert store.reconfigure() == {}
         detail = store.get_meta(CONFIG_UNAPPLIED_META)
         assert "LOOKALIKE_HNSW_*" in detail and "'hsv-8x8x8': hnsw" in detail
