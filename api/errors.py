@@ -20,10 +20,10 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
-from api.validation_text import validation_sentence
+from api.validation_text import parameter_sentence, validation_sentence
 from engine.errors import BadInput, LookalikeError, translate
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,15 @@ def describe(exc: Exception) -> tuple[int, str, str]:
         return 400, BadInput.code, "The request holds text that is not valid UTF-8."
     if isinstance(exc, ValidationException):
         return 400, BadInput.code, _validation_detail(exc)
+    if isinstance(exc, HTTPException) and exc.detail == "Invalid multipart/form-data":
+        return (
+            400,
+            BadInput.code,
+            (
+                "The request must be a multipart/form-data form, with each image as a file part; "
+                "this one is not, or it is cut short."
+            ),
+        )
     if isinstance(exc, HTTPException):
         code, sentence = _CODES.get(exc.status_code, ("http_error", None))
         detail = exc.detail if exc.detail and exc.detail != _reason(exc) else sentence
@@ -130,15 +139,16 @@ def _sentence(text: str) -> str:
 
 
 def _validation_detail(exc: ValidationException) -> str:
-    """'k: Expected `int`, got `str`' for each bad parameter, in one sentence."""
+    """A sentence for each refused parameter ("The page size (limit) must be a whole
+    number, at least 1."), in the words the UI uses for the same field."""
     parts = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
-        if isinstance(item, dict):
-            where = item.get("key") or item.get("source") or ""
-            parts.append(f"{where}: {item.get('message', '')}".strip(": "))
+        if isinstance(item, dict) and item.get("message"):
+            key = str(item.get("key") or "")
+            parts.append(parameter_sentence(key, str(item["message"])))
     if not parts:
         return _sentence(exc.detail or "The request is not valid")
-    return _sentence("Invalid request: " + "; ".join(parts))
+    return " ".join(dict.fromkeys(parts))
 
 
 def _wants_html(request: Request[Any, Any, Any]) -> bool:
@@ -169,6 +179,17 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
         # expired CSRF cookie, too many attempts): show the form again with the reason.
         nxt = quote(request.query_params.get("next") or "/", safe="")
         return Redirect(f"/login?error={code}&next={nxt}", status_code=HTTP_303_SEE_OTHER)
+    if status == 404 and _wants_html(request) and not request.url.path.startswith("/api/"):
+        # A person's browser at an address that leads nowhere: a page, not JSON.
+        return Template(
+            template_name="not_found.html", context={"path": request.url.path}, status_code=404
+        )
+    if isinstance(exc, UnicodeDecodeError) and request.content_type[0] == "multipart/form-data":
+        # A part with no file name is a text field to the parser: an image sent that way.
+        detail = (
+            "A part of the upload is not text, yet has no file name: send each image as a "
+            "file, with its file name."
+        )
     headers = getattr(exc, "headers", None) if isinstance(exc, HTTPException) else None
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="lookalike"'}

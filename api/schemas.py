@@ -12,7 +12,8 @@ import msgspec
 from litestar.datastructures import UploadFile
 from msgspec import Meta, Struct
 
-from engine.search import ROLES
+from engine.library import MAX_TAG_LENGTH, MAX_TAGS
+from engine.search import MAX_WEIGHT, ROLES
 
 
 def image_urls(image_id: str) -> tuple[str, str]:
@@ -80,8 +81,17 @@ class ImagePage(Struct, kw_only=True):
 
 # A tag is 1 to 64 characters with no comma or line break (``engine.library`` checks the
 # same); stated here too so the OpenAPI document tells clients before they are refused.
-Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^,\r\n\t]*[^\s,][^,\r\n\t]*$")]
-TagList = Annotated[str, Meta(pattern=r"^(?:[^,\r\n\t]{0,64},)*[^,\r\n\t]{0,64}$")]
+Tag = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_TAG_LENGTH,
+        pattern=r"^[^,\x00-\x1f\x7f]*[^\s,\x00-\x1f\x7f][^,\x00-\x1f\x7f]*$",
+        description="1 to 64 characters; no comma, line break or other control character.",
+    ),
+]
+TagList = Annotated[str, Meta(pattern=r"^(?:[^,\x00-\x1f\x7f]{0,64},)*[^,\x00-\x1f\x7f]{0,64}$")]
+Tags = Annotated[list[Tag], Meta(max_length=MAX_TAGS)]
 
 
 # The formats an image can be stored as, as payloads spell them (embedder.decode reads
@@ -102,7 +112,7 @@ class ImageCreate(Struct, kw_only=True):
 class ImageUpdate(Struct, kw_only=True):
     """Replace an image's tags."""
 
-    tags: list[Tag]
+    tags: Tags
 
 
 UploadStatus = Literal["added", "exists", "rejected"]
@@ -139,7 +149,6 @@ class UploadResult(Struct, kw_only=True):
 
 
 # A role's weight is relative to the others; the cap keeps their sum finite.
-MAX_WEIGHT = 1000.0
 Weight = Annotated[float, Meta(ge=0, le=MAX_WEIGHT)]
 
 
@@ -198,7 +207,7 @@ class ReindexRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     malformed (400); one the library does not have is a 404."""
 
     folder: Folder | None = None
-    tags: list[Tag] | None = None
+    tags: Tags | None = None
 
 
 class ModelInfo(Struct, kw_only=True):

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # faiss logs every SIMD build it tries and fails to find, which reads like an error.
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     set_json_stream(sys.stdout)
-    quiet = getattr(args, "json", False) or args.command == "reconcile"
+    quiet = getattr(args, "json", False)
     try:
         with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext():
             return int(args.func(args))

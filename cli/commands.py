@@ -20,6 +20,7 @@ from cli.search import add_search_arguments
 from engine.defaults import DEFAULT_K
 from engine.errors import LookalikeError
 from engine.folder import PathKeys
+from engine.library import parse_tags
 
 if TYPE_CHECKING:
     from engine.composition import Lookalike
@@ -30,12 +31,15 @@ if TYPE_CHECKING:
 
 
 def settings() -> Settings:
+    from pydantic import ValidationError
+
     from engine.settings import Settings
+    from engine.settings_text import settings_sentence
 
     try:
         return Settings()
-    except ValueError as exc:  # pydantic's ValidationError: name the setting, no traceback
-        raise LookalikeError(f"Invalid settings: {exc}") from None
+    except ValidationError as exc:  # name the variable and what it takes, no traceback
+        raise LookalikeError(settings_sentence(exc.errors())) from None
 
 
 @contextmanager
@@ -50,7 +54,7 @@ def lookalike(s: Settings | None = None, *, index_only: bool = False) -> Iterato
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    tags = [t.strip() for t in (args.tags or "").split(",") if t.strip()]
+    tags = parse_tags(args.tags, option="--tags")
     s = settings()
     with beside_server(s.data_dir, note) as remote:
         if remote is not None:
@@ -65,15 +69,20 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.json:
         emit(report)
         return 0
+    _print_index_report(report)
+    return 0
+
+
+def _print_index_report(report: dict[str, Any]) -> None:
     err.print(
-        f"[bold]{report['scanned']}[/] files: {report['unchanged']} unchanged, "
+        f"[bold]{report['scanned']}[/] file{'' if report['scanned'] == 1 else 's'}: "
+        f"{report['unchanged']} unchanged, "
         f"{report['embedded']} embedded, {report['attached']} duplicates or moves, "
         f"{report['reembedded']} re-embedded, {report['removed_files']} removed, "
         f"{len(report['failed'])} failed."
     )
     for failure in report["failed"]:
         err.print(f"  skipped {failure['path']}: {failure['error']}", markup=False)
-    return 0
 
 
 def _library_folder(s: Settings, path: str | None) -> str | None:
@@ -100,6 +109,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             "--sheet makes one contact sheet: give exactly one query (several images with "
             "--combine are one)."
         )
+    if args.sheet:
+        _check_sheet_target(Path(args.sheet))  # before the search, not after it
     s = settings()
     keys = PathKeys(s.library_dir)
     with beside_server(s.data_dir, note) as remote:
@@ -118,6 +129,19 @@ def cmd_search(args: argparse.Namespace) -> int:
                 if args.sheet:
                     _write_sheet(Path(args.sheet), q.label, request, result, lk)
     return 0
+
+
+def _check_sheet_target(target: Path) -> None:
+    import os
+
+    from engine.contact_sheet import check_format
+
+    check_format(target.suffix.lower().lstrip("."))
+    folder = target.parent
+    if not folder.is_dir():
+        raise LookalikeError(f"Cannot write {target}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise LookalikeError(f"Cannot write {target}: the folder {folder} is not writable.")
 
 
 def _save_sheet(target: Path, make: Callable[[str], bytes]) -> None:
@@ -167,7 +191,17 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         else:
             with lookalike(s) as lk:
                 result = lk.reconcile.run(progress=progress)
-    emit(result)
+    if args.json:
+        emit(result)
+        return 0
+    _print_index_report(result["index"])
+    extra = {
+        "mirror rows changed": result.get("mirror_changes"),
+        "fused vectors repaired": result.get("fused_index_repaired"),
+        "keypoints rebuilt": result.get("keypoints_rebuilt"),
+        "keypoints dropped": result.get("keypoints_dropped"),
+    }
+    err.print("In sync: " + ", ".join(f"{n} {what}" for what, n in extra.items() if n is not None))
     return 0
 
 
@@ -207,11 +241,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from engine.local_server import local_url, publish, withdraw
+    from engine.local_server import check_free, local_url, publish, withdraw
 
     s = settings()
     port = args.port or s.port
     host = args.host or s.host
+    if not s.qdrant_url:
+        check_free(s.data_dir)  # held by another server or a CLI run: say so and stop
     # The app reads its settings from the environment: tell it where it listens.
     os.environ["LOOKALIKE_PORT"], os.environ["LOOKALIKE_HOST"] = str(port), host
     # While it runs, the CLI on this machine goes through this server (cli.remote): it
@@ -239,6 +275,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
 def add_library_commands(sub: Any) -> None:
     s = sub.add_parser("index", help="index a folder (incremental)")
     s.add_argument("path", nargs="?", help="folder (default: LOOKALIKE_LIBRARY_DIR)")
@@ -255,6 +297,7 @@ def add_library_commands(sub: Any) -> None:
     s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("reconcile", help="bring folder, store and mirror back in sync")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=cmd_reconcile)
 
     s = sub.add_parser("watch", help="index changes to a folder as they happen (Ctrl-C stops)")
@@ -267,6 +310,6 @@ def add_library_commands(sub: Any) -> None:
 
 def add_serve_command(sub: Any) -> None:
     s = sub.add_parser("serve", help="serve the web UI and API")
-    s.add_argument("--port", type=int, default=None, help="default: LOOKALIKE_PORT (5050)")
+    s.add_argument("--port", type=_port, default=None, help="default: LOOKALIKE_PORT (5050)")
     s.add_argument("--host", default=None, help="default: LOOKALIKE_HOST (127.0.0.1)")
     s.set_defaults(func=cmd_serve)

@@ -87,7 +87,7 @@ def decode_image(
         except DecodeError:
             raise
         except Image.DecompressionBombError as exc:
-            raise DecodeError(label, f"the image is too large to decode safely ({exc})") from exc
+            raise DecodeError(label, _TOO_LARGE) from exc
         # Pillow's parsers signal corrupt data with many unrelated types (OSError, SyntaxError,
         # EOFError, struct.error, ...): at this boundary every one of them means "bad file".
         except Exception as exc:
@@ -141,11 +141,15 @@ def _open(source: bytes | Path, label: str) -> Image.Image:
     except UnidentifiedImageError as exc:
         raise DecodeError(label, f"not a supported image (expected {SUPPORTED_LABEL})") from exc
     except Image.DecompressionBombError as exc:
-        raise DecodeError(label, f"the image is too large to decode safely ({exc})") from exc
+        raise DecodeError(label, _TOO_LARGE) from exc
     except OSError as exc:
         raise DecodeError(label, f"the file cannot be read ({exc})") from exc
     except Exception as exc:  # a header so broken that identification itself crashes
         raise DecodeError(label, f"the file is corrupt ({exc})") from exc
+
+
+# Pillow's own words ("could be decompression bomb DOS attack") are for programmers.
+_TOO_LARGE = "the image is too large to decode safely: it has far too many pixels"
 
 
 def _refuse_bombs(im: Image.Image, label: str, max_pixels: int | None = None) -> None:
@@ -156,8 +160,8 @@ def _refuse_bombs(im: Image.Image, label: str, max_pixels: int | None = None) ->
     if limit is not None and pixels > limit:
         raise DecodeError(
             label,
-            f"the image has {pixels} pixels, more than the {limit} allowed "
-            "(decompression bomb guard)",
+            f"the image is too large to decode safely: {im.size[0]} × {im.size[1]} pixels, "
+            f"more than the {limit / 1e6:.3g} megapixels a file may have",
         )
 
 

@@ -52,7 +52,15 @@ SUFFIX_FOR_FORMAT = {
     "BMP": "bmp",
     "TIFF": "tif",
 }
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Letters and digits of any script stay (a studio names files in its own language); what
+# a shell or a filesystem could read as syntax does not.
+_UNSAFE = re.compile(r"[^\w.-]+")
+_SUFFIX_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
+# A tag: 1 to 64 characters, none of them a comma or a control character (a line break, a
+# tab, NUL): api.schemas.Tag states the same for the API's document.
+MAX_TAG_LENGTH = 64
+MAX_TAGS = 100
+_NOT_IN_TAG = re.compile(r"[,\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ class Library:
         return Page(items=items, total=store.count(flt), offset=offset, limit=limit)
 
     def set_tags(self, image_id: str, tags: Sequence[str]) -> dict[str, Any]:
-        clean = sorted({check_tag(t) for t in tags})
+        clean = check_tags(tags)
         point_id = check_id(image_id)
         self._reader.stored_image(point_id)
         self._store().set_payload([point_id], {"tags": clean})
@@ -157,13 +165,32 @@ class Library:
 
 def check_tag(tag: str) -> str:
     tag = str(tag).strip()
-    if not tag or len(tag) > 64 or any(c in tag for c in ",\n\r\t"):
-        raise BadInput(f"A tag must be 1 to 64 characters with no comma or newline; got {tag!r}.")
+    if not tag or len(tag) > MAX_TAG_LENGTH or _NOT_IN_TAG.search(tag):
+        shown = tag if len(tag) <= 40 else f"{tag[:40]}…"
+        raise BadInput(
+            f"A tag must be 1 to {MAX_TAG_LENGTH} characters with no comma, line break or "
+            f"other control character; got {shown!r}."
+        )
     return tag
 
 
-def parse_tags(text: str | None) -> list[str]:
-    return [check_tag(t) for t in (text or "").split(",") if t.strip()]
+def check_tags(tags: Sequence[str]) -> list[str]:
+    """Each tag checked, duplicates dropped, sorted; at most MAX_TAGS of them."""
+    clean = sorted({check_tag(t) for t in tags})
+    if len(clean) > MAX_TAGS:
+        raise BadInput(f"An image can have at most {MAX_TAGS} tags; got {len(clean)}.")
+    return clean
+
+
+def parse_tags(text: str | None, *, option: str = "tags") -> list[str]:
+    """'a, b,c' -> ['a', 'b', 'c']. Text that names no tag at all (',,,' or blanks) is a
+    mistake, not a request for no tags: it is refused rather than silently ignored."""
+    if text is None or text == "":
+        return []
+    tags = [t for t in text.split(",") if t.strip()]
+    if not tags:
+        raise BadInput(f"{option} names no tag: give tags separated by commas, like 'ring,gold'.")
+    return check_tags(tags)
 
 
 def safe_filename(name: str) -> str:
@@ -172,8 +199,11 @@ def safe_filename(name: str) -> str:
     stem, dot, suffix = base.rpartition(".")
     if not dot:
         stem, suffix = base, ""
-    stem = _UNSAFE.sub("_", stem).strip("._-")[:100] or "image"
-    suffix = _UNSAFE.sub("", suffix)[:10].lower()
+    stem = _UNSAFE.sub("_", stem).strip("._-")[:100]
+    while len(stem.encode()) > 200:  # a file name is at most 255 bytes on most filesystems
+        stem = stem[:-1]
+    stem = stem or "image"
+    suffix = _SUFFIX_UNSAFE.sub("", suffix)[:10].lower()
     return f"{stem}.{suffix}" if suffix else stem
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.accounts import ApiKeyStore, auth_dir, write_private
+from engine.errors import LookalikeError
+from store.edge_dir import check_free as _check_edge_free
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,19 @@ def local_url(host: str, port: int) -> str:
     elif host == "::":
         host = "::1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def check_free(data_dir: Path) -> None:
+    """Before a server starts on an embedded store: ``StoreUnavailable``, naming the
+    process, when another one (a server, a CLI index run) holds the data directory. Such a
+    server could only ever answer 503, so it does not start."""
+    current = find(data_dir)
+    if current is not None and current.pid != os.getpid():
+        raise LookalikeError(
+            f"A Lookalike server (pid {current.pid}) already serves the data directory "
+            f"{data_dir} at {current.url}: open that one, or stop it before starting another."
+        )
+    _check_edge_free(data_dir)
 
 
 def publish(data_dir: Path, url: str) -> LocalServer | None:

@@ -311,9 +311,11 @@ class Search:
         models = self._catalog.names()
         used = {r: w for r, w in role_weights.items() if r in models and models[r] in vectors}
         if not any(used.values()):
+            off = [r for r, w in role_weights.items() if w > 0 and r not in models]
+            why = f"; {', '.join(off)} is turned off on this server" if off else ""
             raise BadInput(
                 "Every weight is zero for the models in use "
-                f"({', '.join(models) or 'none'}): give at least one a positive weight."
+                f"({', '.join(models) or 'none'}){why}: give one of these a positive weight."
             )
         t0 = time.perf_counter()
         named = {models[r]: w for r, w in used.items()}
@@ -343,6 +345,9 @@ class Search:
             weights=used,
             degraded=found.degraded,
         )
+
+
+MAX_WEIGHT = 1000.0  # only ratios matter; a bound keeps the sum of weights finite
 
 
 def parse_weights(text: str | None) -> dict[str, float] | None:
@@ -377,8 +382,8 @@ def _weight(role: str, value: object) -> float:
         w = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise BadInput(f"The weight for {role} must be a number; got {value!r}.") from None
-    if not np.isfinite(w) or w < 0:
-        raise BadInput(f"The weight for {role} must be a finite number >= 0; got {value!r}.")
+    if not np.isfinite(w) or not 0 <= w <= MAX_WEIGHT:
+        raise BadInput(f"The weight for {role} must be a number from 0 to 1000; got {value!r}.")
     return w
 
 

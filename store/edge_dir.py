@@ -19,7 +19,8 @@ class DirLock:
     the user learns which process holds the directory and what to do instead.
     """
 
-    def __init__(self, path: Path, data_dir: Path) -> None:
+    def __init__(self, path: Path, data_dir: Path, *, probe: bool = False) -> None:
+        """``probe``: only find out whether the lock is free; the owner's pid stays."""
         # "a+" so a refused opener never truncates the owner's pid before reading it.
         self._file: IO[str] | None = open(path, "a+")  # noqa: SIM115 - held open on purpose
         try:
@@ -37,6 +38,8 @@ class DirLock:
                 f"the data directory {data_dir} is in use by another Lookalike process "
                 f"(pid {owner}); stop it or use a Qdrant server via LOOKALIKE_QDRANT_URL"
             ) from None
+        if probe:
+            return
         self._file.truncate(0)
         self._file.write(f"{os.getpid()}\n")
         self._file.flush()
@@ -60,3 +63,14 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` with ``data`` as JSON: a crash leaves the old file or the new one,
     and the new one is on disk (data and directory entry) when this returns."""
     atomic_write(path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+def check_free(data_dir: Path) -> None:
+    """Raise ``StoreUnavailable`` (naming the holder) when another process holds the
+    embedded store of ``data_dir``; nothing is opened or created. For a server about to
+    start: refusing at once beats a server that listens but can only answer 503."""
+    locks = [data_dir / "qdrant-edge" / "lookalike.lock"]
+    locks += sorted(data_dir.glob("qdrant-edge-shards/shard-*/lookalike.lock"))
+    for path in locks:
+        if path.is_file():
+            DirLock(path, data_dir, probe=True).release()

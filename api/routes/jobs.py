@@ -16,7 +16,7 @@ from api.routes.deps import ServicesDep
 from api.schemas import Job, ReindexRequest, Status
 from api.services import Services
 from engine.errors import STORE_DOWN, StoreUnavailableError
-from engine.library import check_tag
+from engine.library import check_tags
 
 if TYPE_CHECKING:
     from engine.composition import Lookalike
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def start_reindex(services: Services, data: ReindexRequest | None) -> Job:
     lk = writable(services)
-    tags = [check_tag(t) for t in (data.tags or ())] if data else []
+    tags = check_tags(data.tags or ()) if data else []
     indexing = lk.indexing
     folder = indexing.library_folder(data.folder) if data and data.folder else None
 

@@ -41,6 +41,7 @@ Upload = tuple[str, bytes]  # (filename, bytes) of a query image
 FORM_FIELDS = ("k", "threshold", "weights", "filters", "box", "boxes", "combine", "inside")
 FORM_LISTS = ("image_ids", "liked", "disliked")  # repeated parts, or one JSON array
 JSON_PARTS = ("weights", "filters", "box", "boxes")
+KNOWN_PARTS = {"image", "images", "images[]", "image_id", "text", *FORM_FIELDS, *FORM_LISTS}
 ID_LISTS = {"image_ids": MAX_QUERY_IMAGES, "liked": MAX_MARKS, "disliked": MAX_MARKS}
 
 
@@ -164,6 +165,14 @@ async def read_query(request: Request[Any, Any, Any]) -> Body:
             '({"image_id": ...}).'
         )
     form = await request.form()
+    unknown = sorted(set(form.keys()) - KNOWN_PARTS)
+    if unknown:
+        raise BadInput(
+            f"'{unknown[0]}' is not something a search takes: send the picture as 'image' "
+            "(or several as 'images'), with k, threshold, weights, filters or box beside it."
+        )
+    if len(form.getall("image", [])) > 1:
+        raise BadInput("Send one 'image' part; for several query images, use 'images'.")
     image = form.get("image")
     upload = (
         (image.filename or "query", await image.read()) if isinstance(image, UploadFile) else None

@@ -146,7 +146,7 @@ def test_bad_input_gets_the_standard_error(make_app_client: Any) -> None:
         return client.post(path, headers={**key, **kwargs.pop("headers", {})}, **kwargs)
 
     detail = assert_error(post(files=image, data={"k": "0"}), 400)["detail"]
-    assert detail == "The number of results (k) must be at least 1."  # a sentence, not "$.k"
+    assert detail == "The number of results (k) must be a whole number, at least 1."  # not "$.k"
     assert_error(post(files=image, data={"k": "many"}), 400, "bad_input")
     assert_error(post(files=image, data={"k": "5000"}), 400, "bad_input")
     body = {"content": b'{"image_id": ', "headers": {"Content-Type": "application/json"}}

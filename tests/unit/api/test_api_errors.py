@@ -44,4 +44,4 @@ def test_every_error_becomes_a_status_code_and_sentence(
 
 def test_validation_detail_names_the_field() -> None:
     _, _, detail = describe(ValidationException(extra=[{"key": "k", "message": "Expected `int`"}]))
-    assert detail == "Invalid request: k: Expected `int`."
+    assert detail == "The number of results (k) must be a whole number."

@@ -68,3 +68,91 @@ def test_an_unexpected_error_is_one_line(
     assert line == (
         "error: Unexpected RuntimeError: the disk caught fire; run with --verbose for details."
     )
+
+
+def test_settings_are_refused_by_variable_name_not_by_pydantic(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOKALIKE_CNN", "vgg")
+    assert main(["status"]) == 2
+    line = _one_error_line(capsys)
+    assert line == (
+        "error: Invalid settings: LOOKALIKE_CNN must be 'resnet50', 'effnet-lite0' or 'off'; "
+        "got 'vgg'."
+    )
+    monkeypatch.delenv("LOOKALIKE_CNN")
+    monkeypatch.setenv("LOOKALIKE_EDGE_SHARDS", "0")
+    assert main(["status"]) == 2
+    line = _one_error_line(capsys)
+    assert line == "error: Invalid settings: LOOKALIKE_EDGE_SHARDS must be at least 1; got '0'."
+    assert "pydantic" not in line and "type=" not in line
+
+
+def test_serve_refuses_a_port_that_cannot_be(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", "99999"])
+    assert exited.value.code == 2
+    assert "a port is a whole number from 1 to 65535, not '99999'" in capsys.readouterr().err
+
+
+def test_serve_on_a_data_directory_held_elsewhere_stops_at_once(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    import uvicorn
+
+    started: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: started.append(a))
+    lock = env / "data" / "qdrant-edge" / "lookalike.lock"
+    lock.parent.mkdir(parents=True)
+    lock.touch()
+    # Another process holds the embedded store (as a CLI `index` run would).
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import fcntl,sys,time; f=open({str(lock)!r},'a+'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); f.write('4242\\n'); f.flush(); "
+            "print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert main(["serve", "--port", "5099"]) == 2
+        line = _one_error_line(capsys)
+        assert "is in use by another Lookalike process (pid 4242)" in line
+        assert started == []  # never listened
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock.read_text() == "4242\n"  # the refused server left the holder's record alone
+    # A server already published for the directory is named with its address.
+    path = credential_path(env / "data")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"url": "http://127.0.0.1:5050", "key": "k", "pid": os.getppid()}))
+    assert main(["serve", "--port", "5099"]) == 2
+    line = _one_error_line(capsys)
+    assert "already serves the data directory" in line and "http://127.0.0.1:5050" in line
+    assert started == []
+
+
+def test_index_refuses_tags_that_name_no_tag(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (env / "library").mkdir()
+    assert main(["index", "--tags", ",,,"]) == 2
+    assert "--tags names no tag" in _one_error_line(capsys)
+    assert main(["index", "--tags", "ok," + "x" * 65]) == 2
+    assert "A tag must be 1 to 64 characters" in _one_error_line(capsys)
+    assert not (env / "data" / "qdrant-edge").exists()  # refused before the store was opened
+
+
+def test_a_contact_sheet_that_cannot_be_written_is_refused_before_searching(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["search", "--text", "ring", "--sheet", str(env / "nowhere" / "x.pdf")]) == 2
+    line = _one_error_line(capsys)
+    assert line.endswith(f"the folder {env / 'nowhere'} does not exist.")
+    assert not (env / "data" / "qdrant-edge").exists()  # no store opened, no model loaded

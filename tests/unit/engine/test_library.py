@@ -64,3 +64,30 @@ def test_files_outside_the_library_are_never_served(
     (image,) = lk.library.list_images(Filter()).items
     with pytest.raises(NotFound, match="not on disk inside the library"):
         lk.library.file_path(image["id"])
+
+
+def test_safe_filenames_keep_every_script_and_drop_what_a_shell_or_filesystem_reads() -> None:
+    from engine.library import safe_filename
+
+    assert safe_filename("图片.png") == "图片.png"
+    assert safe_filename("Café Ring.JPG") == "Café_Ring.jpg"
+    assert safe_filename("../../etc/passwd") == "passwd"
+    assert safe_filename("a b$(rm -rf).png") == "a_b_rm_-rf.png"
+    assert safe_filename("\u202egnp.exe") == "gnp.exe"  # a right-to-left override is dropped
+    assert safe_filename("﻿.png") == "image.png"
+    long = safe_filename("日本" * 120 + ".jpg")
+    assert len(long.encode()) <= 210 and long.endswith(".jpg")  # within 255 bytes on disk
+
+
+def test_tags_from_text_refuse_what_names_no_tag() -> None:
+    from engine.errors import BadInput
+    from engine.library import MAX_TAGS, check_tags, parse_tags
+
+    assert parse_tags(None) == [] and parse_tags("") == []
+    assert parse_tags(" gold, ring ,gold") == ["gold", "ring"]
+    with pytest.raises(BadInput, match="--tags names no tag"):
+        parse_tags(",, ,", option="--tags")
+    with pytest.raises(BadInput, match="control character"):
+        parse_tags("ok,bad\x00tag")
+    with pytest.raises(BadInput, match=f"at most {MAX_TAGS} tags"):
+        check_tags([f"t{i}" for i in range(MAX_TAGS + 1)])
