@@ -148,6 +148,10 @@ def password_page(
             "must_change": auth_state(request).passwords.must_change(),
             "action": f"{PASSWORD_PAGE}?next={quote(target, safe='/')}",
             "min_length": MIN_PASSWORD_LENGTH,
+            # Where Cancel and "Back" go: the page the admin came from, or the search page.
+            "back": target,
+            # A code, never text from the URL (as the login page's ?error=).
+            "changed": error is None and request.query_params.get("changed") == "1",
         },
         status_code=status_code,
     )
@@ -221,15 +225,21 @@ class LoginController(Controller):
     async def change_password(
         self, request: Request[Any, Any, Any], data: URLEncodedBody[PasswordForm]
     ) -> Response[Any]:
-        """Store a new admin password; every other session ends, this one goes on."""
+        """Store a new admin password; every other session ends, this one goes on. The
+        required first change goes straight on to ``next``; a change the admin chose comes
+        back to this page, which says it is done."""
         if len(data.password) < MIN_PASSWORD_LENGTH:
             error = f"Choose at least {MIN_PASSWORD_LENGTH} characters."
             return password_page(request, error, status_code=400)
         if data.password != data.confirm:
             return password_page(request, "The two passwords differ.", status_code=400)
         passwords = auth_state(request).passwords
+        required = passwords.must_change()
         await anyio.to_thread.run_sync(passwords.set, data.password)
-        return _signed_in(request, safe_next(request.query_params.get("next")))
+        target = safe_next(request.query_params.get("next"))
+        if not required:
+            target = f"{PASSWORD_PAGE}?changed=1&next={quote(target, safe='/')}"
+        return _signed_in(request, target)
 
     @post("/logout", operation_id="logout", status_code=HTTP_303_SEE_OTHER, opt={PAGE_OPT: True})
     async def logout(self, request: Request[Any, Any, Any]) -> Redirect:

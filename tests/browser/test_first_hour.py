@@ -253,11 +253,12 @@ def test_near_duplicate_flag_does_not_follow_the_sliders(
         assert not [h["filename"] for h in unrelated if h["near_duplicate"]], name
         assert answer["hits"][0]["id"] == image_id and answer["hits"][0]["near_duplicate"]
 
-    # The page shows the same: no badge on an unrelated photo, with colour-only sliders.
+    # The page shows the same: no badge on an unrelated photo, with colour-only sliders
+    # (and the query image itself left out of its own results).
     page.goto(f"{server.url}/?image={ids['rocket']}&w=cnn:0,hsv:1&k=50")
     hits = page.get_by_test_id("hit")
-    expect(hits.first.locator(".hit__name")).to_have_text("rocket.jpg")
-    expect(hits.first.get_by_test_id("near-duplicate")).to_be_visible()
+    expect(hits.first).to_be_visible()
+    expect(hits.filter(has=page.locator(".hit__name", has_text="rocket.jpg"))).to_have_count(0)
     for name in DISTINCT:
         if name != "rocket":
             other = hits.filter(has=page.locator(".hit__name", has_text=f"{name}.jpg"))
@@ -343,7 +344,7 @@ def test_every_page_fits_the_screen_and_passes_axe(
         if name == "search":
             expect(target.get_by_test_id("hit").first).to_be_visible()
         if name == "duplicates":
-            expect(target.get_by_test_id("dup-stats")).to_contain_text("groups")
+            expect(target.get_by_test_id("dup-stats")).to_contain_text(re.compile(r"\d+ groups?,"))
         target.wait_for_load_state("networkidle")
         width = target.evaluate("document.scrollingElement.scrollWidth")
         assert width <= viewport["width"], (

@@ -120,7 +120,7 @@ def test_duplicates_page_groups_a_photo_with_its_copy(
     calibrated = round(100 * status["near_duplicate_threshold"])
     page.goto(f"{server.url}/duplicates")
     stats = page.get_by_test_id("dup-stats")
-    done = re.compile(r"^\d+ groups, \d+ files, at \d+% \(\d+ ms\)$")
+    done = re.compile(r"^\d+ groups?, \d+ files?, at \d+% \(\d+ ms\)$")
     expect(stats).to_have_text(done)
     expect(stats).to_contain_text(f"at {calibrated}%")
     expect(page.locator("#dup-threshold-value")).to_have_text(f"{calibrated}%")
@@ -196,7 +196,7 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
     expect(page.locator("#inspect-meta")).to_contain_text("PNG")
     with page.expect_response(is_search) as searched:
         page.get_by_test_id("search-with-this").click()
-    assert _shown(searched.value, names)[0] == "blue.png"
+    assert _shown(searched.value, names)[0] == "blue.png"  # the server's; the page leaves it out
 
     # The colour as a designer types it (no '#') with a tight tolerance, then Search.
     for colour, tolerance, wanted, unwanted, shot in (
@@ -217,7 +217,6 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
         assert wanted in shown and unwanted not in shown, shown
         for hit in search_answer(searched.value)["hits"]:  # the server kept only near palettes
             assert _nearest(hit["palette"], hex_colour) <= tolerance, hit
-        expect(hits.first.locator(".hit__name")).to_have_text(shown[0])
         page.wait_for_load_state("networkidle")
         page.screenshot(path=artifacts / shot)
 
@@ -232,13 +231,21 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
 
 
 def _shown(response: Any, names: Any) -> list[str]:
-    """The hits' names as the page shows them, once it shows exactly what the server sent."""
+    """The hits' names as the server sent them, once the page shows them: all of them, but
+    for the library image searched with ("Find similar"), which the page leaves out of its
+    own results (it asks for one more hit to make up for it)."""
     from playwright.sync_api import expect
 
     assert response.ok, response.text()
-    sent = [hit["filename"] for hit in search_answer(response)["hits"]]
-    expect(names).to_have_text(sent)
-    return sent
+    try:
+        request = json.loads(response.request.post_data or "{}")
+    except (ValueError, UnicodeDecodeError):
+        request = {}  # a picture from this computer: multipart
+    hits = search_answer(response)["hits"]
+    searched = request.get("image_id") if not request.get("image_ids") else None
+    page = [h["filename"] for h in hits if h["id"] != searched]
+    expect(names).to_have_text(page[: request["k"] - 1] if searched else page)
+    return [hit["filename"] for hit in hits]
 
 
 def _nearest(palette: list[str], colour: str) -> float:

@@ -51,21 +51,31 @@ function member(m, g) {
       onSearch: (img) => location.assign(`/?image=${encodeURIComponent(img.id)}`),
       onChange: rerun,
     }));
-  const keep = g.members.length > 1
-    ? h("button.btn.btn--secondary.dup-keep", {
-      type: "button",
-      title: `Keep ${name}, delete the others of this group`,
-      "aria-pressed": String(g.decision === "keep_one" && g.kept === m.id),
-      "data-testid": "dup-keep",
-    }, "Keep this one")
-    : null;
-  if (keep) keep.addEventListener("click", () => decide(g, "keep_one", m.id, keep));
+  // One image at several paths (an exact copy alone in its group) has no other image to
+  // delete: keeping it is "keep all", and the state line says what to do with the files.
+  const alone = g.members.length === 1;
+  const keep = h("button.btn.btn--secondary.dup-keep", {
+    type: "button",
+    title: alone ? `Keep ${name}: its files hold the same bytes, nothing is deleted` : `Keep ${name}, delete the others of this group`,
+    "aria-pressed": String(alone ? g.decision === "keep_all" : g.decision === "keep_one" && g.kept === m.id),
+    "data-testid": "dup-keep",
+  }, "Keep this one");
+  keep.addEventListener("click", () => (alone
+    ? decide(g, "keep_all", null, keep, keptAlone(m))
+    : decide(g, "keep_one", m.id, keep)));
   return h("li.hit", { dataset: { id: m.id } }, button, keep);
+}
+
+/** One image at several paths, kept: Lookalike has nothing to delete, the folder does. */
+function keptAlone(m) {
+  return `Keeping ${m.filename || "this image"}: its ${m.paths.length} files are one image, so nothing is ` +
+    "deleted here. Remove the extra files from the folder if you want only one.";
 }
 
 function state(g) {
   const kept = g.members.find((m) => m.id === g.kept);
   if (g.decision === "not_duplicates") return "Marked: not duplicates";
+  if (g.decision === "keep_all" && g.members.length === 1) return keptAlone(g.members[0]);
   if (g.decision === "keep_all") return "Marked: keep all";
   if (g.decision === "keep_one") return `Keeping ${kept ? kept.filename : "one"}; the others go on delete`;
   return g.reopened ? "New image since it was marked: review it again" : "";
@@ -84,20 +94,21 @@ function group(g, i) {
   const decided = g.decision ? ".dup-group--decided" : "";
   return h(`section.dup-group${decided}`, { "data-testid": "dup-group", dataset: { signature: g.signature } },
     h("div.dup-group__head", {},
-      h("h2.results__title", {}, `Group ${i + 1} · ${g.size} files · best ${percent(g.score)}`),
+      h("h2.results__title", {}, `Group ${i + 1} · ${plural(g.size, "file")} · best ${percent(g.score)}`),
       h(`span.badge.badge--${g.kind}`, { "data-testid": "dup-kind" }, KIND[g.kind] || g.kind),
       h("span.dup-group__state", { "data-testid": "dup-state" }, state(g))),
     h("div.dup-group__actions", {}, notDup, keepAll, sheet),
     h("ol.grid.grid--compact", {}, g.members.map((m) => member(m, g))));
 }
 
-async function decide(g, decision, kept, control) {
+async function decide(g, decision, kept, control, done = null) {
   fieldError(control, null);
   const body = { members: g.members.map((m) => m.id), decision, signature: g.signature };
   if (kept) body.kept = kept;
   if (shown.threshold !== null) body.threshold = shown.threshold;
   try {
     await api("/api/v1/duplicates/decisions", { method: "POST", json: body });
+    if (done) toast(done, "ok", 9000);
     await rerun();
   } catch (err) {
     if (err.status === 409) await rerun();
@@ -106,18 +117,28 @@ async function decide(g, decision, kept, control) {
   }
 }
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** "1 image", or "3 files (2 images)" when an image is stored at several paths: deleting an
+ * image moves every one of its files to the trash. */
+function howMany(images, files) {
+  return files > images ? `${plural(files, "file")} (${plural(images, "image")})` : plural(images, "image");
+}
+
 function showBulk(groups) {
   const pending = groups.filter((g) => g.decision === "keep_one");
-  const count = pending.reduce((n, g) => n + g.members.length - 1, 0);
+  const going = pending.flatMap((g) => g.members.filter((m) => m.id !== g.kept));
   els.apply.hidden = pending.length === 0;
-  els.apply.textContent = `Delete the others in ${pending.length} group${pending.length === 1 ? "" : "s"}`;
-  els.apply.dataset.count = String(count);
+  els.apply.textContent = `Delete the others in ${plural(pending.length, "group")}`;
+  els.apply.dataset.images = String(going.length);
+  els.apply.dataset.files = String(going.reduce((n, m) => n + Math.max(1, m.paths.length), 0));
 }
 
 function confirmApply() {
-  const count = Number(els.apply.dataset.count || 0);
+  const images = Number(els.apply.dataset.images || 0);
+  const files = Number(els.apply.dataset.files || 0);
   $("#dup-confirm-text").textContent =
-    `${count} image${count === 1 ? "" : "s"} will leave the library, keeping the one you chose in each ` +
+    `${howMany(images, files)} will leave the library, keeping the one you chose in each ` +
     "group. The files move to the trash folder of the data directory.";
   els.confirm.onclose = async () => {
     if (els.confirm.returnValue !== "apply") return;
@@ -126,7 +147,8 @@ function confirmApply() {
       const body = { confirm: true };
       if (shown.threshold !== null) body.threshold = shown.threshold;
       const result = await api("/api/v1/duplicates/apply", { method: "POST", json: body });
-      toast(`${result.deleted.length} image${result.deleted.length === 1 ? "" : "s"} deleted.`, "ok");
+      const files = result.deleted.reduce((n, d) => n + Math.max(1, (d.paths || []).length), 0);
+      toast(`${howMany(result.deleted.length, files)} deleted.`, "ok");
       await rerun();
     } catch (err) {
       fieldError(els.apply, err.detail || "The images could not be deleted.");
@@ -157,7 +179,7 @@ async function run(threshold) {
     showBulk(report.groups);
     const files = report.groups.reduce((n, g) => n + g.size, 0);
     const hidden = report.hidden ? `, ${report.hidden} dismissed hidden` : "";
-    els.stats.textContent = `${report.groups.length} groups, ${files} files, at ${percent(report.threshold)}${hidden} ` +
+    els.stats.textContent = `${plural(report.groups.length, "group")}, ${plural(files, "file")}, at ${percent(report.threshold)}${hidden} ` +
       `(${Math.round(performance.now() - t0)} ms)`;
   } catch (err) {
     els.stats.textContent = "";

@@ -44,6 +44,8 @@ const els = {
   clear: $("#browse-clear"),
   grid: $("#browse-grid"),
   empty: $("#browse-empty"),
+  emptyText: $("#browse-empty-text"),
+  emptyClear: $("#browse-empty-clear"),
   count: $("#browse-count"),
   pager: $("#pager"),
   prev: $("#pager-prev"),
@@ -320,7 +322,11 @@ async function loadPage() {
     els.grid.replaceChildren(...items.map(card));
     els.empty.hidden = items.length > 0;
     const first = (view.page - 1) * PAGE_SIZE + 1;
-    const filtered = view.folder || view.tag || view.format;
+    const filtered = Boolean(view.folder || view.tag || view.format);
+    els.emptyText.textContent = filtered
+      ? "No image matches these filters."
+      : "No images here yet. Add some above, or put files in the library folder and re-index.";
+    els.emptyClear.hidden = !filtered;
     els.count.textContent = total
       ? `${total.toLocaleString()} image${total === 1 ? "" : "s"}${filtered ? " match" : ""}` +
         (pages > 1 ? ` · showing ${first}–${first + items.length - 1}` : "")
@@ -435,12 +441,8 @@ function wire() {
     writeUrl(view);
     loadPage();
   });
-  els.clear.addEventListener("click", () => {
-    view = { page: 1, folder: "", tag: "", format: "", image: "" };
-    syncForm();
-    writeUrl(view);
-    loadPage();
-  });
+  els.clear.addEventListener("click", clearFilters);
+  els.emptyClear.addEventListener("click", clearFilters);
   els.prev.addEventListener("click", () => turn(-1));
   els.next.addEventListener("click", () => turn(1));
   window.addEventListener("popstate", () => {
@@ -448,6 +450,13 @@ function wire() {
     syncForm();
     loadPage();
   });
+}
+
+function clearFilters() {
+  view = { page: 1, folder: "", tag: "", format: "", image: "" };
+  syncForm();
+  writeUrl(view);
+  loadPage();
 }
 
 function turn(step) {

@@ -21,9 +21,11 @@ import {
 const page = $("#search-page");
 const PREFS_KEY = "lookalike.search.prefs";
 const DEFAULT_K = page.dataset.defaultK || "10";
+const MAX_K = Number(page.dataset.maxK) || 1000;
 const DEFAULT_TOLERANCE = page.dataset.defaultTolerance || "20";
 const HEX = /^#?([0-9a-f]{6}|[0-9a-f]{3})$/i;
 const PHONE = window.matchMedia("(max-width: 640px)");
+const STALE_LINK = "That image is no longer in the library (the link may be old). Drop an image to search.";
 
 const els = {
   inside: $("#inside"),
@@ -56,6 +58,11 @@ const els = {
   notice: $("#colour-notice"),
   noticeText: $("#colour-notice-text"),
   undo: $("#colour-undo"),
+};
+// The empty state's first words, for when the query is cleared.
+const IDLE = {
+  title: els.resultsEmpty.querySelector(".empty__title").textContent,
+  text: els.resultsEmpty.querySelector(".empty__text").textContent,
 };
 const COLOUR_NAMES = new Set([...document.querySelectorAll("#colour-names option")].map((o) => o.value));
 
@@ -248,7 +255,10 @@ async function runUrl() {
   try {
     useLibraryImage(await api(`/api/v1/images/${encodeURIComponent(wanted.id)}`), { push: false });
   } catch (err) {
-    fieldError(els.dropzone, err.detail || "That image is not in the library any more.");
+    // A mistyped id (400) or a deleted image (404): the server's sentence names a pattern or
+    // an id, which means nothing to whoever followed the link.
+    const gone = err.status === 400 || err.status === 404;
+    fieldError(els.dropzone, gone || !err.detail ? STALE_LINK : err.detail);
   }
 }
 
@@ -256,9 +266,9 @@ async function runUrl() {
 
 /** The request for the current query: JSON for a library image (the server crops its file
  * at full resolution) or text, multipart with the bytes for an image from this computer. */
-function buildRequest() {
+function buildRequest({ extra = 0 } = {}) {
   const box = stage.cropBox();
-  const k = Number(els.k.value);
+  const k = Math.min(MAX_K, Number(els.k.value) + extra);
   const w = weights();
   const f = filters();
   queryImages = null;
@@ -318,7 +328,8 @@ async function search({ push = true } = {}) {
   clearFieldErrors(page);
   let request;
   try {
-    request = buildRequest();
+    // One more than asked when the query image itself will be left out (see render).
+    request = buildRequest({ extra: selfId() ? 1 : 0 });
   } catch (err) {
     if (!(err instanceof Problem)) throw err;
     els.refine.open = true;
@@ -403,10 +414,18 @@ function colourButton(hit) {
       const name = hit.filename || "this image";
       els.noticeText.textContent =
         `Now searching with ${name}, filtered to ${colour} (ΔE ${els.colourTolerance.value}), ` +
-        "with colour weighed 1 and meaning and shape 0.2.";
+        `with ${weighedText()}.`;
       els.notice.hidden = false;
     },
   }, swatch, "More like this colour");
+}
+
+/** What "More like this colour" set, naming only the models that are on: "colour weighed 1
+ * and shape 0.2" when meaning (CLIP) is off. */
+function weighedText() {
+  const others = ROLES.filter(({ role }) => role !== "hsv" && activeRoles.has(role)).map(({ label }) => label.toLowerCase());
+  const parts = [activeRoles.has("hsv") ? "colour weighed 1" : null, others.length ? `${others.join(" and ")} 0.2` : null];
+  return parts.filter(Boolean).join(" and ");
 }
 
 function undoColourChange() {
@@ -428,17 +447,37 @@ function undoColourChange() {
   }
 }
 
+/** The id of the library image searched with on its own ("Find similar images"): it would
+ * come first at 100 %, which says nothing, so the results leave it out. Several query images
+ * stay in: there each one's best match says which image matched. */
+function selfId() {
+  return query && query.kind === "id" && !extras.length ? query.id : null;
+}
+
+/** Why a search found nothing, and what to do about it. */
+function emptyText() {
+  if (hasFilters()) {
+    return "Nothing in the library matches these filters. Clear the folder, tags or colour to search everything.";
+  }
+  if (selfId()) return "No other image in the library is like this one yet. Add images on the Library page.";
+  return "The library is empty. Add images on the Library page (upload them, or put files in the library folder and re-index).";
+}
+
+function hasFilters() {
+  return Boolean(els.folder.value.trim() || els.tags.value.trim() || els.colour.value.trim());
+}
+
 /** `checking`: the ranking by the vectors alone, shown while its best matches are verified. */
 function render(result, { checking = false } = {}) {
   page.classList.toggle("is-checking", checking);
   if (checking) page.classList.remove("is-searching");
   els.grid.setAttribute("aria-busy", String(checking));
-  const hits = result.hits || [];
+  const self = selfId();
+  const hits = (result.hits || []).filter((hit) => hit.id !== self).slice(0, Number(els.k.value));
   els.resultsEmpty.hidden = hits.length > 0;
   if (!hits.length) {
     els.resultsEmpty.querySelector(".empty__title").textContent = "No lookalikes found";
-    els.resultsEmpty.querySelector(".empty__text").textContent =
-      "Nothing in the library matches these filters. Clear the folder, tags or colour, or add images on the Library page.";
+    els.resultsEmpty.querySelector(".empty__text").textContent = emptyText();
   }
   const models = result.models || {};
   els.grid.replaceChildren(...hits.map((hit, i) => card(hit, i + 1, models)));
@@ -451,6 +490,19 @@ function render(result, { checking = false } = {}) {
     dups ? `${dups} near-duplicate${dups === 1 ? "" : "s"}` : null,
     total ? `${Math.round(total)} ms` : null,
   ].filter(Boolean).join(" · ");
+}
+
+/** The page as it opened: no query, no results. */
+function showIdle() {
+  page.classList.remove("is-checking", "is-searching");
+  els.grid.setAttribute("aria-busy", "false");
+  els.grid.replaceChildren();
+  els.resultsEmpty.hidden = false;
+  els.resultsEmpty.querySelector(".empty__title").textContent = IDLE.title;
+  els.resultsEmpty.querySelector(".empty__text").textContent = IDLE.text;
+  els.title.textContent = "Results";
+  els.stats.textContent = "";
+  showSheetActions(false);
 }
 
 /** The previous query's hits would read as this query's: clear them when a search fails. */
@@ -560,6 +612,7 @@ function clearQuery() {
   els.file.value = "";
   renderTray(severalChanged, false);
   clearFieldErrors(page);
+  showIdle(); // the old hits would stay, their buttons searching a query that is gone
   remember();
 }
 
