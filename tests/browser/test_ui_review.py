@@ -277,6 +277,8 @@ def test_library_filters_fit_a_phone_and_say_when_nothing_matches(
     empty = page.get_by_test_id("browse-empty")
     expect(empty).to_contain_text("No image matches these filters")
     expect(empty).not_to_contain_text("Add some")
+    # Where the library lives, not a claim that it is being indexed right now.
+    expect(page.locator("#library-dirs")).to_have_text(f"Library folder: {server.library}")
     for field in ("browse-folder", "browse-tag", "browse-format"):
         box = page.get_by_test_id(field).bounding_box()
         assert box and box["width"] >= 140, (field, box)

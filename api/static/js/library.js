@@ -54,7 +54,7 @@ const els = {
 };
 
 function renderStatus(status) {
-  els.dirs.textContent = status.library_dir ? `Indexing ${status.library_dir}` : "";
+  els.dirs.textContent = status.library_dir ? `Library folder: ${status.library_dir}` : "";
   els.points.textContent = Number(status.points || 0).toLocaleString();
   els.backend.textContent = status.backend || "–";
   const mode = status.search_mode || {};
