@@ -70,7 +70,8 @@ ERROR_RESPONSES = {
         401: "Not logged in, or the API key is missing or not valid.",
         403: "The API key is read-only, or the CSRF token is missing (session requests).",
         404: "No such image or job.",
-        409: "A reindex or reconcile is already running.",
+        409: "A reindex or reconcile is already running, or the file of a library image "
+        "cannot be decoded any more (damaged_file).",
         413: "The request body is larger than LOOKALIKE_MAX_UPLOAD_MB.",
         503: "Still starting up (models loading), the store is unreachable, or the library "
         "stayed locked by a reindex for longer than an upload waits.",

@@ -12,8 +12,9 @@ import msgspec
 from litestar.datastructures import UploadFile
 from msgspec import Meta, Struct
 
+from engine.defaults import MAX_WEIGHT
 from engine.library import MAX_TAG_LENGTH, MAX_TAGS
-from engine.search import MAX_WEIGHT, ROLES
+from engine.search import ROLES
 
 
 def image_urls(image_id: str) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from engine.calibration import CALIBRATION_FILE, defaults_for, set_key
 
 DEFAULT_K = 10
 MAX_K = 1000
+MAX_WEIGHT = 1000.0  # weights are relative; a bound keeps their sum finite
 # The k choices the web UI offers; DEFAULT_K is among them.
 K_CHOICES: tuple[int, ...] = (10, 20, 50, 100)
 UNCALIBRATED_DUPLICATES_THRESHOLD = 0.90

@@ -3,6 +3,9 @@ is a human sentence shown as-is by the CLI and the UI."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class LookalikeError(Exception):
     status = 500
@@ -35,6 +38,26 @@ class NotFound(LookalikeError):
 class Conflict(LookalikeError):
     status = 409
     code = "conflict"
+
+
+class DamagedFile(Conflict):
+    """A library image's own file cannot be decoded any more (changed or damaged on disk):
+    the library's state, not the request, is at fault."""
+
+    code = "damaged_file"
+
+
+@contextmanager
+def library_file(image_id: str) -> Iterator[None]:
+    """Around decoding a library image's own file (to crop it, to look inside it, for its
+    thumbnail): a file that no longer decodes is a ``DamagedFile``, not a bad request."""
+    try:
+        yield
+    except UndecodableImage as exc:
+        raise DamagedFile(
+            f"The file of library image {image_id} cannot be decoded any more ({exc.detail}). "
+            "Replace it in the library folder, or delete the image, then run a reconcile."
+        ) from exc
 
 
 class Cancelled(LookalikeError):

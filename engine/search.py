@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embedder.roles import ROLES
-from engine.errors import BadInput
+from engine.defaults import MAX_WEIGHT, SearchDefaults
+from engine.errors import BadInput, library_file
 from engine.feedback import Marks, check_marks
 from engine.multi_query import MultiImageSearch, Query, check_combine, check_count
 from engine.picture_search import FirstLook, PictureSearch, above, thresholded
@@ -31,7 +32,6 @@ from store.base import Filter
 if TYPE_CHECKING:
     from engine.catalog import ModelCatalog
     from engine.colour import ColourFilter
-    from engine.defaults import SearchDefaults
     from engine.query import QueryEncoder
     from engine.read_policy import ReadPolicy
     from engine.verification import Verification
@@ -160,15 +160,16 @@ class Search:
                 result = self.by_id(image_id, weights=request.weights, **options)
             else:  # a region of a stored image, or inside it: search its pixels
                 path = self._file_of(image_id)
-                result = self.by_image(
-                    path.read_bytes(),
-                    name=path.name,
-                    box=request.box,
-                    weights=request.weights,
-                    inside=request.inside,
-                    first_look=early,
-                    **options,
-                )
+                with library_file(image_id):
+                    result = self.by_image(
+                        path.read_bytes(),
+                        name=path.name,
+                        box=request.box,
+                        weights=request.weights,
+                        inside=request.inside,
+                        first_look=early,
+                        **options,
+                    )
         if request.threshold is not None:
             result.hits = above(result.hits, request.threshold)
         return result
@@ -227,8 +228,9 @@ class Search:
             if q.box is None:
                 return Query(self._reader.vectors(image_id), image_id, {})
             path = self._file_of(image_id)
-            vectors, timings, _ = self._queries.image(path.read_bytes(), name=path.name, box=q.box)
-            return Query(vectors, image_id, timings)
+            with library_file(image_id):
+                found = self._queries.image(path.read_bytes(), name=path.name, box=q.box)
+            return Query(found[0], image_id, found[1])
         if q.data is None or q.image_id is not None:
             raise BadInput("Each query image is an uploaded picture or an image id, not both.")
         vectors, timings, _ = self._queries.image(q.data, name=q.name, box=q.box)
@@ -345,9 +347,6 @@ class Search:
             weights=used,
             degraded=found.degraded,
         )
-
-
-MAX_WEIGHT = 1000.0  # only ratios matter; a bound keeps the sum of weights finite
 
 
 def parse_weights(text: str | None) -> dict[str, float] | None:

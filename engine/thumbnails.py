@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_write
-from engine.errors import UndecodableImage
+from engine.errors import UndecodableImage, library_file
 
 THUMB_SIZE = 256
 QUALITY = 80
@@ -38,10 +38,11 @@ class Thumbnails:
         from embedder.errors import DecodeError
 
         source = self._file_of(image_id)
-        try:
-            image = decode_image(source, source.name).image
-        except DecodeError as exc:
-            raise UndecodableImage(str(exc)) from exc
+        with library_file(image_id):
+            try:
+                image = decode_image(source, source.name).image
+            except DecodeError as exc:
+                raise UndecodableImage(str(exc)) from exc
         image.thumbnail((THUMB_SIZE, THUMB_SIZE))
         target.parent.mkdir(parents=True, exist_ok=True)
         # Two requests racing for one thumbnail both succeed, and a reader never sees half a

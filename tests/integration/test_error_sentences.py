@@ -123,3 +123,23 @@ def test_a_browser_at_an_unknown_address_gets_a_page(app: Any) -> None:
     assert "<page>" not in page.text and "&lt;page&gt;" in page.text  # escaped, not markup
     api = app.get("/api/v1/no-such-thing", headers={"Accept": "text/html"})
     assert_error(api, 404, "not_found")  # an API address stays JSON, even for a browser
+
+
+def test_a_library_file_damaged_on_disk_is_the_librarys_problem_not_the_callers(
+    app: Any,
+) -> None:
+    files = [("files", ("damaged.png", image_bytes(11, (120, 90)), "image/png"))]
+    uploaded = app.post("/api/v1/images", files=files, headers=app.write)
+    image = uploaded.json()["images"][0]
+    path = app.settings.library_dir / image["paths"][0]
+    path.write_bytes(path.read_bytes()[:40])  # cut short on disk, after indexing
+    crop = app.post("/api/v1/search", json={"image_id": image["id"], "box": [0, 0, 60, 60]})
+    detail = assert_error(crop, 409, "damaged_file")["detail"]
+    assert f"The file of library image {image['id']} cannot be decoded any more" in detail
+    assert "run a reconcile" in detail
+    assert_error(app.get(f"/api/v1/images/{image['id']}/thumbnail"), 409, "damaged_file")
+    # Its stored vectors still answer a whole-image search, and an upload still says 400.
+    whole = app.post("/api/v1/search", json={"image_id": image["id"]})
+    assert whole.status_code == 200 and whole.json()["hits"][0]["id"] == image["id"]
+    junk = [("image", ("junk.png", b"not an image", "image/png"))]
+    assert_error(app.post("/api/v1/search", files=junk), 400, "undecodable_image")
