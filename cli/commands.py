@@ -241,13 +241,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from engine.local_server import check_free, local_url, publish, withdraw
+    from engine.local_server import claim, local_url, publish, withdraw
 
     s = settings()
     port = args.port or s.port
     host = args.host or s.host
     if not s.qdrant_url:
-        check_free(s.data_dir)  # held by another server or a CLI run: say so and stop
+        claim(s.data_dir)  # held by another server or a CLI run: say so and stop
     # The app reads its settings from the environment: tell it where it listens.
     os.environ["LOOKALIKE_PORT"], os.environ["LOOKALIKE_HOST"] = str(port), host
     # While it runs, the CLI on this machine goes through this server (cli.remote): it

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from engine.accounts import ApiKeyStore, auth_dir, write_private
 from engine.errors import LookalikeError
+from store.base import StoreUnavailable
 from store.edge_dir import check_free as _check_edge_free
 
 log = logging.getLogger(__name__)
@@ -51,17 +52,27 @@ def local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def check_free(data_dir: Path) -> None:
-    """Before a server starts on an embedded store: ``StoreUnavailable``, naming the
-    process, when another one (a server, a CLI index run) holds the data directory. Such a
-    server could only ever answer 503, so it does not start."""
-    current = find(data_dir)
-    if current is not None and current.pid != os.getpid():
-        raise LookalikeError(
-            f"A Lookalike server (pid {current.pid}) already serves the data directory "
-            f"{data_dir} at {current.url}: open that one, or stop it before starting another."
-        )
-    _check_edge_free(data_dir)
+def claim(data_dir: Path) -> None:
+    """Before a server starts on an embedded store. When another process (a server, a CLI
+    index run) holds the data directory: ``StoreUnavailable`` or ``LookalikeError``, naming
+    it; such a server could only ever answer 503, so it does not start. When none does, a
+    credential left by a server that is gone is withdrawn (its key revoked), even if its
+    pid now belongs to some other live process."""
+    try:
+        _check_edge_free(data_dir)  # the lock decides: a credential may outlive its server
+    except StoreUnavailable:
+        current = find(data_dir)
+        if current is not None and current.pid != os.getpid():
+            raise LookalikeError(
+                f"A Lookalike server (pid {current.pid}) already serves the data directory "
+                f"{data_dir} at {current.url}: open that one, or stop it before starting "
+                "another."
+            ) from None
+        raise
+    stale = _read(credential_path(data_dir))
+    if stale is not None and stale.pid != os.getpid():
+        log.info("withdrawing the credential of a server that is gone (pid %d)", stale.pid)
+        withdraw(data_dir, stale)
 
 
 def publish(data_dir: Path, url: str) -> LocalServer | None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cli import main
-from engine.local_server import credential_path
+from engine.accounts import ApiKeyStore
+from engine.local_server import KEY_NAME, credential_path
 
 
 @pytest.fixture
@@ -120,24 +121,37 @@ def test_serve_on_a_data_directory_held_elsewhere_stops_at_once(
         stdout=subprocess.PIPE,
         text=True,
     )
+    path = credential_path(env / "data")
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         assert main(["serve", "--port", "5099"]) == 2
         line = _one_error_line(capsys)
         assert "is in use by another Lookalike process (pid 4242)" in line
         assert started == []  # never listened
+        # The holder is a published server: named with its address.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"url": "http://127.0.0.1:5050", "key": "k", "pid": holder.pid}
+        path.write_text(json.dumps(body))
+        assert main(["serve", "--port", "5099"]) == 2
+        line = _one_error_line(capsys)
+        assert "already serves the data directory" in line and "http://127.0.0.1:5050" in line
+        assert started == []
     finally:
         holder.kill()
         holder.wait()
     assert lock.read_text() == "4242\n"  # the refused server left the holder's record alone
-    # A server already published for the directory is named with its address.
-    path = credential_path(env / "data")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A credential left behind whose pid now belongs to another live process (pid reuse
+    # after a crash) does not keep the server from starting: the lock is free.
     path.write_text(json.dumps({"url": "http://127.0.0.1:5050", "key": "k", "pid": os.getppid()}))
-    assert main(["serve", "--port", "5099"]) == 2
-    line = _one_error_line(capsys)
-    assert "already serves the data directory" in line and "http://127.0.0.1:5050" in line
-    assert started == []
+    stale_key = ApiKeyStore(env / "data").create("write", name=KEY_NAME.format(pid=os.getppid()))
+    published: list[int] = []
+    monkeypatch.setattr(
+        uvicorn, "run", lambda *a, **k: published.append(json.loads(path.read_text())["pid"])
+    )
+    assert main(["serve", "--port", "5099"]) == 0
+    # It was withdrawn, with its key, and this server published its own while it ran.
+    assert published == [os.getpid()]
+    assert stale_key[0].id not in {key.id for key in ApiKeyStore(env / "data").all()}
 
 
 def test_index_refuses_tags_that_name_no_tag(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
