@@ -38,7 +38,8 @@ def settings_sentence(errors: Sequence[Mapping[str, Any]]) -> str:
             continue
         name = ENV_PREFIX + loc[0].upper()
         shown = error.get("input")
-        got = f"; got {shown!r}" if isinstance(shown, str | int | float) else ""
+        secret = any(word in loc[0] for word in ("password", "key", "secret", "token"))
+        got = f"; got {shown!r}" if isinstance(shown, str | int | float) and not secret else ""
         parts.append(_sentence(f"{name} {message}{got}"))
     return "Invalid settings: " + " ".join(parts) if parts else "Invalid settings."
 

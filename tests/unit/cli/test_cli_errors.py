@@ -170,3 +170,19 @@ def test_a_contact_sheet_that_cannot_be_written_is_refused_before_searching(
     line = _one_error_line(capsys)
     assert line.endswith(f"the folder {env / 'nowhere'} does not exist.")
     assert not (env / "data" / "qdrant-edge").exists()  # no store opened, no model loaded
+
+
+def test_a_refused_secret_setting_is_never_echoed() -> None:
+    from engine.settings_text import settings_sentence
+
+    errors = [
+        {"loc": ("secret_key",), "msg": "Value should have at least 32 items", "input": "hunter2"}
+    ]
+    sentence = settings_sentence(errors)
+    assert sentence.startswith("Invalid settings: LOOKALIKE_SECRET_KEY")
+    assert "hunter2" not in sentence
+    errors = [{"loc": ("port",), "msg": "Input should be a valid integer", "input": "x"}]
+    assert (
+        settings_sentence(errors)
+        == "Invalid settings: LOOKALIKE_PORT must be a whole number; got 'x'."
+    )
