@@ -64,7 +64,8 @@ class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     windows (its quarters and centre) bring more candidates, and those verified as copies
     move up; true needs a picture of at least 128 px a side and takes longer (five more
     embeddings); false never looks inside; left out, the server's setting decides (by
-    default: only when the whole picture proves no copy).
+    default: only when the whole picture proves no copy). ``exclude``: image ids never to
+    show (Find similar leaves out the image it starts from); the answer still has k hits.
     """
 
     image_id: str | None = None
@@ -80,6 +81,7 @@ class SearchQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     liked: list[str] | None = None
     disliked: list[str] | None = None
     inside: bool | None = None
+    exclude: list[str] | None = None
 
 
 class VerifiedMatch(Struct, kw_only=True):

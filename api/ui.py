@@ -21,7 +21,7 @@ from litestar.types import ControllerRouterHandler
 from api.auth import PAGE_OPT, PUBLIC_OPT
 from api.openapi import CSRF_COOKIE, CSRF_HEADER
 from engine.colour import DEFAULT_TOLERANCE, colour_names
-from engine.defaults import DEFAULT_K, K_CHOICES, MAX_K
+from engine.defaults import DEFAULT_K, K_CHOICES
 from engine.uploads import MAX_UPLOAD_FILES
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -42,8 +42,6 @@ def _context(request: Request[Any, Any, Any], active: str) -> dict[str, Any]:
         # comes with each hit from the server.
         "k_choices": K_CHOICES,
         "default_k": DEFAULT_K,
-        # Find similar asks for one more than chosen, and leaves the query image out.
-        "max_k": MAX_K,
         # The scripts send the token from this cookie in this header (see api/app.py).
         "csrf_cookie": CSRF_COOKIE,
         "csrf_header": CSRF_HEADER,

@@ -116,7 +116,7 @@ def engine(data_dir: Path, library: Path, **settings: Any) -> Any:
 def search(lk: Any, data: bytes, config: str, candidates: int) -> tuple[list[str], float, bool]:
     """Ranked ids, wall milliseconds, and whether 'inside' was refused (query too small)."""
     from engine.errors import BadInput
-    from engine.search import SearchRequest
+    from engine.search_request import SearchRequest
 
     lk.verification.candidates = 0 if config == "off" else candidates
     t0 = time.perf_counter()

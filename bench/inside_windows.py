@@ -53,7 +53,7 @@ def boxes_of(layout: Layout) -> Any:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from engine.search import SearchRequest
+    from engine.search_request import SearchRequest
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sources", type=int, default=60)

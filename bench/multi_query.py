@@ -73,7 +73,7 @@ def build(root: Path, originals: int, debian: bool) -> tuple[dict[str, list[byte
 
 def run(originals: int, models: dict[str, Any], debian: bool) -> dict[str, Any]:
     from engine.composition import Lookalike
-    from engine.search import QueryImage, SearchRequest
+    from engine.search_request import QueryImage, SearchRequest
     from engine.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from engine.composition import Lookalike
     from engine.indexer import IndexReport
     from engine.results import SearchResult
-    from engine.search import SearchRequest
+    from engine.search_request import SearchRequest
     from engine.settings import Settings
 
 

@@ -18,7 +18,7 @@ from engine.errors import LookalikeError
 
 if TYPE_CHECKING:
     from engine.results import SearchResult
-    from engine.search import SearchRequest
+    from engine.search_request import SearchRequest
 
 
 @dataclass
@@ -57,13 +57,15 @@ def queries(args: argparse.Namespace) -> list[CliQuery]:
 
 def request(args: argparse.Namespace, q: CliQuery) -> SearchRequest:
     """The engine's request for one query (a direct search)."""
-    from engine.search import Filters, QueryImage, SearchRequest, parse_weights
+    from engine.search import parse_weights
+    from engine.search_request import Filters, QueryImage, SearchRequest
 
     common: dict[str, Any] = {
         "k": args.k,
         "filters": Filters(folders=tuple(args.folder or ()), tags_any=tuple(args.tag or ())),
         "liked": tuple(args.like or ()),
         "disliked": tuple(args.dislike or ()),
+        "exclude": tuple(args.exclude or ()),
     }
     if q.text is not None:
         return SearchRequest(text=q.text, **common)
@@ -83,10 +85,14 @@ def remote_body(args: argparse.Namespace, q: CliQuery) -> dict[str, Any]:
     """httpx keyword arguments for ``POST /api/v1/search`` (or its sheet) with this query."""
     named = (("folders", args.folder), ("tags_any", args.tag))
     filters = {name: values for name, values in named if values}
-    marks = {"liked": list(args.like or ()), "disliked": list(args.dislike or ())}
-    marks = {name: ids for name, ids in marks.items() if ids}
+    id_lists = {
+        "liked": list(args.like or ()),
+        "disliked": list(args.dislike or ()),
+        "exclude": list(args.exclude or ()),
+    }
+    id_lists = {name: ids for name, ids in id_lists.items() if ids}
     if not q.files:  # JSON: a sentence, a stored image, or stored images
-        body: dict[str, Any] = {"k": args.k, **marks}
+        body: dict[str, Any] = {"k": args.k, **id_lists}
         if q.text is not None:
             body["text"] = q.text
         elif q.combine is not None:
@@ -102,7 +108,7 @@ def remote_body(args: argparse.Namespace, q: CliQuery) -> dict[str, Any]:
         return {"json": {**body, "filters": filters} if filters else body}
     part = "images" if q.combine is not None else "image"
     files = [(part, (Path(n).name, d, "application/octet-stream")) for n, d in q.files]
-    form: dict[str, str | list[str]] = {"k": str(args.k), **marks}  # a list: repeated parts
+    form: dict[str, str | list[str]] = {"k": str(args.k), **id_lists}  # lists: repeated parts
     if q.combine is not None:
         form.update(combine=q.combine, image_ids=q.image_ids)
     elif getattr(args, "inside", None) is not None:
@@ -150,6 +156,9 @@ def add_search_arguments(s: argparse.ArgumentParser, default_k: int) -> None:
     )
     s.add_argument("--like", action="append", metavar="ID", help="a right hit (repeatable)")
     s.add_argument("--dislike", action="append", metavar="ID", help="a wrong hit (repeatable)")
+    s.add_argument(
+        "--exclude", action="append", metavar="ID", help="never show this image (repeatable)"
+    )
     s.add_argument(
         "--inside",
         action=argparse.BooleanOptionalAction,

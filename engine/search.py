@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from engine.multi_query import MultiImageSearch, Query, check_combine, check_cou
 from engine.picture_search import FirstLook, PictureSearch, above, thresholded
 from engine.query import TEXT_WEIGHTS, Box
 from engine.results import SearchHit, SearchResult
+from engine.search_request import MAX_EXCLUDE, Filters, QueryImage, SearchRequest
 from store.base import Filter
 
 if TYPE_CHECKING:
@@ -35,71 +36,6 @@ if TYPE_CHECKING:
     from engine.query import QueryEncoder
     from engine.read_policy import ReadPolicy
     from engine.verification import Verification
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What a user narrows a search to. Empty fields do not constrain."""
-
-    folders: tuple[str, ...] = ()
-    tags_any: tuple[str, ...] = ()
-    tags_all: tuple[str, ...] = ()
-    formats: tuple[str, ...] = ()
-    min_width: int | None = None
-    max_width: int | None = None
-    min_height: int | None = None
-    max_height: int | None = None
-    colour: str | None = None  # a palette colour within colour_tolerance (delta E) of this
-    colour_tolerance: float | None = None
-
-    def store_filter(self) -> Filter:
-        """The store's filter, without the colour (which needs the palette index)."""
-        return Filter(
-            folders=tuple(f.strip("/") for f in self.folders),
-            tags_any=tuple(self.tags_any),
-            tags_all=tuple(self.tags_all),
-            formats=tuple(f.upper() for f in self.formats),
-            min_width=self.min_width,
-            max_width=self.max_width,
-            min_height=self.min_height,
-            max_height=self.max_height,
-        )
-
-
-@dataclass(frozen=True)
-class QueryImage:
-    """One image of a query of several: an uploaded picture or a stored image, maybe a
-    region of it."""
-
-    data: bytes | None = None
-    name: str = "query"
-    image_id: str | None = None
-    box: Box | None = None
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """Exactly one of ``image``, ``image_id``, ``text`` and ``queries`` (several images,
-    combined by ``combine``: see ``engine.multi_query``). ``weights`` None: the calibrated
-    defaults; ``k`` None: the default k."""
-
-    image: bytes | None = None
-    image_name: str = "query"
-    image_id: str | None = None
-    text: str | None = None
-    k: int | None = None
-    weights: Mapping[str, float] | None = None
-    filters: Filters | None = None
-    box: Box | None = None
-    threshold: float | None = None  # drop hits scoring below it
-    queries: tuple[QueryImage, ...] = ()
-    combine: str = "any"
-    # Relevance feedback (engine.feedback): image ids marked right or wrong on a result.
-    liked: tuple[str, ...] = ()
-    disliked: tuple[str, ...] = ()
-    # Look inside the picture for library images (engine.inside): a picture query only.
-    # None: the setting (LOOKALIKE_INSIDE, 'auto' by default).
-    inside: bool | None = None
 
 
 class Search:
@@ -127,7 +63,22 @@ class Search:
 
     def run(self, request: SearchRequest, first_look: FirstLook | None = None) -> SearchResult:
         """The one dispatch every way in uses. ``first_look``: told a picture query's ranking
-        before verification changes it (engine.picture_search); the threshold applies."""
+        before verification changes it (engine.picture_search); the threshold applies.
+        ``request.exclude``: images never shown, and still k hits (k more are asked for)."""
+        if not request.exclude:
+            return self._run(request, first_look)
+        defaults = self._catalog.defaults()
+        k = check_k(defaults.k if request.k is None else request.k, defaults.max_k)
+        leave = check_exclude(request.exclude)
+        wider = replace(request, k=min(k + len(leave), defaults.max_k), exclude=())
+
+        def told(result: SearchResult) -> None:
+            if first_look is not None:
+                first_look(left_out(result, leave, k))
+
+        return left_out(self._run(wider, told if first_look else None), leave, k)
+
+    def _run(self, request: SearchRequest, first_look: FirstLook | None) -> SearchResult:
         given = [x for x in (request.image, request.image_id, request.text) if x is not None]
         if len(given) + bool(request.queries) != 1:
             raise BadInput(
@@ -390,6 +341,17 @@ def check_k(k: int, max_k: int) -> int:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k > max_k:
         raise BadInput(f"k must be an integer between 1 and {max_k}; got {k!r}.")
     return k
+
+
+def check_exclude(ids: Sequence[str]) -> frozenset[str]:
+    if len(ids) > MAX_EXCLUDE:
+        raise BadInput(f"At most {MAX_EXCLUDE} images can be left out; got {len(ids)}.")
+    return frozenset(check_id(i) for i in ids)
+
+
+def left_out(result: SearchResult, leave: frozenset[str], k: int) -> SearchResult:
+    result.hits = [h for h in result.hits if h.id not in leave][:k]
+    return result
 
 
 def check_id(image_id: str) -> str:

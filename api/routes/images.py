@@ -27,7 +27,7 @@ from api.schemas import (
     UploadResult,
 )
 from engine.library import MAX_PAGE, parse_tags
-from engine.search import Filters
+from engine.search_request import Filters
 
 if TYPE_CHECKING:
     from engine.uploads import UploadOutcome

@@ -29,7 +29,8 @@ from api.validation_text import validation_sentence
 from engine.errors import BadInput
 from engine.feedback import MAX_MARKS
 from engine.multi_query import MAX_QUERY_IMAGES
-from engine.search import Filters, QueryImage, SearchRequest, parse_weights
+from engine.search import parse_weights
+from engine.search_request import MAX_EXCLUDE, Filters, QueryImage, SearchRequest
 
 if TYPE_CHECKING:
     from engine.results import SearchResult
@@ -39,10 +40,15 @@ Upload = tuple[str, bytes]  # (filename, bytes) of a query image
 # The multipart fields beside the images: SearchQuery's own, so both bodies obey one
 # declaration. Structured ones travel as JSON parts (weights also as 'clip=1,cnn=0.5').
 FORM_FIELDS = ("k", "threshold", "weights", "filters", "box", "boxes", "combine", "inside")
-FORM_LISTS = ("image_ids", "liked", "disliked")  # repeated parts, or one JSON array
+FORM_LISTS = ("image_ids", "liked", "disliked", "exclude")  # repeated parts, or a JSON array
 JSON_PARTS = ("weights", "filters", "box", "boxes")
 KNOWN_PARTS = {"image", "images", "images[]", "image_id", "text", *FORM_FIELDS, *FORM_LISTS}
-ID_LISTS = {"image_ids": MAX_QUERY_IMAGES, "liked": MAX_MARKS, "disliked": MAX_MARKS}
+ID_LISTS = {
+    "image_ids": MAX_QUERY_IMAGES,
+    "liked": MAX_MARKS,
+    "disliked": MAX_MARKS,
+    "exclude": MAX_EXCLUDE,
+}
 
 
 @dataclass
@@ -261,6 +267,7 @@ def search_request(body: Body) -> SearchRequest:
         liked=tuple(query.liked or ()),
         disliked=tuple(query.disliked or ()),
         inside=query.inside,
+        exclude=tuple(query.exclude or ()),
     )
 
 

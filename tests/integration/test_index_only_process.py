@@ -11,7 +11,7 @@ import torch
 
 from bench.photos import package_photos
 from engine.composition import Lookalike
-from engine.search import SearchRequest
+from engine.search_request import SearchRequest
 from engine.settings import Settings
 
 pytestmark = pytest.mark.slow

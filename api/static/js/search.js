@@ -21,7 +21,6 @@ import {
 const page = $("#search-page");
 const PREFS_KEY = "lookalike.search.prefs";
 const DEFAULT_K = page.dataset.defaultK || "10";
-const MAX_K = Number(page.dataset.maxK) || 1000;
 const DEFAULT_TOLERANCE = page.dataset.defaultTolerance || "20";
 const HEX = /^#?([0-9a-f]{6}|[0-9a-f]{3})$/i;
 const PHONE = window.matchMedia("(max-width: 640px)");
@@ -266,9 +265,9 @@ async function runUrl() {
 
 /** The request for the current query: JSON for a library image (the server crops its file
  * at full resolution) or text, multipart with the bytes for an image from this computer. */
-function buildRequest({ extra = 0 } = {}) {
+function buildRequest() {
   const box = stage.cropBox();
-  const k = Math.min(MAX_K, Number(els.k.value) + extra);
+  const k = Number(els.k.value);
   const w = weights();
   const f = filters();
   queryImages = null;
@@ -289,6 +288,7 @@ function buildRequest({ extra = 0 } = {}) {
       json: {
         image_id: query.id, k, weights: w, ...(f ? { filters: f } : {}), ...(box ? { box } : {}), ...marksJson(),
         ...(els.inside.checked ? { inside: true } : {}),
+        ...(selfId() ? { exclude: [query.id] } : {}), // its own image at 100 % says nothing
       },
     };
   }
@@ -328,8 +328,7 @@ async function search({ push = true } = {}) {
   clearFieldErrors(page);
   let request;
   try {
-    // One more than asked when the query image itself will be left out (see render).
-    request = buildRequest({ extra: selfId() ? 1 : 0 });
+    request = buildRequest();
   } catch (err) {
     if (!(err instanceof Problem)) throw err;
     els.refine.open = true;
@@ -472,8 +471,7 @@ function render(result, { checking = false } = {}) {
   page.classList.toggle("is-checking", checking);
   if (checking) page.classList.remove("is-searching");
   els.grid.setAttribute("aria-busy", String(checking));
-  const self = selfId();
-  const hits = (result.hits || []).filter((hit) => hit.id !== self).slice(0, Number(els.k.value));
+  const hits = result.hits || [];
   els.resultsEmpty.hidden = hits.length > 0;
   if (!hits.length) {
     els.resultsEmpty.querySelector(".empty__title").textContent = "No lookalikes found";

@@ -63,6 +63,12 @@ def test_several_images_combined_liked_and_sheet(
     assert main(["search", "--image-id", first["id"], "--like", last["id"], "--json"]) == 0
     (liked,) = _lines(capsys)
     assert [h["id"] for h in liked["hits"]].index(last["id"]) <= ranks.index(last["id"])
+    k = str(len(ranks) - 1)
+    assert (
+        main(["search", "--image-id", first["id"], "--k", k, "--exclude", ranks[0], "--json"]) == 0
+    )
+    (left_out,) = _lines(capsys)
+    assert [h["id"] for h in left_out["hits"]] == ranks[1:]  # still k hits, without it
 
     many = [str(p) for p in sorted(library.iterdir())] * 2
     assert main(["search", *many, "--combine", "all"]) == 2  # 10 images: over the limit

@@ -12,7 +12,7 @@ from PIL import Image
 from engine.composition import Lookalike
 from engine.contact_sheet import group_sheet, render, render_pdf, search_sheet
 from engine.errors import BadInput
-from engine.search import QueryImage, SearchRequest
+from engine.search_request import QueryImage, SearchRequest
 from tests.unit.engine.conftest import picture, save
 
 

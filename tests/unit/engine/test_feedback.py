@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient, models
 from engine.composition import Lookalike
 from engine.errors import BadInput, NotFound
 from engine.feedback import refine
-from engine.search import SearchRequest
+from engine.search_request import SearchRequest
 from tests.unit.engine.conftest import picture, save
 
 HSV = "hsv-8x8x8"

@@ -10,7 +10,7 @@ import pytest
 
 from engine.composition import Lookalike
 from engine.errors import BadInput
-from engine.search import QueryImage, SearchRequest
+from engine.search_request import QueryImage, SearchRequest
 from tests.unit.engine.conftest import picture, save
 
 N = 12

@@ -11,7 +11,8 @@ import pytest
 
 from engine.composition import Lookalike
 from engine.errors import BadInput, ModelUnavailable, NotFound
-from engine.search import Filters, SearchRequest, check_k, parse_weights
+from engine.search import check_k, parse_weights
+from engine.search_request import Filters, SearchRequest
 from tests.unit.engine.conftest import picture, save
 
 
@@ -103,3 +104,24 @@ def test_k_limits(k: Any) -> None:
 def test_zero_weights_for_the_models_in_use(indexed: Lookalike) -> None:
     with pytest.raises(BadInput, match="Every weight is zero"):
         indexed.search.run(SearchRequest(image=_png(1), weights={"cnn": 1.0, "hsv": 0.0}))
+
+
+def test_excluded_images_are_never_shown_and_k_hits_still_come(indexed: Lookalike) -> None:
+    everything = indexed.search.run(SearchRequest(image=_png(1)))
+    ids = [h.id for h in everything.hits]
+    first, second = ids[0], ids[1]
+    by_id = indexed.search.run(SearchRequest(image_id=first, k=3, exclude=(first,)))
+    assert [h.id for h in by_id.hits] == [i for i in ids if i != first][:3]
+    # Any kind of query, its first look (the ranking told before verification) included.
+    told: list[list[str]] = []
+    request = SearchRequest(image=_png(1), k=2, exclude=(first, second))
+    result = indexed.search.run(request, first_look=lambda r: told.append([h.id for h in r.hits]))
+    assert [h.id for h in result.hits] == ids[2:4]
+    assert told and all(first not in look and second not in look for look in told)
+    assert all(len(look) <= 2 for look in told)
+    all_others = indexed.search.run(SearchRequest(image=_png(1), k=6, exclude=(first,)))
+    assert len(all_others.hits) == 5  # the library has 6: all the others
+    with pytest.raises(BadInput, match="not an image id"):
+        indexed.search.run(SearchRequest(image=_png(1), exclude=("nope",)))
+    with pytest.raises(BadInput, match="At most 100 images can be left out"):
+        indexed.search.run(SearchRequest(image=_png(1), exclude=(first,) * 101))

@@ -9,7 +9,7 @@ import pytest
 
 from engine.composition import Lookalike
 from engine.errors import STORE_DOWN_NO_MIRROR, StoreUnavailableError
-from engine.search import Filters, SearchRequest
+from engine.search_request import Filters, SearchRequest
 from tests.unit.engine.conftest import Outage, picture, save
 
 MakeLookalike = Callable[..., Lookalike]

@@ -15,7 +15,7 @@ from PIL import Image, ImageFilter
 from skimage import data
 
 from engine.composition import Lookalike
-from engine.search import SearchRequest
+from engine.search_request import SearchRequest
 
 MakeLookalike = Callable[..., Lookalike]
 PHOTOS = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea}
