@@ -188,15 +188,19 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
     unfiltered = _shown(searched.value, names)
     assert unfiltered[0] == "blue.png"
     assert "red.png" in unfiltered
-    # Go on with the library's copy ("search with this image"): the searches are then JSON,
-    # so the filters the page sends can be read (Chromium hides a multipart body with a file).
-    hits.first.locator("button.hit__button").click()
+    # Go on from a library image ("search with this image"): the searches are then JSON, so
+    # the filters the page sends can be read (Chromium hides a multipart body with a file).
+    # The rocket: neither colour's image is then the one left out of its own results.
+    hits.filter(has_text="rocket.jpg").first.locator("button.hit__button").click()
     # The button only works once the image's metadata is in (inspect.js sets its handler
     # after GET /api/v1/images/{id}): wait for the format, which only that answer carries.
-    expect(page.locator("#inspect-meta")).to_contain_text("PNG")
+    expect(page.locator("#inspect-meta")).to_contain_text("JPEG")
     with page.expect_response(is_search) as searched:
         page.get_by_test_id("search-with-this").click()
-    assert _shown(searched.value, names)[0] == "blue.png"  # the server's; the page leaves it out
+    sent = json.loads(searched.value.request.post_data or "{}")
+    assert sent["exclude"] == [sent["image_id"]]  # Find similar leaves its own image out
+    shown = _shown(searched.value, names)
+    assert "rocket.jpg" not in shown and {"red.png", "blue.png"} <= set(shown), shown
 
     # The colour as a designer types it (no '#') with a tight tolerance, then Search.
     for colour, tolerance, wanted, unwanted, shot in (
@@ -217,6 +221,7 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
         assert wanted in shown and unwanted not in shown, shown
         for hit in search_answer(searched.value)["hits"]:  # the server kept only near palettes
             assert _nearest(hit["palette"], hex_colour) <= tolerance, hit
+        expect(hits.first.locator(".hit__name")).to_have_text(shown[0])
         page.wait_for_load_state("networkidle")
         page.screenshot(path=artifacts / shot)
 
@@ -231,21 +236,13 @@ def test_colour_filter_keeps_only_images_with_a_near_colour(
 
 
 def _shown(response: Any, names: Any) -> list[str]:
-    """The hits' names as the server sent them, once the page shows them: all of them, but
-    for the library image searched with ("Find similar"), which the page leaves out of its
-    own results (it asks for one more hit to make up for it)."""
+    """The hits' names as the page shows them, once it shows exactly what the server sent."""
     from playwright.sync_api import expect
 
     assert response.ok, response.text()
-    try:
-        request = json.loads(response.request.post_data or "{}")
-    except (ValueError, UnicodeDecodeError):
-        request = {}  # a picture from this computer: multipart
-    hits = search_answer(response)["hits"]
-    searched = request.get("image_id") if not request.get("image_ids") else None
-    page = [h["filename"] for h in hits if h["id"] != searched]
-    expect(names).to_have_text(page[: request["k"] - 1] if searched else page)
-    return [hit["filename"] for hit in hits]
+    sent = [hit["filename"] for hit in search_answer(response)["hits"]]
+    expect(names).to_have_text(sent)
+    return sent
 
 
 def _nearest(palette: list[str], colour: str) -> float:
