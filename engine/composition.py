@@ -138,6 +138,7 @@ class Lookalike:
             keys=self.keys,
             trash_dir=self.settings.data_dir / "trash",
             sync_mirror=self._after_write,
+            unindex=lambda paths: self.indexing.unindex_files(paths),
         )
 
     @cached_property

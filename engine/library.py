@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import BadInput, NotFound
+from engine.errors import BadInput, Conflict, NotFound
 from engine.folder import IMAGE_SUFFIXES
 from engine.search import check_id
 from store.base import Filter
@@ -88,7 +88,9 @@ class Library:
         keys: PathKeys,
         trash_dir: Path,
         sync_mirror: Callable[..., Any],
+        unindex: Callable[[Sequence[Path]], Any] | None = None,
     ) -> None:
+        self._unindex = unindex  # drops files' claims from their points (engine.indexing)
         self._store = store
         self._reader = reader
         self._keys = keys
@@ -161,6 +163,34 @@ class Library:
                 shutil.move(str(path), trash / path.name)
         self._store().delete([image["id"]])
         self._sync_mirror(removed=[image["id"]])
+
+    def remove_file(self, image_id: str, key: str) -> dict[str, Any]:
+        """One of an image's identical files moves to the trash; the image keeps the
+        others (an exact copy cleared up). The last file on disk is not removed this way:
+        that is deleting the image."""
+        image = self._reader.stored_image(check_id(image_id))
+        paths = list(image.get("paths") or ())
+        if key not in paths:
+            raise NotFound(f"Image {image['id']} has no file {key!r}; its files: {paths}.")
+        path = self._keys.path(key)
+        if not self._keys.is_inside(path):
+            raise BadInput(
+                f"{key!r} is outside the library folder: only the library's own files are removed."
+            )
+        others = [p for p in paths if p != key and self._keys.path(p).is_file()]
+        if not others:
+            raise Conflict(
+                f"{key!r} is the only file of image {image['id']} on disk: delete the image "
+                "instead (or run a reconcile if its other files were moved)."
+            )
+        if self._unindex is None:
+            raise Conflict("Files cannot be removed one by one here.")
+        if path.is_file() or path.is_symlink():
+            trash = self._trash_dir / image["id"]
+            trash.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), trash / path.name)
+        self._unindex([path])  # the point lists the files left, and the mirror follows
+        return self.get(image["id"])
 
 
 def check_tag(tag: str) -> str:

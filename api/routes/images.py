@@ -177,6 +177,25 @@ class ImageController(Controller):
         """Remove the image from the index and move its files to the trash (data_dir/trash)."""
         await services.run(services.ready_lookalike().library.delete, image_id)
 
+    @delete(
+        "/{image_id:str}/files",
+        operation_id="removeImageFile",
+        responses=ERROR_RESPONSES,
+        guards=[requires_write],
+        status_code=200,
+    )
+    async def remove_file(
+        self,
+        services: ServicesDep,
+        image_id: ImageId,
+        path: Annotated[Folder, QueryParameter(description="One of the image's paths.")],
+    ) -> Image:
+        """Move one of the image's identical files (one of its ``paths``) to the trash; the
+        image stays, with the others. Refused (409) for its last file on disk: that is
+        deleting the image."""
+        library = services.ready_lookalike().library
+        return Image.from_payload(await services.run(library.remove_file, image_id, path))
+
     @get(
         "/{image_id:str}/file",
         operation_id="getImageFile",

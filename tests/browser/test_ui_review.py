@@ -319,10 +319,11 @@ def test_deleting_an_image_stored_twice_counts_its_files(
     cats = groups.filter(has_text="cat-small.jpg")
     expect(cats.get_by_text("2 identical files")).to_be_visible()
 
-    # The exact copy alone in its group: it can be kept too (nothing to delete but files).
+    # The exact copy alone in its group: no other image to keep or delete, only its files.
     alone = groups.filter(has_text="coffee")
     expect(alone.get_by_text("2 identical files")).to_be_visible()
-    expect(alone.get_by_test_id("dup-keep")).to_have_count(1)
+    expect(alone.get_by_test_id("dup-keep")).to_have_count(0)
+    expect(alone.get_by_test_id("dup-keep-file")).to_have_count(1)
 
     cats.locator("li.hit").filter(has_text="cat-small.jpg").get_by_test_id("dup-keep").click()
     bulk = page.get_by_role("button", name="Delete the others in 1 group")
@@ -337,16 +338,23 @@ def test_deleting_an_image_stored_twice_counts_its_files(
     assert not (server.library / "cat-copy.jpg").exists()
     expect(stats).to_contain_text("1 group, 2 files")  # not "1 groups"
 
-    alone.get_by_test_id("dup-keep").click()
-    expect(page.locator(".toast").filter(has_text="nothing is deleted here")).to_be_visible()
+    # Keep one of its files: the other goes to the trash, the image stays.
+    alone.get_by_test_id("dup-keep-file").click()
+    files = page.get_by_test_id("dup-files")
+    expect(files.get_by_role("radio")).to_have_count(2)
+    files.get_by_label("coffee.png").check()
+    _shot(page, artifacts, "dup_keep_file")
+    files.get_by_role("button", name="Move the others to the trash").click()
+    toast = page.locator(".toast").filter(has_text="Kept coffee.png; 1 file moved to the trash.")
+    expect(toast).to_be_visible()
     expect(stats).to_contain_text("0 groups, 0 files")
-    expect(stats).to_contain_text("1 dismissed hidden")
-    assert (server.library / "coffee.png").exists() and (
-        server.library / "coffee-again.png"
-    ).exists()
-    page.get_by_text("Show dismissed groups").click()
-    expect(groups.get_by_test_id("dup-state")).to_contain_text("Keeping coffee")
-    expect(groups.get_by_test_id("dup-keep")).to_have_attribute("aria-pressed", "true")
+    assert (server.library / "coffee.png").exists()
+    assert not (server.library / "coffee-again.png").exists()
+    with server.client() as http:
+        image = http.get(
+            f"/api/v1/images/{library['coffee-again.png']}", headers=server.key("read")
+        ).json()
+    assert image["paths"] == ["coffee.png"]
     page.set_viewport_size(PHONE)
     _shot(page, artifacts, "dup_kept")
     page.context.close()

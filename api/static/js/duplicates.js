@@ -1,7 +1,8 @@
 // The Duplicates page: runs GET /api/v1/duplicates at a threshold and shows each group's images
 // with their scores; a click opens the inspector, whose "search" goes to the search page.
 // Each group can be marked (Not duplicates, Keep all, Keep this one); the marks are kept by the
-// server, and one button deletes the others in every group marked "keep this one".
+// server, and one button deletes the others in every group marked "keep this one". An image
+// stored at several paths (identical files) can keep one file: the others go to the trash.
 
 import { api } from "./api.js";
 import { openInspector, wireInspector } from "./inspect.js";
@@ -20,6 +21,7 @@ const els = {
   apply: $("#dup-apply"),
   csv: $("#dup-csv"),
   confirm: $("#dup-confirm"),
+  files: $("#dup-files"),
 };
 const KIND = { exact: "Exact copy", copy: "Verified copy", similar: "Similar" };
 let shown = { threshold: null, groups: [] };
@@ -51,31 +53,59 @@ function member(m, g) {
       onSearch: (img) => location.assign(`/?image=${encodeURIComponent(img.id)}`),
       onChange: rerun,
     }));
-  // One image at several paths (an exact copy alone in its group) has no other image to
-  // delete: keeping it is "keep all", and the state line says what to do with the files.
-  const alone = g.members.length === 1;
+  // One image at several paths: its extra files can go, whatever the group decides.
+  const files = m.paths.length > 1
+    ? h("button.btn.btn--ghost.btn--sm.dup-files", {
+      type: "button",
+      title: `${name} is stored ${m.paths.length} times: keep one file, trash the others`,
+      "data-testid": "dup-keep-file",
+    }, "Keep one file…")
+    : null;
+  if (files) files.addEventListener("click", () => chooseFile(m));
+  // A group of one image (an exact copy alone) has no other image to delete: its files
+  // are the whole question.
+  if (g.members.length === 1) return h("li.hit", { dataset: { id: m.id } }, button, files);
   const keep = h("button.btn.btn--secondary.dup-keep", {
     type: "button",
-    title: alone ? `Keep ${name}: its files hold the same bytes, nothing is deleted` : `Keep ${name}, delete the others of this group`,
-    "aria-pressed": String(alone ? g.decision === "keep_all" : g.decision === "keep_one" && g.kept === m.id),
+    title: `Keep ${name}, delete the others of this group`,
+    "aria-pressed": String(g.decision === "keep_one" && g.kept === m.id),
     "data-testid": "dup-keep",
   }, "Keep this one");
-  keep.addEventListener("click", () => (alone
-    ? decide(g, "keep_all", null, keep, keptAlone(m))
-    : decide(g, "keep_one", m.id, keep)));
-  return h("li.hit", { dataset: { id: m.id } }, button, keep);
+  keep.addEventListener("click", () => decide(g, "keep_one", m.id, keep));
+  return h("li.hit", { dataset: { id: m.id } }, button, keep, files);
 }
 
-/** One image at several paths, kept: Lookalike has nothing to delete, the folder does. */
-function keptAlone(m) {
-  return `Keeping ${m.filename || "this image"}: its ${m.paths.length} files are one image, so nothing is ` +
-    "deleted here. Remove the extra files from the folder if you want only one.";
+/** Keep one of an image's identical files: DELETE /api/v1/images/{id}/files for the rest. */
+function chooseFile(m) {
+  const list = $("#dup-files-list");
+  list.replaceChildren(list.querySelector("legend"), ...m.paths.map((path, i) =>
+    h("label.dup-files__item", {},
+      h("input", { type: "radio", name: "keep-file", value: path, checked: i === 0 }),
+      h("span.path", {}, path))));
+  els.files.onclose = async () => {
+    if (els.files.returnValue !== "apply") return;
+    const kept = list.querySelector("input:checked").value;
+    const gone = m.paths.filter((path) => path !== kept);
+    try {
+      for (const path of gone) {
+        await api(`/api/v1/images/${encodeURIComponent(m.id)}/files?path=${encodeURIComponent(path)}`,
+          { method: "DELETE" });
+      }
+      toast(`Kept ${kept}; ${plural(gone.length, "file")} moved to the trash.`, "ok", 9000);
+      await rerun();
+    } catch (err) {
+      // The page is drawn again below: the sentence goes in a toast, not beside the button.
+      toast(err.detail || "The files could not be moved to the trash.", "error", 9000);
+      await rerun();
+    }
+  };
+  els.files.returnValue = "";
+  els.files.showModal();
 }
 
 function state(g) {
   const kept = g.members.find((m) => m.id === g.kept);
   if (g.decision === "not_duplicates") return "Marked: not duplicates";
-  if (g.decision === "keep_all" && g.members.length === 1) return keptAlone(g.members[0]);
   if (g.decision === "keep_all") return "Marked: keep all";
   if (g.decision === "keep_one") return `Keeping ${kept ? kept.filename : "one"}; the others go on delete`;
   return g.reopened ? "New image since it was marked: review it again" : "";
@@ -101,14 +131,13 @@ function group(g, i) {
     h("ol.grid.grid--compact", {}, g.members.map((m) => member(m, g))));
 }
 
-async function decide(g, decision, kept, control, done = null) {
+async function decide(g, decision, kept, control) {
   fieldError(control, null);
   const body = { members: g.members.map((m) => m.id), decision, signature: g.signature };
   if (kept) body.kept = kept;
   if (shown.threshold !== null) body.threshold = shown.threshold;
   try {
     await api("/api/v1/duplicates/decisions", { method: "POST", json: body });
-    if (done) toast(done, "ok", 9000);
     await rerun();
   } catch (err) {
     if (err.status === 409) await rerun();
